@@ -1,0 +1,237 @@
+"""The ``insertgen`` command line (DESIGN.md §6): demo, train, sample, eval, score."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from insertgen.errors import InsertgenError
+
+# glibc's default malloc thresholds make training steps several times slower on this kind of CPU
+# (DESIGN.md §5); the CLI re-executes itself once with these tunables unless they are already set.
+GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"
+
+
+def sampler_options(f):
+    """Shared sampler flags."""
+    options = [
+        click.option("--steps", type=click.IntRange(min=1), default=None,
+                     help="Sampler time steps (default: the run's eval setting, 64)."),
+        click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample tokens from the top k (1 = greedy)."),
+        click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=None, help="Nucleus sampling mass."),
+        click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=1.0),
+        click.option("--confidence", type=click.Choice(["top_prob", "prob_diff"]), default=None,
+                     help="Unmask the most confident masked slots first."),
+        click.option("--greedy/--no-greedy", default=None, help="Greedy token choice (top-k 1); the default for eval."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _make_options(steps, top_k, top_p, temperature, confidence, greedy, default_greedy: bool):
+    from insertgen.flex.sampler import SamplerOptions
+
+    if greedy is None:
+        greedy = default_greedy and top_k is None and top_p is None
+    if greedy:
+        top_k = 1
+    try:
+        return SamplerOptions(steps=steps or 64, top_k=top_k, top_p=top_p, temperature=temperature,
+                              confidence=confidence)
+    except ValueError as e:
+        raise InsertgenError(f"bad sampler option: {e}") from None
+
+
+def _parse_set(pairs: tuple[str, ...]) -> dict[str, object]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InsertgenError(f"--set expects key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="insertgen")
+def cli():
+    """insertgen: insertion-based sequence generation with learned order."""
+
+
+@cli.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("insertgen-demo"),
+              show_default=True, help="Run directory to write (usable by sample / eval / score).")
+@click.option("--train", "do_train", is_flag=True, help="Train a fresh model on this CPU instead of loading the shipped one.")
+@click.option("-n", "n_graphs", type=click.IntRange(min=1), default=1000, show_default=True, help="Fresh test graphs.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(out: Path, do_train: bool, n_graphs: int, seed: int):
+    """Evaluate the shipped star-easy FlexMDM model (or train one with --train) on fresh graphs."""
+    from insertgen.demo import run_demo
+
+    run_demo(out, train=do_train, n_graphs=n_graphs, seed=seed)
+
+
+@cli.command()
+@click.option("--task", default=None, help="Task id, e.g. star-easy.")
+@click.option("--model", default=None, help="Model id, e.g. flexmdm.")
+@click.option("--preset", default=None, help="Named configuration (default: TASK-cpu when it exists).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Total training steps.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run directory.")
+@click.option("--seed", type=int, default=None, help="Random seed (default 0).")
+@click.option("--set", "sets", multiple=True, help="Override an option: model.KEY=VALUE or train.KEY=VALUE.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--time-budget", type=click.FloatRange(min=1), default=None, help="Stop after this many seconds.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(task, model, preset, steps, out, seed, sets, resume, time_budget, quiet):
+    """Train a model; writes config.json, checkpoint.safetensors and metrics.jsonl into --out."""
+    from insertgen.training_run import prepare_run, run_training
+
+    run_dir, trainer = prepare_run(task=task, model=model, preset=preset, steps=steps, out=out, seed=seed,
+                                   overrides=_parse_set(sets), resume=resume, time_budget=time_budget)
+    click.echo(f"run directory: {run_dir}")
+    last = run_training(trainer, progress=not quiet)
+    click.echo(f"finished at step {trainer.step}: loss {last.get('loss', float('nan')):.4f}")
+
+
+@cli.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None, help="PROMPTS.jsonl.")
+@click.option("-n", "n", type=click.IntRange(min=1), default=None, help="Number of samples (unconditional tasks).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output JSONL (default RUN_DIR/samples.jsonl).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--trajectory", is_flag=True, help="Add per-token insertion/unmasking steps to each line.")
+@sampler_options
+def sample(run_dir, input_path, n, output, seed, trajectory, steps, top_k, top_p, temperature, confidence, greedy):
+    """Generate outputs for prompts (or -n unconditional samples)."""
+    from insertgen import load_run
+    from insertgen.evaluate import generate
+    from insertgen.io import read_jsonl, write_jsonl
+
+    model = load_run(run_dir)
+    task = model.task
+    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, default_greedy=False)
+    if task.conditional:
+        if input_path is None:
+            raise InsertgenError(f"task {task.name} is conditional: give --input PROMPTS.jsonl")
+        rows = read_jsonl(input_path, required=("prompt",))
+        prompts = []
+        for lineno, row in enumerate(rows, start=1):
+            try:
+                prompts.append(task.parse_prompt(row["prompt"]))
+            except InsertgenError as e:
+                raise InsertgenError(f"{input_path}:{lineno}: {e}") from None
+    else:
+        if n is None:
+            raise InsertgenError(f"task {task.name} is unconditional: give -n N")
+        prompts = [[] for _ in range(n)]
+    outputs, records = generate(model, prompts, options, seed=seed)
+    out_rows = []
+    raw_prompts = [row["prompt"] for row in rows] if task.conditional else [None] * len(prompts)
+    for raw, out, rec in zip(raw_prompts, outputs, records):
+        row = {"prompt": raw, "output": task.format(out)} if task.conditional else {"output": task.format(out)}
+        if trajectory:
+            row.update(canvas=task.vocab.decode(rec["canvas"], skip_special=False).split(),
+                       insert_step=rec["insert_step"], unmask_step=rec["unmask_step"], model_evals=rec["model_evals"])
+        out_rows.append(row)
+    output = output or Path(run_dir) / "samples.jsonl"
+    write_jsonl(output, out_rows)
+    click.echo(f"wrote {len(out_rows)} samples to {output}")
+
+
+@cli.command(name="eval")
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N examples only.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@sampler_options
+def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperature, confidence, greedy):
+    """Sample for the split's prompts and print the task metrics (also saved to RUN_DIR/eval-SPLIT.json)."""
+    from insertgen import load_run
+    from insertgen.evaluate import evaluate_model
+
+    model = load_run(run_dir)
+    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, default_greedy=True)
+    examples = model.task.examples(split)[:limit]
+    metrics, _ = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
+    metrics.update(split=split, sampler=options.__dict__)
+    (Path(run_dir) / f"eval-{split}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            if key != "sampler":
+                click.echo(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
+
+
+@cli.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="TEXTS.jsonl.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--bound", type=click.Choice(["exact", "elbo", "iwae"]), default="elbo", show_default=True)
+@click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def score(run_dir, input_path, output, bound, samples, seed):
+    """Log-likelihood (or a bound on it) of each text under the model."""
+    from insertgen import load_run
+    from insertgen.io import read_jsonl, write_jsonl
+
+    model = load_run(run_dir)
+    supported = getattr(model, "likelihood_bounds", ())
+    if bound not in supported:
+        what = ", ".join(supported) if supported else "none"
+        raise InsertgenError(
+            f"model {model.model_id!r} cannot give a {bound!r} log-likelihood (it supports: {what})")
+    task = model.task
+    required = ("prompt", "text") if task.conditional else ("text",)
+    rows = read_jsonl(input_path, required=required)
+    pairs = []
+    for lineno, row in enumerate(rows, start=1):
+        try:
+            prompt = task.parse_prompt(row["prompt"]) if task.conditional else []
+            pairs.append((prompt, task.parse_target(prompt, row["text"])))
+        except InsertgenError as e:
+            raise InsertgenError(f"{input_path}:{lineno}: {e}") from None
+    values = model.log_likelihood(pairs, bound=bound, samples=samples, seed=seed)
+    out_rows = [{**row, "log_likelihood": float(v), "bound": bound} for row, v in zip(rows, values)]
+    output = output or Path(run_dir) / "scores.jsonl"
+    write_jsonl(output, out_rows)
+    click.echo(f"wrote {len(out_rows)} scores to {output}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    if sys.platform.startswith("linux") and "GLIBC_TUNABLES" not in os.environ and argv is None:
+        env = dict(os.environ, GLIBC_TUNABLES=GLIBC_TUNABLES)
+        try:
+            os.execve(sys.executable, [sys.executable, "-m", "insertgen.cli", *sys.argv[1:]], env)
+        except OSError:
+            pass
+    try:
+        cli.main(args=argv, prog_name="insertgen", standalone_mode=False)
+    except InsertgenError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] if os.environ.get("GLIBC_TUNABLES") else None)

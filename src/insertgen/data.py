@@ -1,0 +1,115 @@
+"""Examples -> padded batches, and a resumable shuffled batch order.
+
+Layout of a training sequence (spec loflexmdm.md §1.1):
+
+    x_1   = [prompt..., BOS, target..., EOS, PAD...]
+    fixed = [   1    ,  1 ,    0     ,  1 ,  0 ...]
+
+For sampling the canvas is ``[prompt..., BOS, EOS, PAD...]`` with prompt and BOS fixed; everything is
+inserted between BOS and EOS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from insertgen.tasks.base import Example
+from insertgen.vocab import Vocab
+
+
+@dataclass
+class Batch:
+    tokens: Tensor  # (B, L) x_1
+    fixed: Tensor  # (B, L) bool: prompt, BOS, EOS
+
+    def to(self, device) -> "Batch":
+        return Batch(self.tokens.to(device), self.fixed.to(device))
+
+    @property
+    def size(self) -> int:
+        return self.tokens.shape[0]
+
+
+def collate(examples: list[Example], vocab: Vocab, length: int | None = None) -> Batch:
+    """Pad ``[prompt, BOS, target, EOS]`` to ``length`` (default: the longest in the batch)."""
+    rows = [list(ex.prompt) + [vocab.bos_id] + list(ex.target) + [vocab.eos_id] for ex in examples]
+    width = max(len(r) for r in rows) if length is None else length
+    if any(len(r) > width for r in rows):
+        raise ValueError(f"a sequence is longer than the buffer length {width}")
+    tokens = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)
+    fixed = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, (row, ex) in enumerate(zip(rows, examples)):
+        tokens[i, : len(row)] = torch.tensor(row)
+        fixed[i, : len(ex.prompt) + 1] = True  # prompt and BOS
+        fixed[i, len(row) - 1] = True  # EOS
+    return Batch(tokens, fixed)
+
+
+def prompt_canvas(prompts: list[list[int]], vocab: Vocab, buffer_len: int) -> tuple[Tensor, Tensor]:
+    """Initial sampling state ``[prompt, BOS, EOS, PAD...]`` (B, buffer_len) and its fixed mask (prompt+BOS)."""
+    tokens = torch.full((len(prompts), buffer_len), vocab.pad_id, dtype=torch.long)
+    fixed = torch.zeros((len(prompts), buffer_len), dtype=torch.bool)
+    for i, p in enumerate(prompts):
+        if len(p) + 2 > buffer_len:
+            raise ValueError(f"prompt of {len(p)} tokens does not fit a buffer of {buffer_len}")
+        tokens[i, : len(p)] = torch.tensor(list(p), dtype=torch.long)
+        tokens[i, len(p)] = vocab.bos_id
+        tokens[i, len(p) + 1] = vocab.eos_id
+        fixed[i, : len(p) + 1] = True
+    return tokens, fixed
+
+
+def split_output(row: list[int], vocab: Vocab) -> list[int]:
+    """The generated data tokens of a final canvas: after the first BOS, before EOS, specials dropped."""
+    try:
+        start = row.index(vocab.bos_id) + 1
+    except ValueError:
+        start = 0
+    out = []
+    for tok in row[start:]:
+        if tok == vocab.eos_id:
+            break
+        if tok >= vocab.num_special:
+            out.append(tok)
+    return out
+
+
+class BatchOrder:
+    """Shuffled mini-batches over ``n`` examples, epoch after epoch, with a resumable position.
+
+    The order of epoch e is ``permutation(n)`` from ``numpy.random.default_rng([seed, e])``, so the
+    state ``(epoch, cursor)`` alone determines every later batch. A trailing partial batch is dropped.
+    With ``world_size > 1`` each rank takes every ``world_size``-th batch.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        if n < batch_size:
+            raise ValueError(f"batch size {batch_size} is larger than the {n} training examples")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.cursor = 0, 0
+        self._perm = None
+
+    def _permutation(self) -> np.ndarray:
+        if self._perm is None or self._perm[0] != self.epoch:
+            self._perm = (self.epoch, np.random.default_rng([self.seed, self.epoch]).permutation(self.n))
+        return self._perm[1]
+
+    def next(self) -> np.ndarray:
+        """Indices of the next batch (this rank's share)."""
+        per_epoch = self.n // (self.batch_size * self.world_size)
+        if self.cursor >= per_epoch:
+            self.epoch, self.cursor = self.epoch + 1, 0
+        start = (self.cursor * self.world_size + self.rank) * self.batch_size
+        self.cursor += 1
+        return self._permutation()[start : start + self.batch_size]
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])

@@ -1,0 +1,1 @@
+"""Variable-length masked diffusion: insert masks, then unmask them (FlexMDM and relatives)."""

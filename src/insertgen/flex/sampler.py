@@ -1,0 +1,228 @@
+"""Tau-leaping sampler for variable-length masked diffusion (spec loflexmdm.md §4).
+
+State: a canvas ``[prompt, BOS, ..., EOS, PAD...]``; prompt and BOS are fixed. On a time grid
+``0 = t_0 < ... < t_N = 1`` each step n evaluates the model once on ``(x, t_n)`` and applies, with
+``dLam = Lam(t_{n+1}) - Lam(t_n)`` the integrated hazard of the schedule over the step:
+
+- unmasking: each masked slot k fires with probability ``1 - exp(-b_um_k dLam)`` (at least one event
+  of its Poisson clock; ``b_um = 1`` for FlexMDM, so ``p = dt / (1 - t_n)``, exact for the linear
+  schedule); a fired slot takes a token drawn from ``K_theta(. | x, k)`` (top-k / top-p / temperature;
+  PAD, MASK, BOS and EOS are never drawn). In a confidence mode (``top_prob``: max_v K;
+  ``prob_diff``: top1 - top2 of K) the NUMBER of fired slots is kept (so the hazard still sets how many
+  tokens appear per step, unlike the reference FlexMDM code) but the slots are the highest-scoring
+  masked ones;
+- insertion: gap k (left of token k, not inside the fixed prefix) receives
+  ``c_k ~ Poisson(g_k (1 - exp(-dLam)))`` new masks, where ``g_k`` is the model's insertion multiplier
+  (FlexMDM: the expected number of missing tokens in the gap); on the last interval
+  (``1 - exp(-dLam) = 1``) ``c_k = round(g_k)``. A step that would overflow the buffer inserts nothing
+  in that sequence (spec §8 item 17).
+
+With ``order="insert_first"`` the steps are split in two phases. Phase 1 (``steps // 2`` steps on its
+own grid over ``[0, 1]``) only inserts, as above, so that every mask is in place; phase 2 (the other
+steps) only unmasks, ``ceil(#masked / steps left)`` slots per step, chosen by confidence (``top_prob``
+unless another mode is given), feeding the model the fixed time ``unmask_time``. Once no insertion is
+pending the rest of the sequence is plain masked-diffusion decoding, so with exact posteriors any
+unmasking order samples the same distribution (FlexMDM Prop. 3); choosing the confident slots first
+lets each step rely on the tokens revealed before it (e.g. path endpoints before the junction).
+
+A sequence is finished when no mask is left and its expected remaining insertions ``sum_k g_k`` are
+below ``stop_threshold``; finished sequences leave the batch, so later steps cost nothing for them.
+Masks left after step N are filled by argmax in one more evaluation. The sampler counts the model
+evaluations spent on each sequence and records, for every final token, the step at which it was
+inserted and the step at which it was unmasked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from insertgen.sampling import sample_from_logits
+
+# predict(tokens (b, W), t (b,)) -> (logits (b, W, V), insert multiplier g (b, W), unmask multiplier (b, W) or None)
+Predictor = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor | None]]
+
+
+@dataclass
+class SamplerOptions:
+    steps: int = 128
+    top_k: int | None = None
+    top_p: float | None = None
+    temperature: float = 1.0
+    confidence: str | None = None  # None, "top_prob" or "prob_diff"
+    stop_threshold: float = 0.05
+    order: str = "joint"  # "joint": insert and unmask together; "insert_first": two phases (module doc)
+    unmask_time: float = 0.9  # insert_first: the time fed to the model while unmasking
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError("steps must be at least 1")
+        if self.confidence not in (None, "top_prob", "prob_diff"):
+            raise ValueError(f"confidence must be top_prob or prob_diff, not {self.confidence!r}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError("top_k must be at least 1")
+        if self.order not in ("joint", "insert_first"):
+            raise ValueError(f"order must be 'joint' or 'insert_first', not {self.order!r}")
+        if self.order == "insert_first" and self.steps < 2:
+            raise ValueError("order='insert_first' needs at least 2 steps")
+        if not 0.0 <= self.unmask_time < 1.0:
+            raise ValueError("unmask_time must be in [0, 1)")
+
+
+@dataclass
+class SampleOutput:
+    tokens: list[list[int]]  # final canvas of each sequence (PAD removed)
+    insert_step: list[list[int]]  # per token of ``tokens``: step its mask was inserted (-1: initial canvas)
+    unmask_step: list[list[int]]  # per token: step it was unmasked (-1: never masked)
+    model_evals: list[int]  # model evaluations spent on each sequence
+    forward_calls: int = 0  # batched forward passes
+    extras: dict = field(default_factory=dict)
+
+
+def _confidence_scores(probs: Tensor, mode: str) -> Tensor:
+    top2 = torch.topk(probs, 2, dim=-1).values
+    return top2[..., 0] if mode == "top_prob" else top2[..., 0] - top2[..., 1]
+
+
+def _insert_masks(counts: Tensor, lengths: Tensor, columns: list[Tensor], fills: list) -> list[Tensor]:
+    """Insert ``counts[b, k]`` new slots left of slot k in every tensor of ``columns`` (b, W).
+
+    Old slot k (k < length) moves to ``k + sum_{j <= k} counts[b, j]``; every other slot takes the
+    matching value of ``fills`` (the caller then blanks the slots past the new length)."""
+    width = counts.shape[1]
+    new_pos = torch.arange(width, device=counts.device)[None] + counts.cumsum(1)
+    rows, slots = (torch.arange(width, device=counts.device)[None] < lengths[:, None]).nonzero(as_tuple=True)
+    targets = new_pos[rows, slots]
+    out = []
+    for col, fill in zip(columns, fills):
+        new = torch.full_like(col, fill)
+        new[rows, targets] = col[rows, slots]
+        out.append(new)
+    return out
+
+
+@torch.no_grad()
+def tau_leaping_sample(
+    predict: Predictor,
+    integrated_hazard: Callable[[Tensor, Tensor], Tensor],
+    tokens: Tensor,
+    fixed: Tensor,
+    banned_tokens: list[int],
+    pad_id: int,
+    mask_id: int,
+    options: SamplerOptions,
+    generator: torch.Generator | None = None,
+) -> SampleOutput:
+    """Run the sampler from canvases ``tokens`` (B, W_buf) with ``fixed`` (B, W_buf); see module doc."""
+    device = tokens.device
+    B, buffer_len = tokens.shape
+    x, fix = tokens.clone(), fixed.clone()
+    ins_step = torch.full_like(x, -1)
+    um_step = torch.full_like(x, -1)
+    evals = torch.zeros(B, dtype=torch.long, device=device)
+    alive = torch.arange(B, device=device)  # indices (into the full batch) still being generated
+    out_rows = [None] * B
+    banned = torch.zeros(1, 1, 0, dtype=torch.bool)
+    forward_calls = 0
+    two_phase = options.order == "insert_first"
+    insert_steps = options.steps // 2 if two_phase else options.steps
+    grid = torch.linspace(0.0, 1.0, insert_steps + 1, device=device)
+    mode = options.confidence or ("top_prob" if two_phase else None)
+
+    def finish(local: Tensor):
+        for i in local.tolist():
+            b = int(alive[i])
+            n = int((x[i] != pad_id).sum())
+            out_rows[b] = (x[i, :n].tolist(), ins_step[i, :n].tolist(), um_step[i, :n].tolist())
+
+    for step in range(options.steps + 1):
+        if alive.numel() == 0:
+            break
+        lengths = (x != pad_id).sum(1)
+        width = int(lengths.max())
+        xs = x[:, :width]
+        inserting = step < insert_steps
+        t_now = grid[min(step, insert_steps)] if (inserting or not two_phase) else grid.new_tensor(options.unmask_time)
+        logits, g, b_um = predict(xs, t_now.expand(alive.numel()))
+        forward_calls += 1
+        evals[alive] += 1
+        if banned.shape[-1] != logits.shape[-1]:
+            banned = torch.zeros(logits.shape[-1], dtype=torch.bool, device=device)
+            banned[banned_tokens] = True
+        masked = xs == mask_id
+        slot = torch.arange(width, device=device)[None]
+        gap_ok = (slot < lengths[:, None]) & ~fix[:, :width]
+
+        if step == options.steps:  # after the grid: fill what is left by argmax
+            fill = logits.float().masked_fill(banned, float("-inf")).argmax(-1)
+            x[:, :width] = torch.where(masked, fill, xs)
+            um_step[:, :width] = torch.where(masked, torch.full_like(xs, step), um_step[:, :width])
+            finish(torch.arange(alive.numel(), device=device))
+            break
+
+        # --- unmasking ---
+        if two_phase:
+            fire = torch.zeros_like(masked)
+            if not inserting:
+                n_fire = (masked.sum(1, keepdim=True) + (options.steps - step) - 1) // (options.steps - step)
+                fire = masked  # the count n_fire is imposed below by confidence ranking
+        else:
+            d_lam = integrated_hazard(grid[step], grid[step + 1])  # scalar tensor
+            rate = d_lam if b_um is None else b_um.float() * d_lam
+            p_fire = -torch.expm1(-rate) * torch.ones_like(masked, dtype=torch.float32)
+            fire = masked & (torch.rand(masked.shape, generator=generator, device=device) < p_fire)
+            n_fire = fire.sum(1, keepdim=True)
+        if mode is not None and bool(fire.any()):
+            probs = torch.softmax(logits.float().masked_fill(banned, float("-inf")), dim=-1)
+            score = _confidence_scores(probs, mode).masked_fill(~masked, float("-inf"))
+            rank = torch.argsort(torch.argsort(score, dim=1, descending=True), dim=1)
+            fire = masked & (rank < n_fire)
+        if bool(fire.any()):
+            new_tok = sample_from_logits(logits[fire], generator=generator, banned=banned,
+                                         temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
+            xs = xs.clone()
+            xs[fire] = new_tok
+            x[:, :width] = xs
+            um_step[:, :width] = torch.where(fire, torch.full_like(xs, step), um_step[:, :width])
+        # --- insertion ---
+        g = torch.where(gap_ok, g.float(), torch.zeros_like(g, dtype=torch.float32))
+        counts = torch.zeros_like(lengths)
+        if inserting:
+            p_ins = -torch.expm1(-integrated_hazard(grid[step], grid[step + 1]))
+            if float(p_ins) >= 1.0:
+                counts = torch.round(g).long()
+            else:
+                counts = torch.poisson(g * p_ins, generator=generator).long()
+            overflow = lengths + counts.sum(1) > buffer_len
+            counts[overflow] = 0
+            if bool(counts.any()):
+                counts = torch.nn.functional.pad(counts, (0, buffer_len - width))
+                x, fix, ins_step, um_step = _insert_masks(
+                    counts, lengths, [x, fix, ins_step, um_step], [mask_id, False, step, -1]
+                )
+                new_len = lengths + counts.sum(1)
+                beyond = torch.arange(buffer_len, device=device)[None] >= new_len[:, None]
+                x = x.masked_fill(beyond, pad_id)
+                fix = fix & ~beyond
+                ins_step = ins_step.masked_fill(beyond, -1)
+            counts = counts.sum(1) if counts.dim() == 2 else counts
+        # --- finished sequences leave the batch ---
+        no_mask = (x == mask_id).sum(1) == 0
+        if inserting:
+            done = no_mask & (g.sum(1) < options.stop_threshold) & (counts == 0)
+        else:
+            done = no_mask
+        if bool(done.any()):
+            finish(done.nonzero().squeeze(1))
+            keep = ~done
+            x, fix, ins_step, um_step, alive = x[keep], fix[keep], ins_step[keep], um_step[keep], alive[keep]
+
+    return SampleOutput(
+        tokens=[r[0] for r in out_rows], insert_step=[r[1] for r in out_rows], unmask_step=[r[2] for r in out_rows],
+        model_evals=evals.tolist(), forward_calls=forward_calls,
+    )

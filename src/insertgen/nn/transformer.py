@@ -1,0 +1,154 @@
+"""One Transformer trunk for every model: bidirectional or causal, RoPE, SDPA, optional adaLN.
+
+Block (pre-norm, DiT-style adaLN when time-conditioned, c = conditioning vector):
+
+    shift1, scale1, gate1, shift2, scale2, gate2 = W_mod c          (W_mod zero-initialised)
+    h = h + (1 + gate1) * Attn(LN(h) * (1 + scale1) + shift1)      # gate is added to 1 so that
+    h = h + (1 + gate2) * MLP(LN(h) * (1 + scale2) + shift2)       # zero init == unconditioned block
+
+Without time conditioning the modulation terms are absent. Attention uses rotary position embeddings
+on q and k with positions ``cumsum(mask) - 1`` (the index among non-PAD tokens), and
+``scaled_dot_product_attention`` with a key-padding mask (and a causal mask in causal mode).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class TransformerConfig:
+    vocab_size: int
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    causal: bool = False
+    time_conditioning: bool = True
+    d_cond: int = 128
+    max_len: int = 512
+    rope_base: float = 10000.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sinusoidal_embedding(t: Tensor, dim: int = 256, max_period: float = 1e4) -> Tensor:
+    """[cos(t w_j), sin(t w_j)] with w_j = max_period^(-j / (dim/2)); t: (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None] * 1000.0  # t in [0, 1]: scale so low frequencies still move
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class TimeEmbedding(nn.Module):
+    """t (B,) -> c (B, d_cond): sinusoidal features -> Linear -> SiLU -> Linear -> SiLU."""
+
+    def __init__(self, d_cond: int, freq_dim: int = 256):
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, d_cond), nn.SiLU(), nn.Linear(d_cond, d_cond))
+
+    def forward(self, t: Tensor) -> Tensor:
+        return F.silu(self.mlp(sinusoidal_embedding(t, self.freq_dim)))
+
+
+class Rotary(nn.Module):
+    """Rotary embedding: rotate pairs (x_{2i}, x_{2i+1}) of q, k by angle pos * base^(-2i/d)."""
+
+    def __init__(self, head_dim: int, base: float):
+        super().__init__()
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def cos_sin(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """positions (B, L) -> cos, sin of shape (B, 1, L, head_dim/2)."""
+        angles = positions.float()[..., None] * self.inv_freq  # (B, L, D/2)
+        return angles.cos()[:, None], angles.sin()[:, None]
+
+    @staticmethod
+    def apply(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """x (B, H, L, D) rotated; the two halves of the last dim are the rotated pairs."""
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.n_heads = cfg.n_heads
+        self.causal = cfg.causal
+        self.dropout = cfg.dropout
+        self.norm1 = nn.LayerNorm(d, bias=False)
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.proj = nn.Linear(d, d, bias=False)
+        self.norm2 = nn.LayerNorm(d, bias=False)
+        self.mlp = nn.Sequential(
+            nn.Linear(d, cfg.mlp_ratio * d), nn.GELU(approximate="tanh"), nn.Linear(cfg.mlp_ratio * d, d)
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        self.modulation = None
+        if cfg.time_conditioning:
+            self.modulation = nn.Linear(cfg.d_cond, 6 * d)
+            nn.init.zeros_(self.modulation.weight)
+            nn.init.zeros_(self.modulation.bias)
+
+    def attention(self, x: Tensor, cos: Tensor, sin: Tensor, attn_mask: Tensor | None) -> Tensor:
+        B, L, d = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        q, k = Rotary.apply(q, cos, sin), Rotary.apply(k, cos, sin)  # (B, H, L, Dh)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal and attn_mask is None,
+        )
+        return self.proj(y.transpose(1, 2).reshape(B, L, d))
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, attn_mask: Tensor | None, cond: Tensor | None):
+        if self.modulation is None or cond is None:
+            x = x + self.drop(self.attention(self.norm1(x), cos, sin, attn_mask))
+            return x + self.drop(self.mlp(self.norm2(x)))
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None].chunk(6, dim=-1)
+        h = self.norm1(x) * (1 + scale1) + shift1
+        x = x + (1 + gate1) * self.drop(self.attention(h, cos, sin, attn_mask))
+        h = self.norm2(x) * (1 + scale2) + shift2
+        return x + (1 + gate2) * self.drop(self.mlp(h))
+
+
+class Transformer(nn.Module):
+    """Token ids (B, L) [+ time t (B,)] -> hidden states (B, L, d_model) and the conditioning vector.
+
+    ``pad_mask`` (B, L) is True at real tokens. Padding keys are masked out of attention; the hidden
+    states at padding positions are computed but meaningless.
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        self.time = TimeEmbedding(cfg.d_cond) if cfg.time_conditioning else None
+        self.rotary = Rotary(cfg.d_model // cfg.n_heads, cfg.rope_base)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model, bias=False)
+
+    def forward(self, tokens: Tensor, pad_mask: Tensor, t: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        B, L = tokens.shape
+        positions = (pad_mask.long().cumsum(-1) - 1).clamp_min(0)  # (B, L)
+        cos, sin = self.rotary.cos_sin(positions)
+        if self.cfg.causal:
+            allowed = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()[None, None]
+            attn_mask = allowed & pad_mask[:, None, None, :]
+        else:
+            attn_mask = pad_mask[:, None, None, :]  # (B, 1, 1, L): attend to real keys only
+        cond = self.time(t) if (self.time is not None and t is not None) else None
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x, cos, sin, attn_mask, cond)
+        return self.norm(x), cond

@@ -1,0 +1,68 @@
+"""The task interface: data, text formats and metrics of one problem.
+
+A task knows nothing about models. It hands out :class:`Example` s (token ids without special
+tokens), parses and formats the task text of DESIGN.md §6, and scores outputs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from insertgen.vocab import Vocab
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One (prompt, target) pair as data-token ids (no PAD/MASK/BOS/EOS)."""
+
+    prompt: tuple[int, ...]
+    target: tuple[int, ...]
+
+
+class Task(ABC):
+    """Base class of every task.
+
+    Attributes:
+        name: the task id (``star-easy``, ...).
+        vocab: the task's vocabulary.
+        prompt_block: the most prompt tokens any example of the task has.
+        target_block: room for the generated target in a sampling buffer (>= longest target).
+        conditional: whether examples have prompts (unconditional tasks are sampled with ``-n N``).
+    """
+
+    name: str
+    vocab: Vocab
+    prompt_block: int
+    target_block: int
+    conditional: bool = True
+
+    @abstractmethod
+    def examples(self, split: str) -> list[Example]:
+        """The deterministic examples of ``split`` (one of :data:`SPLITS`)."""
+
+    @abstractmethod
+    def fresh_examples(self, n: int, seed: int) -> list[Example]:
+        """``n`` new examples from the task's generator with its own seed (not the splits' seeds)."""
+
+    @abstractmethod
+    def parse_prompt(self, text: str) -> list[int]:
+        """Task text -> prompt ids; malformed text raises :class:`InsertgenError` naming the problem."""
+
+    @abstractmethod
+    def parse_target(self, prompt: list[int], text: str) -> list[int]:
+        """Task text of an output/target -> ids; raises :class:`InsertgenError` when malformed."""
+
+    def format(self, ids) -> str:
+        """Ids -> task text (special tokens dropped)."""
+        return self.vocab.decode(ids)
+
+    @abstractmethod
+    def evaluate(self, examples: list[Example], outputs: list[list[int]]) -> dict[str, float]:
+        """Metrics of ``outputs`` (data-token ids) against ``examples``; includes ``n``."""
+
+    @abstractmethod
+    def config(self) -> dict:
+        """JSON-serialisable description: generator, parameters, seeds, split sizes."""

@@ -1,0 +1,91 @@
+"""Setting up a training run from CLI-level choices: task, model, preset, overrides, run directory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from insertgen.errors import InsertgenError
+from insertgen.models import build_model
+from insertgen.presets import PRESETS, get_preset
+from insertgen.run import CONFIG, environment, model_from_config, read_config, write_config
+from insertgen.tasks import get_task
+from insertgen.train import Trainer, TrainConfig
+
+
+def _apply_overrides(model_config: dict, train_config: dict, overrides: dict) -> None:
+    train_keys = set(TrainConfig.__dataclass_fields__)
+    for key, value in overrides.items():
+        if key.startswith("model."):
+            model_config[key[len("model."):]] = value
+        elif key.startswith("train."):
+            train_config[key[len("train."):]] = value
+        elif key in train_keys:
+            train_config[key] = value
+        else:
+            model_config[key] = value
+
+
+def prepare_run(task: str | None, model: str | None, preset: str | None, steps: int | None, out: Path | None,
+                seed: int | None, overrides: dict, resume: bool, time_budget: float | None = None,
+                device: str = "cpu") -> tuple[Path, Trainer]:
+    """Create (or reopen with ``resume``) a run directory and return it with a ready Trainer."""
+    if resume:
+        if out is None:
+            raise InsertgenError("--resume needs --out RUN_DIR (the run to continue)")
+        config = read_config(out)
+        if steps is not None:
+            config["train"]["steps"] = steps
+        if time_budget is not None:
+            config["train"]["time_budget_s"] = time_budget
+        task_obj, model_obj = model_from_config(config)
+        try:
+            train_cfg = TrainConfig.from_dict(config["train"])
+        except (ValueError, TypeError) as e:
+            raise InsertgenError(f"bad training option: {e}") from None
+        trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=config["seed"], device=device)
+        trainer.resume()  # refuses a missing or corrupt checkpoint before anything is rewritten
+        write_config(out, config)
+        return out, trainer
+
+    if preset is None and task is not None and f"{task}-cpu" in PRESETS:
+        preset = f"{task}-cpu"
+    spec = get_preset(preset) if preset else {"model_config": {}, "train": {}}
+    task = task or spec.get("task")
+    model = model or spec.get("model")
+    if task is None or model is None:
+        raise InsertgenError("give --task and --model (or a --preset that names them)")
+    task_obj = get_task(task)
+    model_config = dict(spec["model_config"]) if spec.get("model") == model else {}
+    train_config = dict(spec["train"])
+    _apply_overrides(model_config, train_config, overrides)
+    model_config.setdefault("max_len", task_obj.prompt_block + task_obj.target_block + 2)
+    if steps is not None:
+        train_config["steps"] = steps
+    if time_budget is not None:
+        train_config["time_budget_s"] = time_budget
+    try:
+        train_cfg = TrainConfig.from_dict(train_config)
+    except (ValueError, TypeError) as e:
+        raise InsertgenError(f"bad training option: {e}") from None
+    seed = 0 if seed is None else seed
+    if seed < 0:
+        raise InsertgenError(f"--seed must be a non-negative integer, not {seed}")
+    torch.manual_seed(seed)  # the initial parameters are a function of the seed
+    model_obj = build_model(model, task_obj.vocab, model_config)
+    out = out or Path("runs") / f"{task}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / CONFIG).exists():
+        raise InsertgenError(f"{out} already holds a run; use --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=seed, device=device)
+    config = {"task": task, "model": model, "preset": preset, "seed": seed, "model_config": model_obj.config.to_dict(),
+              "train": train_cfg.to_dict(), "task_config": task_obj.config(), "environment": environment()}
+    write_config(out, config)
+    return out, trainer
+
+
+def run_training(trainer: Trainer, progress: bool = True) -> dict:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    return trainer.train(progress=progress)

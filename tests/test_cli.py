@@ -1,0 +1,445 @@
+"""Tests of the ``insertgen`` command line (DESIGN.md §6): the run-directory and JSONL contracts of
+train / sample / eval / score, and clear one-line errors (exit code 2, no traceback) for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_TRAIN_ARGS, TINY_TRAIN_STEPS
+from insertgen.checkpoint import load_checkpoint
+from insertgen.tasks import get_task
+
+STAR_EASY_NODES = 20  # node ids 0..19
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[str]:
+    """Three valid star-easy prompts (the first test graphs), as task text."""
+    task = get_task("star-easy")
+    return [task.format(list(ex.prompt)) for ex in task.examples("test")[:3]]
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def prompt_file(path: Path, prompts: list[str]) -> Path:
+    return write_lines(path, [json.dumps({"prompt": p}) for p in prompts])
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def assert_user_error(result, *fragments: str) -> str:
+    """Exit code 2, one 'error: ...' message containing every fragment, no traceback, nothing on stdout
+    that looks like a result. Returns stderr."""
+    code, out, err = result
+    assert code == 2, f"exit code {code}; stderr: {err!r}"
+    assert "Traceback" not in err and "Traceback" not in out
+    assert "error" in err.lower(), err
+    for fragment in fragments:
+        assert fragment in err, f"{fragment!r} not in {err!r}"
+    return err
+
+
+def assert_node_text(text: str) -> None:
+    for tok in text.split():
+        assert tok.isdigit() and 0 <= int(tok) < STAR_EASY_NODES, text
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. contracts on the tiny run
+# ----------------------------------------------------------------------------------------------
+
+
+def test_train_writes_config_checkpoint_and_metrics(tiny_run):
+    config = json.loads((tiny_run / "config.json").read_text())
+    for key in ("task", "model", "model_config", "train", "seed", "environment"):
+        assert key in config, key
+    assert config["task"] == "star-easy" and config["model"] == "flexmdm"
+    assert config["seed"] == 0
+    assert config["model_config"]["d_model"] == 32 and config["model_config"]["n_layers"] == 1
+    assert config["train"]["steps"] == TINY_TRAIN_STEPS and config["train"]["batch_size"] == 8
+    env = config["environment"]
+    assert "git_commit" in env
+    assert env["git_commit"] is None or isinstance(env["git_commit"], str)
+    import torch
+
+    assert env["torch"] == torch.__version__
+
+    tensors, state = load_checkpoint(tiny_run / "checkpoint.safetensors")
+    assert state["step"] == TINY_TRAIN_STEPS
+    assert any(k.startswith("model.") for k in tensors) and any(k.startswith("ema.") for k in tensors)
+
+    records = read_jsonl(tiny_run / "metrics.jsonl")
+    assert records
+    for rec in records:
+        assert isinstance(rec["step"], int)
+        if "loss" in rec:
+            assert isinstance(rec["loss"], float)
+    losses = [r for r in records if "loss" in r]
+    assert losses and losses[-1]["step"] == TINY_TRAIN_STEPS
+
+
+def test_git_commit_is_none_when_git_rev_parse_fails(monkeypatch):
+    from insertgen import run
+
+    def fake_run(cmd, **kwargs):
+        return subprocess.CompletedProcess(cmd, 128, stdout="HEAD\n", stderr="fatal: ambiguous argument 'HEAD'\n")
+
+    monkeypatch.setattr(run.subprocess, "run", fake_run)
+    commit = run.environment()["git_commit"]
+    assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
+
+
+def test_sample_writes_one_line_per_prompt(cli, tiny_run, tmp_path, prompts):
+    inp = prompt_file(tmp_path / "P.jsonl", prompts)
+    out = tmp_path / "O.jsonl"
+    code, stdout, err = cli("sample", "--run", tiny_run, "--input", inp, "--output", out, "--steps", 8)
+    assert code == 0, err
+    rows = read_jsonl(out)
+    assert len(rows) == len(prompts)
+    for row, prompt in zip(rows, prompts):
+        assert row["prompt"] == prompt
+        assert isinstance(row["output"], str)
+        assert_node_text(row["output"])
+        assert "canvas" not in row
+    assert not (tiny_run / "samples.jsonl").exists()  # --output was honoured
+
+
+def test_sample_trajectory(cli, tiny_run, tmp_path, prompts):
+    inp = prompt_file(tmp_path / "P.jsonl", prompts)
+    out = tmp_path / "O.jsonl"
+    code, _, err = cli("sample", "--run", tiny_run, "--input", inp, "--output", out, "--steps", 8, "--trajectory")
+    assert code == 0, err
+    rows = read_jsonl(out)
+    assert len(rows) == len(prompts)
+    for row, prompt in zip(rows, prompts):
+        assert row["prompt"] == prompt
+        assert_node_text(row["output"])
+        canvas = row["canvas"]
+        assert isinstance(canvas, list) and canvas
+        assert isinstance(row["insert_step"], list) and isinstance(row["unmask_step"], list)
+        assert len(row["insert_step"]) == len(canvas) == len(row["unmask_step"])
+        assert all(isinstance(s, int) and -1 <= s <= 8 for s in row["insert_step"] + row["unmask_step"])
+        # the canvas holds the prompt, then the generated tokens
+        assert canvas[: len(prompt.split())] == prompt.split()
+        assert all(tok in canvas for tok in row["output"].split())
+
+
+def test_eval_json(cli, tiny_run_copy):
+    code, out, err = cli("eval", "--run", tiny_run_copy, "--limit", 5, "--json", "--steps", 8)
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, out
+    metrics = json.loads(lines[0])
+    assert isinstance(metrics, dict)
+    assert metrics["n"] == 5
+    for key in ("exact_match", "token_accuracy", "plan_validity"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    saved = json.loads((tiny_run_copy / "eval-test.json").read_text())
+    assert saved == metrics
+
+
+def test_score_refuses_elbo_for_flexmdm(cli, tiny_run, tmp_path, prompts):
+    task = get_task("star-easy")
+    target = task.format(list(task.examples("test")[0].target))
+    inp = write_lines(tmp_path / "T.jsonl", [json.dumps({"prompt": prompts[0], "text": target})])
+    out = tmp_path / "S.jsonl"
+    result = cli("score", "--run", tiny_run, "--input", inp, "--output", out)
+    assert_user_error(result, "flexmdm", "cannot give", "'elbo'", "log-likelihood")
+    assert not out.exists()
+
+
+def test_train_resume_continues_from_the_checkpoint(cli, tiny_run_copy, monkeypatch):
+    from insertgen.flex.model import FlexMDM
+
+    calls = []
+    original = FlexMDM.loss
+
+    def counting_loss(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FlexMDM, "loss", counting_loss)
+    code, out, err = cli("train", "--resume", "--out", tiny_run_copy, "--steps", 6, "--quiet")
+    assert code == 0, err
+    assert len(calls) == 2  # steps 5 and 6 only: it continued from step 4
+    records = read_jsonl(tiny_run_copy / "metrics.jsonl")
+    assert records[0]["step"] == TINY_TRAIN_STEPS  # appended, not overwritten
+    assert records[-1]["step"] == 6
+    assert json.loads((tiny_run_copy / "config.json").read_text())["train"]["steps"] == 6
+    _, state = load_checkpoint(tiny_run_copy / "checkpoint.safetensors")
+    assert state["step"] == 6
+
+
+def test_train_into_existing_run_needs_resume(cli, tiny_run_copy):
+    before = (tiny_run_copy / "config.json").read_bytes()
+    ckpt_before = (tiny_run_copy / "checkpoint.safetensors").read_bytes()
+    result = cli(*TINY_TRAIN_ARGS, "--out", tiny_run_copy)
+    assert_user_error(result, "--resume", str(tiny_run_copy))
+    assert (tiny_run_copy / "config.json").read_bytes() == before
+    assert (tiny_run_copy / "checkpoint.safetensors").read_bytes() == ckpt_before
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. bad input: a clear message, exit code 2, no traceback
+# ----------------------------------------------------------------------------------------------
+
+TRAIN_FAST = ["train", "--task", "star-easy", "--model", "flexmdm", "--steps", "1", "--quiet"]
+
+
+def test_unknown_task_lists_known_tasks(cli, tmp_path):
+    out = tmp_path / "run"
+    err = assert_user_error(cli("train", "--task", "star-bogus", "--model", "flexmdm", "--steps", 1, "--out", out),
+                            "unknown task", "'star-bogus'")
+    for known in ("star-easy", "star-medium", "star-hard"):
+        assert known in err
+    assert not out.exists()
+
+
+def test_unknown_model(cli, tmp_path):
+    out = tmp_path / "run"
+    assert_user_error(cli("train", "--task", "star-easy", "--model", "bogus-model", "--steps", 1, "--out", out),
+                      "unknown model", "'bogus-model'", "flexmdm")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("setting", ["model.bogus=1", "train.bogus=1", "bogus=1"])
+def test_unknown_set_option(cli, tmp_path, setting):
+    out = tmp_path / "run"
+    assert_user_error(cli(*TRAIN_FAST, "--set", setting, "--out", out), "unknown", "bogus")
+    assert not out.exists()
+
+
+def test_set_without_equals(cli, tmp_path):
+    assert_user_error(cli(*TRAIN_FAST, "--set", "d_model", "--out", tmp_path / "run"), "key=value", "'d_model'")
+
+
+def test_prompt_node_outside_vocabulary_names_token_and_line(cli, tiny_run, tmp_path, prompts):
+    inp = write_lines(tmp_path / "P.jsonl", [json.dumps({"prompt": prompts[0]}),
+                                             json.dumps({"prompt": "99 0 5 10 8 16 7 17 99 16"})])
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", inp, "--output", tmp_path / "O.jsonl"),
+                      "P.jsonl:2", "'99'", "0..19")
+    assert not (tmp_path / "O.jsonl").exists()
+
+
+def test_prompt_non_integer_token(cli, tiny_run, tmp_path):
+    inp = write_lines(tmp_path / "P.jsonl", [json.dumps({"prompt": "1 2 x 4 1 4"})])
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", inp, "--output", tmp_path / "O.jsonl"),
+                      "P.jsonl:1", "'x'")
+
+
+def test_prompt_odd_number_of_edge_tokens(cli, tiny_run, tmp_path, prompts):
+    inp = write_lines(tmp_path / "P.jsonl", [json.dumps({"prompt": prompts[0]}),
+                                             json.dumps({"prompt": prompts[1]}),
+                                             json.dumps({"prompt": "1 2 3 4 5"})])
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", inp, "--output", tmp_path / "O.jsonl"),
+                      "P.jsonl:3", "odd number of edge tokens")
+
+
+def test_empty_prompt(cli, tiny_run, tmp_path):
+    inp = write_lines(tmp_path / "P.jsonl", [json.dumps({"prompt": "   "})])
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", inp), "P.jsonl:1", "empty prompt")
+
+
+def test_empty_line_in_jsonl(cli, tiny_run, tmp_path, prompts):
+    inp = write_lines(tmp_path / "P.jsonl", [json.dumps({"prompt": prompts[0]}), "",
+                                             json.dumps({"prompt": prompts[1]})])
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", inp), "P.jsonl:2", "empty line")
+
+
+def test_malformed_json_line(cli, tiny_run, tmp_path, prompts):
+    inp = write_lines(tmp_path / "P.jsonl", [json.dumps({"prompt": prompts[0]}), '{"prompt": "1 2 3 4'])
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", inp), "P.jsonl:2", "malformed JSON")
+
+
+def test_json_line_missing_prompt(cli, tiny_run, tmp_path, prompts):
+    inp = write_lines(tmp_path / "P.jsonl", [json.dumps({"prompt": prompts[0]}), json.dumps({"text": prompts[1]})])
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", inp), "P.jsonl:2", "missing key 'prompt'")
+
+
+@pytest.mark.parametrize("line, fragment", [('["1 2 3 4"]', "expected a JSON object"),
+                                            ('{"prompt": 5}', "'prompt' must be a string")])
+def test_json_line_of_wrong_type(cli, tiny_run, tmp_path, line, fragment):
+    inp = write_lines(tmp_path / "P.jsonl", [line])
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", inp), "P.jsonl:1", fragment)
+
+
+def test_empty_input_file(cli, tiny_run, tmp_path):
+    inp = tmp_path / "P.jsonl"
+    inp.write_text("")
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", inp), "is empty", str(inp))
+
+
+def test_missing_input_file(cli, tiny_run, tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", missing), str(missing), "does not exist")
+
+
+def test_sample_conditional_task_needs_input(cli, tiny_run):
+    assert_user_error(cli("sample", "--run", tiny_run, "-n", 2), "conditional", "--input")
+
+
+@pytest.mark.parametrize("command", ["sample", "eval", "score"])
+def test_run_directory_does_not_exist(cli, tmp_path, prompts, command):
+    missing = tmp_path / "no-such-run"
+    args = [command, "--run", missing]
+    if command != "eval":
+        args += ["--input", prompt_file(tmp_path / "P.jsonl", prompts[:1])]
+    assert_user_error(cli(*args), str(missing), "does not exist")
+
+
+def test_directory_without_config(cli, tmp_path, prompts):
+    empty = tmp_path / "empty-dir"
+    empty.mkdir()
+    inp = prompt_file(tmp_path / "P.jsonl", prompts[:1])
+    assert_user_error(cli("sample", "--run", empty, "--input", inp), "not a run directory", "config.json")
+
+
+def test_run_directory_without_checkpoint(cli, tiny_run, tmp_path, prompts):
+    run = tmp_path / "config-only"
+    run.mkdir()
+    shutil.copy(tiny_run / "config.json", run / "config.json")
+    inp = prompt_file(tmp_path / "P.jsonl", prompts[:1])
+    assert_user_error(cli("sample", "--run", run, "--input", inp), "no checkpoint", str(run / "checkpoint.safetensors"))
+    assert_user_error(cli("eval", "--run", run, "--limit", 1), "no checkpoint")
+
+
+def test_config_json_not_valid_json(cli, tiny_run_copy):
+    (tiny_run_copy / "config.json").write_text('{"task": "star-easy", ')
+    assert_user_error(cli("eval", "--run", tiny_run_copy, "--limit", 1), "config.json", "not valid JSON")
+
+
+def _corrupt_run(tiny_run: Path, dst: Path, how: str) -> Path:
+    dst.mkdir()
+    shutil.copy(tiny_run / "config.json", dst / "config.json")
+    data = (tiny_run / "checkpoint.safetensors").read_bytes()
+    if how == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data = b"this is not a safetensors file\n" * 200
+    (dst / "checkpoint.safetensors").write_bytes(data)
+    return dst
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_corrupt_checkpoint(cli, tiny_run, tmp_path, prompts, how):
+    run = _corrupt_run(tiny_run, tmp_path / f"run-{how}", how)
+    ckpt = str(run / "checkpoint.safetensors")
+    inp = prompt_file(tmp_path / "P.jsonl", prompts[:1])
+    assert_user_error(cli("sample", "--run", run, "--input", inp, "--output", tmp_path / "O.jsonl"),
+                      "corrupt or unreadable", ckpt)
+    assert_user_error(cli("eval", "--run", run, "--limit", 1), "corrupt or unreadable", ckpt)
+    assert_user_error(cli("train", "--resume", "--out", run, "--steps", 6, "--quiet"), "corrupt or unreadable", ckpt)
+
+
+def test_checkpoint_that_does_not_match_config(cli, tiny_run_copy):
+    path = tiny_run_copy / "config.json"
+    config = json.loads(path.read_text())
+    config["model_config"]["d_model"] = 64
+    path.write_text(json.dumps(config))
+    assert_user_error(cli("eval", "--run", tiny_run_copy, "--limit", 1), "does not match")
+
+
+@pytest.mark.parametrize("option", [["--top-p", "1.5"], ["--top-p", "0"], ["--top-k", "0"], ["--steps", "0"],
+                                    ["--temperature", "0"], ["--confidence", "bogus"]])
+def test_bad_sampler_option(cli, tiny_run, tmp_path, prompts, option):
+    inp = prompt_file(tmp_path / "P.jsonl", prompts[:1])
+    out = tmp_path / "O.jsonl"
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", inp, "--output", out, *option), option[0])
+    assert not out.exists()
+
+
+# Bad input that once escaped as an uncaught exception (a traceback in the real CLI) instead of
+# "error: ..." and exit code 2.
+@pytest.mark.parametrize("case", [
+    "output-dir-missing",
+    "input-not-utf8",
+    "negative-seed",
+    "checkpoint_every=0",
+    "n_heads=3",
+    "d_model=abc",
+    "lr=abc",
+])
+def test_user_error_is_reported_not_raised(cli, tiny_run, tmp_path, prompts, case):
+    train = ["train", "--task", "star-easy", "--model", "flexmdm", "--steps", "1", "--quiet", "--out", tmp_path / "r",
+             "--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=4",
+             "--set", "eval_every=0"]
+    if case == "output-dir-missing":
+        inp = prompt_file(tmp_path / "P.jsonl", prompts[:1])
+        args = ["sample", "--run", tiny_run, "--input", inp, "--output", tmp_path / "missing-dir" / "O.jsonl",
+                "--steps", "2"]
+    elif case == "input-not-utf8":
+        inp = tmp_path / "P.jsonl"
+        inp.write_bytes(b'{"prompt": "1 2 \xff\xfe 1 2"}\n')
+        args = ["sample", "--run", tiny_run, "--input", inp, "--steps", "2"]
+    elif case == "negative-seed":
+        args = [*train, "--seed", "-1"]
+    else:
+        args = [*train, "--set", case]
+    assert_user_error(cli(*args))
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. nothing already written is lost
+# ----------------------------------------------------------------------------------------------
+
+
+def test_failed_sample_leaves_existing_output_unchanged(cli, tiny_run, tmp_path, prompts):
+    out = tmp_path / "O.jsonl"
+    good = prompt_file(tmp_path / "good.jsonl", prompts)
+    code, _, err = cli("sample", "--run", tiny_run, "--input", good, "--output", out, "--steps", 4)
+    assert code == 0, err
+    before = out.read_bytes()
+    assert len(before.splitlines()) == len(prompts)
+
+    bad = write_lines(tmp_path / "P.jsonl", [json.dumps({"prompt": prompts[0]}), json.dumps({"prompt": "1 99 2 3"})])
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", bad, "--output", out, "--steps", 4), "P.jsonl:2")
+    assert out.read_bytes() == before
+    assert not out.with_name(out.name + ".tmp").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# the real process: exit code and stderr without a traceback
+# ----------------------------------------------------------------------------------------------
+
+
+def run_subprocess(*args, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, GLIBC_TUNABLES=os.environ.get("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=4294967296"))
+    return subprocess.run([sys.executable, "-m", "insertgen.cli", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_subprocess_bad_prompt_exit_code(tiny_run, tmp_path, prompts):
+    inp = write_lines(tmp_path / "P.jsonl", [json.dumps({"prompt": prompts[0]}), json.dumps({"prompt": "1 2 99 3 1 3"})])
+    proc = run_subprocess("sample", "--run", tiny_run, "--input", inp, "--output", tmp_path / "O.jsonl", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "P.jsonl:2" in last and "'99'" in last, proc.stderr
+    assert not (tmp_path / "O.jsonl").exists()
+
+
+def test_subprocess_corrupt_checkpoint_exit_code(tiny_run, tmp_path):
+    run = _corrupt_run(tiny_run, tmp_path / "run", "garbage")
+    proc = run_subprocess("eval", "--run", run, "--limit", 1, "--json", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "corrupt or unreadable" in proc.stderr and str(run / "checkpoint.safetensors") in proc.stderr
+    assert proc.stdout == ""

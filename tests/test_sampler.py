@@ -1,0 +1,151 @@
+"""The tau-leaping sampler (spec loflexmdm.md §4) and token filtering."""
+
+import pytest
+import torch
+
+from insertgen.flex.sampler import SamplerOptions, _insert_masks, tau_leaping_sample
+from insertgen.sampling import filter_logits, sample_from_logits
+
+PAD, MASK, BOS, EOS = 0, 1, 2, 3
+V = 10
+BANNED = [PAD, MASK, BOS, EOS]
+
+
+def canvas(prompts, width):
+    tokens = torch.full((len(prompts), width), PAD)
+    fixed = torch.zeros(len(prompts), width, dtype=torch.bool)
+    for i, p in enumerate(prompts):
+        tokens[i, : len(p) + 2] = torch.tensor(p + [BOS, EOS])
+        fixed[i, : len(p) + 1] = True
+    return tokens, fixed
+
+
+def oracle_predictor(target_len: int, token: int = 7, favour_special: bool = False):
+    """g = missing target tokens, all in the gap left of EOS; logits prefer ``token``
+    (or, with ``favour_special``, prefer MASK/PAD/EOS so that banning them is tested)."""
+
+    def predict(x, t):
+        b, w = x.shape
+        bos = (x == BOS).float().argmax(1)
+        lengths = (x != PAD).sum(1)
+        present = lengths - bos - 2  # tokens between BOS and EOS
+        g = torch.zeros(b, w)
+        g[torch.arange(b), lengths - 1] = (target_len - present).clamp_min(0).float()
+        logits = torch.zeros(b, w, V)
+        logits[..., token] = 5.0
+        if favour_special:
+            logits[..., MASK] = logits[..., PAD] = logits[..., EOS] = 50.0
+        return logits, g, None
+
+    return predict
+
+
+def linear_hazard(t0, t1):
+    return torch.log1p(-t0) - torch.log1p(-t1)
+
+
+def run(predict, prompts, width=20, **opts):
+    tokens, fixed = canvas(prompts, width)
+    return tau_leaping_sample(predict, linear_hazard, tokens, fixed, BANNED, PAD, MASK,
+                              SamplerOptions(**opts), generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("confidence,order", [(None, "joint"), ("top_prob", "joint"), ("prob_diff", "joint"),
+                                              (None, "insert_first")])
+def test_oracle_rates_give_the_right_length_and_well_formed_canvas(confidence, order):
+    """With g = the number of missing tokens, Poisson tau-leaping inserts that many on average
+    (an overshoot within one step is possible, as in the reference sampler) and the canvas stays
+    [prompt, BOS, body, EOS]."""
+    prompts = [[4, 5, 6], [8], [9, 9]] * 20
+    out = run(oracle_predictor(6), prompts, steps=32, confidence=confidence, top_k=1, order=order)
+    lengths = []
+    for p, row, ins, um, evals in zip(prompts, out.tokens, out.insert_step, out.unmask_step, out.model_evals):
+        assert row[: len(p) + 1] == p + [BOS]  # fixed prefix untouched
+        assert row[-1] == EOS
+        body = row[len(p) + 1 : -1]
+        assert body == [7] * len(body)  # tokens from the logits, never MASK
+        lengths.append(len(body))
+        assert all(i >= 0 and u >= i for i, u in zip(ins[len(p) + 1 : -1], um[len(p) + 1 : -1]))
+        assert ins[: len(p) + 1] == [-1] * (len(p) + 1) and um[-1] == -1
+        assert 1 <= evals <= 33
+    assert sum(1 for n in lengths if n == 6) >= 0.8 * len(lengths)
+    assert abs(sum(lengths) / len(lengths) - 6) < 0.3
+
+
+def test_special_tokens_never_sampled():
+    out = run(oracle_predictor(5, favour_special=True), [[4]], steps=16)
+    body = out.tokens[0][2:-1]
+    assert len(body) == 5 and all(tok >= 4 for tok in body)
+
+
+def test_early_stop_when_nothing_left():
+    out = run(oracle_predictor(0), [[4, 5]], steps=100)
+    assert out.model_evals == [1] and out.tokens[0] == [4, 5, BOS, EOS]
+
+
+def test_finished_sequences_leave_the_batch():
+    """A sequence that needs no tokens stops after one evaluation while the other keeps going."""
+
+    def predict(x, t):
+        logits, g, _ = oracle_predictor(4)(x, t)
+        g[x[:, 0] == 9] = 0.0  # prompts starting with 9 need nothing
+        return logits, g, None
+
+    out = run(predict, [[9], [4]], steps=50)
+    assert out.model_evals[0] == 1 and out.model_evals[1] > 1
+    assert out.tokens[0] == [9, BOS, EOS] and len(out.tokens[1]) == 3 + 4
+
+
+def test_overflowing_insertion_is_skipped():
+    out = run(oracle_predictor(30), [[4]], width=8, steps=8)
+    assert len(out.tokens[0]) <= 8 and out.tokens[0][-1] == EOS
+
+
+def test_insert_masks_matches_python_reference():
+    g = torch.Generator().manual_seed(1)
+    x = torch.tensor([[4, 5, 6, 3, 0, 0, 0, 0, 0, 0], [7, 8, 3, 0, 0, 0, 0, 0, 0, 0]])
+    lengths = (x != 0).sum(1)
+    counts = torch.zeros_like(x)
+    counts[0, 1], counts[0, 3], counts[1, 0], counts[1, 2] = 2, 1, 1, 3
+    (new,) = _insert_masks(counts, lengths, [x], [MASK])
+    for b in range(2):
+        expect = []
+        for k in range(int(lengths[b])):
+            expect += [MASK] * int(counts[b, k]) + [int(x[b, k])]
+        assert new[b, : len(expect)].tolist() == expect
+
+
+def test_top_p_keeps_the_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = torch.isfinite(filter_logits(logits, top_p=0.7))
+    assert kept.tolist() == [[True, True, False, False]]
+    kept = torch.isfinite(filter_logits(logits, top_p=0.1))
+    assert kept.tolist() == [[True, False, False, False]]
+    kept = torch.isfinite(filter_logits(logits, top_k=3))
+    assert kept.tolist() == [[True, True, True, False]]
+
+
+def test_sampling_frequencies_follow_the_distribution():
+    probs = torch.tensor([0.6, 0.3, 0.1, 0.0])
+    logits = torch.log(probs).expand(20000, 4)
+    draws = sample_from_logits(logits, generator=torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=4).float() / 20000
+    assert torch.allclose(freq, probs, atol=0.015)
+    banned = torch.tensor([True, False, False, False])
+    draws = sample_from_logits(logits, generator=torch.Generator().manual_seed(0), banned=banned)
+    assert not (draws == 0).any()
+
+
+def test_insert_first_inserts_everything_before_unmasking():
+    out = run(oracle_predictor(6), [[4, 5]], steps=16, order="insert_first", top_k=1)
+    ins, um = out.insert_step[0][3:-1], out.unmask_step[0][3:-1]
+    assert len(ins) == 6 and max(ins) < 8 <= min(um)
+    per_step = [um.count(s) for s in range(8, 16)]
+    assert sum(per_step) == 6 and max(per_step) == 1  # ceil(masked / steps left) = one per step here
+
+
+def test_sampler_options_are_validated():
+    for bad in ({"steps": 0}, {"confidence": "maybe"}, {"top_p": 1.5}, {"top_k": 0}, {"order": "random"},
+                {"order": "insert_first", "steps": 1}, {"unmask_time": 1.0}):
+        with pytest.raises(ValueError):
+            SamplerOptions(**bad)
