@@ -21,29 +21,36 @@ def sampler_options(f):
     """Shared sampler flags."""
     options = [
         click.option("--steps", type=click.IntRange(min=1), default=None,
-                     help="Sampler time steps (default: the run's eval setting, 64)."),
+                     help="Sampler time steps (default: the run's eval setting)."),
         click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample tokens from the top k (1 = greedy)."),
         click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=None, help="Nucleus sampling mass."),
         click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=1.0),
         click.option("--confidence", type=click.Choice(["top_prob", "prob_diff"]), default=None,
                      help="Unmask the most confident masked slots first."),
         click.option("--greedy/--no-greedy", default=None, help="Greedy token choice (top-k 1); the default for eval."),
+        click.option("--order", type=click.Choice(["joint", "insert_first"]), default=None,
+                     help="joint: insert and unmask together (tau-leaping); insert_first: all insertions, then "
+                          "confidence-ordered unmasking (default: the run's eval setting)."),
     ]
     for opt in reversed(options):
         f = opt(f)
     return f
 
 
-def _make_options(steps, top_k, top_p, temperature, confidence, greedy, default_greedy: bool):
+def _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy: bool,
+                  run_config: dict | None = None):
     from insertgen.flex.sampler import SamplerOptions
 
+    train = (run_config or {}).get("train", {})
+    steps = steps or train.get("eval_sampler_steps", 64)
+    order = order or train.get("eval_sampler_order", "joint")
     if greedy is None:
         greedy = default_greedy and top_k is None and top_p is None
     if greedy:
         top_k = 1
     try:
-        return SamplerOptions(steps=steps or 64, top_k=top_k, top_p=top_p, temperature=temperature,
-                              confidence=confidence)
+        return SamplerOptions(steps=steps, top_k=top_k, top_p=top_p, temperature=temperature,
+                              confidence=confidence, order=order)
     except ValueError as e:
         raise InsertgenError(f"bad sampler option: {e}") from None
 
@@ -112,7 +119,8 @@ def train(task, model, preset, steps, out, seed, sets, resume, time_budget, quie
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--trajectory", is_flag=True, help="Add per-token insertion/unmasking steps to each line.")
 @sampler_options
-def sample(run_dir, input_path, n, output, seed, trajectory, steps, top_k, top_p, temperature, confidence, greedy):
+def sample(run_dir, input_path, n, output, seed, trajectory, steps, top_k, top_p, temperature, confidence, greedy,
+           order):
     """Generate outputs for prompts (or -n unconditional samples)."""
     from insertgen import load_run
     from insertgen.evaluate import generate
@@ -120,7 +128,8 @@ def sample(run_dir, input_path, n, output, seed, trajectory, steps, top_k, top_p
 
     model = load_run(run_dir)
     task = model.task
-    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, default_greedy=False)
+    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy=False,
+                            run_config=model.run_config)
     if task.conditional:
         if input_path is None:
             raise InsertgenError(f"task {task.name} is conditional: give --input PROMPTS.jsonl")
@@ -156,13 +165,14 @@ def sample(run_dir, input_path, n, output, seed, trajectory, steps, top_k, top_p
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @sampler_options
-def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperature, confidence, greedy):
+def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperature, confidence, greedy, order):
     """Sample for the split's prompts and print the task metrics (also saved to RUN_DIR/eval-SPLIT.json)."""
     from insertgen import load_run
     from insertgen.evaluate import evaluate_model
 
     model = load_run(run_dir)
-    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, default_greedy=True)
+    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy=True,
+                            run_config=model.run_config)
     examples = model.task.examples(split)[:limit]
     metrics, _ = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
     metrics.update(split=split, sampler=options.__dict__)

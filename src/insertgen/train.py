@@ -45,6 +45,7 @@ class TrainConfig:
     eval_every: int = 500  # 0 disables periodic validation
     eval_examples: int = 100
     eval_sampler_steps: int = 64
+    eval_sampler_order: str = "joint"  # sampler used for validation and, by default, by sample / eval
     checkpoint_every: int = 500
     log_every: int = 20
     time_budget_s: float | None = None  # stop (with a checkpoint) once training has run this long
@@ -58,6 +59,8 @@ class TrainConfig:
                              "eval_sampler_steps must be positive")
         if self.eval_every < 0 or self.warmup_steps < 0 or self.lr <= 0 or self.grad_clip <= 0:
             raise ValueError("eval_every and warmup_steps must be >= 0; lr and grad_clip > 0")
+        if self.eval_sampler_order not in ("joint", "insert_first"):
+            raise ValueError("eval_sampler_order must be 'joint' or 'insert_first'")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay must be in [0, 1)")
 
@@ -142,6 +145,9 @@ class Trainer:
 
     def resume(self) -> None:
         tensors, state = load_checkpoint(self.run_dir / CHECKPOINT)
+        if "optimizer" not in state:
+            raise InsertgenError(f"{self.run_dir / CHECKPOINT} holds exported weights only (no optimiser or RNG "
+                                 "state), so training cannot resume from it; start a new run instead")
         try:
             self.model.load_state_dict(split_prefix(tensors, "model"), strict=True)
         except RuntimeError as e:
@@ -168,7 +174,8 @@ class Trainer:
         self.model.eval()
         with self.ema.applied(self.model):
             metrics, _ = evaluate_model(self.model, self.task, examples,
-                                        SamplerOptions(steps=self.cfg.eval_sampler_steps, top_k=1), seed=0)
+                                        SamplerOptions(steps=self.cfg.eval_sampler_steps, top_k=1,
+                                                       order=self.cfg.eval_sampler_order), seed=0)
         self.model.train()
         return metrics
 
@@ -221,4 +228,10 @@ class Trainer:
                 bar.write(f"time budget of {cfg.time_budget_s:.0f}s reached at step {self.step}")
                 break
         bar.close()
+        try:
+            from insertgen.plots import plot_training
+
+            plot_training(self.run_dir)
+        except Exception as e:  # a plot must never cost a finished training run
+            print(f"warning: could not draw the training curves: {e}")
         return last

@@ -7,7 +7,10 @@ unmasking ``h(t)`` per masked slot, insertion ``h(t) * #deleted in gap k``; the 
 ``h(t) K_theta`` and ``h(t) g_theta``. The loss is :func:`insertgen.flex.loss.rate_matching_loss`
 (spec loflexmdm.md §3.2). With ``time_weighting="none"`` the common factor ``h(t)`` is dropped from
 both sides, which leaves the minimiser unchanged at every t (``D(cp, cq) = c D(p, q)``) but removes the
-``1/(1-t)`` weight from the stochastic gradient.
+``1/(1-t)`` weight from the stochastic gradient. Likewise the training-time distribution
+(``t = 1 - (1 - u)^time_power``, u stratified uniform) only reweights the per-t objectives: the optimum
+at every (x_t, t) stays the projected rate, while more of the compute goes to late, nearly complete
+canvases, which are the states a confidence-ordered sampler relies on.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class FlexMDMConfig:
     max_len: int = 64  # sampling buffer L_buf = prompt_block + target_block + 2; also the loss normaliser
     time_weighting: str = "hazard"  # "hazard": the spec's h(t) weight; "none": drop the common h(t)
     t_max: float = 1.0 - 1e-6  # training times t ~ stratified U[0, t_max)
+    time_power: float = 1.0  # t = 1 - (1 - u)^time_power: > 1 puts more training times near t = 1
 
     def __post_init__(self):
         if self.time_weighting not in ("hazard", "none"):
@@ -47,8 +51,8 @@ class FlexMDMConfig:
             raise ValueError("sizes (d_model, n_layers, n_heads, mlp_ratio, d_cond, max_len) must be positive")
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise ValueError(f"d_model={self.d_model} must split into n_heads={self.n_heads} heads of even size")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 < self.t_max <= 1.0:
-            raise ValueError("dropout must be in [0, 1) and t_max in (0, 1]")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 < self.t_max <= 1.0 or self.time_power <= 0:
+            raise ValueError("dropout must be in [0, 1), t_max in (0, 1] and time_power > 0")
 
     @classmethod
     def from_dict(cls, d: dict) -> "FlexMDMConfig":
@@ -86,7 +90,8 @@ class FlexMDM(nn.Module):
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
         x1, fixed = batch.tokens, batch.fixed
-        t = stratified_times(x1.shape[0], self.config.t_max, generator, x1.device)
+        u = stratified_times(x1.shape[0], self.config.t_max, generator, x1.device)
+        t = 1.0 - (1.0 - u) ** self.config.time_power
         t_in, t_um = self.schedule.sample_event_times(x1.shape, generator, x1.device)
         st = noise(x1, fixed, t, t_in, t_um, self.vocab.pad_id, self.vocab.mask_id)
         logits, g = self(st.x_t, t)

@@ -106,6 +106,38 @@ def _insert_masks(counts: Tensor, lengths: Tensor, columns: list[Tensor], fills:
     return out
 
 
+def _fire_mask(masked: Tensor, logits: Tensor, banned: Tensor, p_fire: Tensor | None, n_fire: Tensor | None,
+               mode: str | None, generator: torch.Generator | None) -> Tensor:
+    """Which masked slots to unmask this step (b, W) bool.
+
+    Either each masked slot fires independently with probability ``p_fire``, or (``p_fire=None``)
+    ``n_fire`` (b, 1) slots fire. With a confidence ``mode`` the number of fired slots is kept and the
+    slots are re-chosen as the most confident masked ones."""
+    if p_fire is not None:
+        fire = masked & (torch.rand(masked.shape, generator=generator, device=masked.device) < p_fire)
+        n_fire = fire.sum(1, keepdim=True)
+    else:
+        fire = masked
+    if mode is None or not bool(fire.any()):
+        return fire
+    probs = torch.softmax(logits.float().masked_fill(banned, float("-inf")), dim=-1)
+    score = _confidence_scores(probs, mode).masked_fill(~masked, float("-inf"))
+    rank = torch.argsort(torch.argsort(score, dim=1, descending=True), dim=1)
+    return masked & (rank < n_fire)
+
+
+def _insertion_counts(g: Tensor, p_ins: Tensor, lengths: Tensor, buffer_len: int,
+                      generator: torch.Generator | None) -> Tensor:
+    """New masks per gap (b, W): Poisson(g p_ins), or round(g) when p_ins = 1; zero for a sequence
+    whose insertions would overflow the buffer."""
+    if float(p_ins) >= 1.0:
+        counts = torch.round(g).long()
+    else:
+        counts = torch.poisson(g * p_ins, generator=generator).long()
+    counts[lengths + counts.sum(1) > buffer_len] = 0
+    return counts
+
+
 @torch.no_grad()
 def tau_leaping_sample(
     predict: Predictor,
@@ -126,8 +158,8 @@ def tau_leaping_sample(
     um_step = torch.full_like(x, -1)
     evals = torch.zeros(B, dtype=torch.long, device=device)
     alive = torch.arange(B, device=device)  # indices (into the full batch) still being generated
-    out_rows = [None] * B
-    banned = torch.zeros(1, 1, 0, dtype=torch.bool)
+    out_rows: list = [None] * B
+    banned = None
     forward_calls = 0
     two_phase = options.order == "insert_first"
     insert_steps = options.steps // 2 if two_phase else options.steps
@@ -136,9 +168,8 @@ def tau_leaping_sample(
 
     def finish(local: Tensor):
         for i in local.tolist():
-            b = int(alive[i])
             n = int((x[i] != pad_id).sum())
-            out_rows[b] = (x[i, :n].tolist(), ins_step[i, :n].tolist(), um_step[i, :n].tolist())
+            out_rows[int(alive[i])] = (x[i, :n].tolist(), ins_step[i, :n].tolist(), um_step[i, :n].tolist())
 
     for step in range(options.steps + 1):
         if alive.numel() == 0:
@@ -151,12 +182,10 @@ def tau_leaping_sample(
         logits, g, b_um = predict(xs, t_now.expand(alive.numel()))
         forward_calls += 1
         evals[alive] += 1
-        if banned.shape[-1] != logits.shape[-1]:
+        if banned is None:
             banned = torch.zeros(logits.shape[-1], dtype=torch.bool, device=device)
             banned[banned_tokens] = True
         masked = xs == mask_id
-        slot = torch.arange(width, device=device)[None]
-        gap_ok = (slot < lengths[:, None]) & ~fix[:, :width]
 
         if step == options.steps:  # after the grid: fill what is left by argmax
             fill = logits.float().masked_fill(banned, float("-inf")).argmax(-1)
@@ -166,57 +195,46 @@ def tau_leaping_sample(
             break
 
         # --- unmasking ---
-        if two_phase:
-            fire = torch.zeros_like(masked)
-            if not inserting:
-                n_fire = (masked.sum(1, keepdim=True) + (options.steps - step) - 1) // (options.steps - step)
-                fire = masked  # the count n_fire is imposed below by confidence ranking
+        if not two_phase:
+            rate = integrated_hazard(grid[step], grid[step + 1])
+            rate = rate if b_um is None else b_um.float() * rate
+            fire = _fire_mask(masked, logits, banned, -torch.expm1(-rate) * torch.ones_like(masked, dtype=torch.float32),
+                              None, mode, generator)
+        elif not inserting:
+            steps_left = options.steps - step
+            n_fire = (masked.sum(1, keepdim=True) + steps_left - 1) // steps_left
+            fire = _fire_mask(masked, logits, banned, None, n_fire, mode, generator)
         else:
-            d_lam = integrated_hazard(grid[step], grid[step + 1])  # scalar tensor
-            rate = d_lam if b_um is None else b_um.float() * d_lam
-            p_fire = -torch.expm1(-rate) * torch.ones_like(masked, dtype=torch.float32)
-            fire = masked & (torch.rand(masked.shape, generator=generator, device=device) < p_fire)
-            n_fire = fire.sum(1, keepdim=True)
-        if mode is not None and bool(fire.any()):
-            probs = torch.softmax(logits.float().masked_fill(banned, float("-inf")), dim=-1)
-            score = _confidence_scores(probs, mode).masked_fill(~masked, float("-inf"))
-            rank = torch.argsort(torch.argsort(score, dim=1, descending=True), dim=1)
-            fire = masked & (rank < n_fire)
+            fire = torch.zeros_like(masked)
         if bool(fire.any()):
-            new_tok = sample_from_logits(logits[fire], generator=generator, banned=banned,
-                                         temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
             xs = xs.clone()
-            xs[fire] = new_tok
+            xs[fire] = sample_from_logits(logits[fire], generator=generator, banned=banned,
+                                          temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
             x[:, :width] = xs
             um_step[:, :width] = torch.where(fire, torch.full_like(xs, step), um_step[:, :width])
-        # --- insertion ---
+
+        # --- insertion (gap k is left of slot k; never inside the fixed prefix) ---
+        gap_ok = (torch.arange(width, device=device)[None] < lengths[:, None]) & ~fix[:, :width]
         g = torch.where(gap_ok, g.float(), torch.zeros_like(g, dtype=torch.float32))
-        counts = torch.zeros_like(lengths)
+        inserted = torch.zeros_like(lengths)
         if inserting:
             p_ins = -torch.expm1(-integrated_hazard(grid[step], grid[step + 1]))
-            if float(p_ins) >= 1.0:
-                counts = torch.round(g).long()
-            else:
-                counts = torch.poisson(g * p_ins, generator=generator).long()
-            overflow = lengths + counts.sum(1) > buffer_len
-            counts[overflow] = 0
-            if bool(counts.any()):
+            counts = _insertion_counts(g, p_ins, lengths, buffer_len, generator)
+            inserted = counts.sum(1)
+            if bool(inserted.any()):
                 counts = torch.nn.functional.pad(counts, (0, buffer_len - width))
                 x, fix, ins_step, um_step = _insert_masks(
                     counts, lengths, [x, fix, ins_step, um_step], [mask_id, False, step, -1]
                 )
-                new_len = lengths + counts.sum(1)
-                beyond = torch.arange(buffer_len, device=device)[None] >= new_len[:, None]
+                beyond = torch.arange(buffer_len, device=device)[None] >= (lengths + inserted)[:, None]
                 x = x.masked_fill(beyond, pad_id)
                 fix = fix & ~beyond
                 ins_step = ins_step.masked_fill(beyond, -1)
-            counts = counts.sum(1) if counts.dim() == 2 else counts
+
         # --- finished sequences leave the batch ---
-        no_mask = (x == mask_id).sum(1) == 0
+        done = (x == mask_id).sum(1) == 0
         if inserting:
-            done = no_mask & (g.sum(1) < options.stop_threshold) & (counts == 0)
-        else:
-            done = no_mask
+            done &= (g.sum(1) < options.stop_threshold) & (inserted == 0)
         if bool(done.any()):
             finish(done.nonzero().squeeze(1))
             keep = ~done

@@ -1,0 +1,79 @@
+"""Exact match on 1,000 test graphs against training wall-clock time.
+
+    python benchmarks/accuracy_vs_time.py --preset star-easy-cpu --budget 600 --every 120 [--out DIR] [--threads N]
+
+Trains the preset in segments of ``--every`` seconds of training (resume is exact, so segmenting does
+not change the run), and after each segment evaluates the EMA weights on the first ``--n`` test
+examples with the sampler settings given. Evaluation time is not counted as training time. Writes
+benchmarks/results/accuracy_vs_time-PRESET.json and leaves the run directory in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import save  # noqa: E402
+
+from insertgen import load_run  # noqa: E402
+from insertgen.evaluate import evaluate_model  # noqa: E402
+from insertgen.flex.sampler import SamplerOptions  # noqa: E402
+from insertgen.training_run import prepare_run  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="star-easy-cpu")
+    parser.add_argument("--budget", type=float, default=600.0, help="Total training seconds.")
+    parser.add_argument("--every", type=float, default=120.0, help="Training seconds between evaluations.")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sampler-steps", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--set", dest="sets", nargs="*", default=[], help="key=value overrides")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = args.out or Path("bench-out") / f"{args.preset}-seed{args.seed}"
+    overrides = {}
+    for pair in args.sets:
+        key, value = pair.split("=", 1)
+        try:
+            overrides[key] = float(value) if "." in value or "e" in value else int(value)
+        except ValueError:
+            overrides[key] = value
+    overrides.setdefault("eval_every", 0)
+    overrides.setdefault("steps", 10**6)
+    points, trained = [], 0.0
+    resume = False
+    while trained < args.budget - 1e-6:
+        segment = min(args.every, args.budget - trained)
+        _, trainer = prepare_run(task=None, model=None, preset=args.preset, steps=None, out=out, seed=args.seed,
+                                 overrides={} if resume else overrides, resume=resume, time_budget=segment)
+        start = time.time()
+        trainer.train(progress=False)
+        trained += time.time() - start
+        resume = True
+        model = load_run(out)
+        point = {"train_seconds": trained, "step": trainer.step}
+        for order in ("joint", "insert_first"):
+            options = SamplerOptions(steps=args.sampler_steps, top_k=1, order=order)
+            with torch.inference_mode():
+                metrics, _ = evaluate_model(model, model.task, model.task.examples("test")[: args.n], options, seed=0)
+            point[order] = {k: metrics[k] for k in ("exact_match", "token_accuracy", "plan_validity",
+                                                    "model_evals_per_seq")}
+        points.append(point)
+        print(point, flush=True)
+    save(f"accuracy_vs_time-{args.preset}-seed{args.seed}", {
+        "command": " ".join(sys.argv), "preset": args.preset, "seed": args.seed, "run_dir": str(out),
+        "sampler_steps": args.sampler_steps, "points": points})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Sampling throughput: sequences/s and model evaluations per sequence, for several step counts.
+
+    python benchmarks/sampling_throughput.py [--run RUN_DIR] [--n 1000] [--steps 16 32 64 128]
+
+Without --run it uses the star-easy model shipped with the package. Each setting samples the first
+``n`` test prompts in batches of 500 and also reports the exact match it reaches. Writes
+benchmarks/results/sampling_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import save  # noqa: E402
+
+from insertgen import load_run  # noqa: E402
+from insertgen.demo import pretrained_dir  # noqa: E402
+from insertgen.evaluate import evaluate_model  # noqa: E402
+from insertgen.flex.sampler import SamplerOptions  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=None)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--steps", type=int, nargs="+", default=[16, 32, 64, 128])
+    parser.add_argument("--orders", nargs="+", default=["joint", "insert_first"])
+    args = parser.parse_args()
+    run = args.run or pretrained_dir()
+    model = load_run(run)
+    examples = model.task.examples("test")[: args.n]
+    results = []
+    for order in args.orders:
+        for steps in args.steps:
+            options = SamplerOptions(steps=steps, top_k=1, order=order)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                metrics, _ = evaluate_model(model, model.task, examples, options, seed=0)
+            seconds = time.perf_counter() - start
+            results.append({"order": order, "steps": steps, "n": len(examples), "seconds": seconds,
+                            "sequences_per_s": len(examples) / seconds,
+                            "model_evals_per_seq": metrics["model_evals_per_seq"],
+                            "exact_match": metrics["exact_match"]})
+            print(results[-1], flush=True)
+    save("sampling_throughput", {"command": " ".join(sys.argv), "run": str(run), "task": model.task.name,
+                                 "results": results})
+
+
+if __name__ == "__main__":
+    main()

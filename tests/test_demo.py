@@ -1,0 +1,55 @@
+"""The shipped star-easy model and `insertgen demo`: the model in the package keeps its quality."""
+
+import json
+
+import pytest
+import torch
+
+from insertgen import load_run
+from insertgen.demo import pretrained_dir, render_trajectory
+from insertgen.evaluate import evaluate_model
+from insertgen.flex.sampler import SamplerOptions
+
+pytestmark = pytest.mark.skipif(not (pretrained_dir() / "checkpoint.safetensors").is_file(),
+                                reason="no shipped model in this checkout")
+
+
+def test_shipped_model_solves_fresh_star_easy_graphs():
+    model = load_run(pretrained_dir())
+    task = model.task
+    examples = task.fresh_examples(200, seed=777)
+    with torch.inference_mode():
+        metrics, _ = evaluate_model(model, task, examples, SamplerOptions(steps=64, top_k=1, order="insert_first"))
+    assert metrics["exact_match"] >= 0.9, metrics
+    assert metrics["plan_validity"] >= metrics["exact_match"]
+
+
+def test_demo_writes_a_usable_run_directory(tmp_path, capsys):
+    from insertgen.cli import main
+
+    out = tmp_path / "demo"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--out", str(out), "-n", "50"])
+    assert exit_info.value.code in (None, 0)
+    text = capsys.readouterr().out
+    assert "exact match" in text and "plan validity" in text and "step" in text
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["n"] == 50 and 0.0 <= summary["exact_match"] <= 1.0
+    assert len((out / "demo_samples.jsonl").read_text().splitlines()) == 50
+    # the demo directory works with the other commands
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--run", str(out), "--limit", "5", "--json", "--steps", "8"])
+    assert exit_info.value.code in (None, 0)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 5
+
+
+def test_trajectory_rendering_shows_every_event():
+    model = load_run(pretrained_dir())
+    prompt = list(model.task.fresh_examples(1, seed=5)[0].prompt)
+    _, result = model.sample([prompt], SamplerOptions(steps=16, top_k=1), torch.Generator().manual_seed(0),
+                             return_trajectory=True)
+    record = {"canvas": result.tokens[0], "insert_step": result.insert_step[0], "unmask_step": result.unmask_step[0]}
+    lines = render_trajectory(model.task, record)
+    body = len(result.tokens[0]) - len(prompt) - 2
+    assert sum(int(line.split("(+")[1].split(" ")[0]) for line in lines if "(+" in line) == body
+    assert "_" not in lines[-1].split("[BOS]")[1].split("[EOS]")[0]  # everything revealed at the end
