@@ -10,10 +10,11 @@ from insertgen.demo import pretrained_dir, render_trajectory
 from insertgen.evaluate import evaluate_model
 from insertgen.flex.sampler import SamplerOptions
 
-pytestmark = pytest.mark.skipif(not (pretrained_dir() / "checkpoint.safetensors").is_file(),
+needs_model = pytest.mark.skipif(not (pretrained_dir() / "checkpoint.safetensors").is_file(),
                                 reason="no shipped model in this checkout")
 
 
+@needs_model
 def test_shipped_model_solves_fresh_star_easy_graphs():
     model = load_run(pretrained_dir())
     task = model.task
@@ -24,6 +25,7 @@ def test_shipped_model_solves_fresh_star_easy_graphs():
     assert metrics["plan_validity"] >= metrics["exact_match"]
 
 
+@needs_model
 def test_demo_writes_a_usable_run_directory(tmp_path, capsys):
     from insertgen.cli import main
 
@@ -43,6 +45,7 @@ def test_demo_writes_a_usable_run_directory(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 5
 
 
+@needs_model
 def test_trajectory_rendering_shows_every_event():
     model = load_run(pretrained_dir())
     prompt = list(model.task.fresh_examples(1, seed=5)[0].prompt)
@@ -53,3 +56,16 @@ def test_trajectory_rendering_shows_every_event():
     body = len(result.tokens[0]) - len(prompt) - 2
     assert sum(int(line.split("(+")[1].split(" ")[0]) for line in lines if "(+" in line) == body
     assert "_" not in lines[-1].split("[BOS]")[1].split("[EOS]")[0]  # everything revealed at the end
+
+
+def test_demo_train_runs_end_to_end(tmp_path, capsys):
+    """`demo --train` trains (here for 3 seconds), evaluates and leaves a run directory."""
+    from insertgen.cli import main
+
+    out = tmp_path / "trained"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--train", "--train-seconds", "3", "--out", str(out), "-n", "10"])
+    assert exit_info.value.code in (None, 0)
+    assert (out / "checkpoint.safetensors").is_file() and (out / "training.png").is_file()
+    assert json.loads((out / "demo.json").read_text())["n"] == 10
+    assert "exact match" in capsys.readouterr().out

@@ -80,12 +80,14 @@ def cli():
               show_default=True, help="Run directory to write (usable by sample / eval / score).")
 @click.option("--train", "do_train", is_flag=True, help="Train a fresh model on this CPU instead of loading the shipped one.")
 @click.option("-n", "n_graphs", type=click.IntRange(min=1), default=1000, show_default=True, help="Fresh test graphs.")
-@click.option("--seed", type=int, default=0, show_default=True)
-def demo(out: Path, do_train: bool, n_graphs: int, seed: int):
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--train-seconds", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              help="Training budget of --train.")
+def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: float):
     """Evaluate the shipped star-easy FlexMDM model (or train one with --train) on fresh graphs."""
     from insertgen.demo import run_demo
 
-    run_demo(out, train=do_train, n_graphs=n_graphs, seed=seed)
+    run_demo(out, train=do_train, n_graphs=n_graphs, seed=seed, train_seconds=train_seconds)
 
 
 @cli.command()

@@ -48,7 +48,7 @@ def render_trajectory(task, record: dict) -> list[str]:
     return lines
 
 
-def run_demo(out: Path, train: bool = False, n_graphs: int = 1000, seed: int = 0) -> dict:
+def run_demo(out: Path, train: bool = False, n_graphs: int = 1000, seed: int = 0, train_seconds: float = 600.0) -> dict:
     from insertgen import load_run
     from insertgen.evaluate import evaluate_model
     from insertgen.flex.sampler import SamplerOptions
@@ -60,9 +60,10 @@ def run_demo(out: Path, train: bool = False, n_graphs: int = 1000, seed: int = 0
 
         if (out / CONFIG).exists():
             raise InsertgenError(f"{out} already holds a run; choose another --out for demo --train")
-        click.echo(f"training a fresh FlexMDM on {DEMO_TASK} (preset {DEMO_TASK}-cpu, 10-minute budget) into {out}")
+        click.echo(f"training a fresh FlexMDM on {DEMO_TASK} (preset {DEMO_TASK}-cpu, {train_seconds:.0f}-second "
+                   f"budget) into {out}")
         _, trainer = prepare_run(task=DEMO_TASK, model="flexmdm", preset=None, steps=None, out=out, seed=seed,
-                                 overrides={}, resume=False, time_budget=600.0)
+                                 overrides={"eval_every": 0}, resume=False, time_budget=train_seconds)
         run_training(trainer, progress=True)
     else:
         source = pretrained_dir()
