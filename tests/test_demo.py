@@ -10,6 +10,17 @@ from insertgen.demo import pretrained_dir, render_trajectory
 from insertgen.evaluate import evaluate_model
 from insertgen.flex.sampler import SamplerOptions
 
+def run_cli(*argv: str) -> int:
+    """Exit status of ``insertgen ARGV`` run in-process (0 when main returns normally)."""
+    from insertgen.cli import main
+
+    try:
+        main(list(argv))
+    except SystemExit as e:
+        return e.code or 0
+    return 0
+
+
 needs_model = pytest.mark.skipif(not (pretrained_dir() / "checkpoint.safetensors").is_file(),
                                 reason="no shipped model in this checkout")
 
@@ -27,21 +38,15 @@ def test_shipped_model_solves_fresh_star_easy_graphs():
 
 @needs_model
 def test_demo_writes_a_usable_run_directory(tmp_path, capsys):
-    from insertgen.cli import main
-
     out = tmp_path / "demo"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--out", str(out), "-n", "50"])
-    assert exit_info.value.code in (None, 0)
+    assert run_cli("demo", "--out", str(out), "-n", "50") == 0
     text = capsys.readouterr().out
     assert "exact match" in text and "plan validity" in text and "step" in text
     summary = json.loads((out / "demo.json").read_text())
     assert summary["n"] == 50 and 0.0 <= summary["exact_match"] <= 1.0
     assert len((out / "demo_samples.jsonl").read_text().splitlines()) == 50
     # the demo directory works with the other commands
-    with pytest.raises(SystemExit) as exit_info:
-        main(["eval", "--run", str(out), "--limit", "5", "--json", "--steps", "8"])
-    assert exit_info.value.code in (None, 0)
+    assert run_cli("eval", "--run", str(out), "--limit", "5", "--json", "--steps", "8") == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 5
 
 
@@ -60,12 +65,8 @@ def test_trajectory_rendering_shows_every_event():
 
 def test_demo_train_runs_end_to_end(tmp_path, capsys):
     """`demo --train` trains (here for 3 seconds), evaluates and leaves a run directory."""
-    from insertgen.cli import main
-
     out = tmp_path / "trained"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--train", "--train-seconds", "3", "--out", str(out), "-n", "10"])
-    assert exit_info.value.code in (None, 0)
+    assert run_cli("demo", "--train", "--train-seconds", "3", "--out", str(out), "-n", "10") == 0
     assert (out / "checkpoint.safetensors").is_file() and (out / "training.png").is_file()
     assert json.loads((out / "demo.json").read_text())["n"] == 10
     assert "exact match" in capsys.readouterr().out

@@ -207,7 +207,8 @@ class Trainer:
             self.ema.update(self.model)
             self.step += 1
             window_tokens += stats.pop("tokens", 0)
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            out_of_time = cfg.time_budget_s is not None and time.time() - start_time >= cfg.time_budget_s
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
                 elapsed = time.time() - window_start
                 tok_s = window_tokens / max(elapsed, 1e-9)
                 last = {"step": self.step, "loss": float(loss.detach()), "lr": lr, "grad_norm": float(grad_norm),
@@ -221,7 +222,6 @@ class Trainer:
                 self._log({"step": self.step, "split": "validation", **metrics})
                 bar.write(f"step {self.step}: validation " + ", ".join(
                     f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
-            out_of_time = cfg.time_budget_s is not None and time.time() - start_time >= cfg.time_budget_s
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
                 self.save()
             if out_of_time:
