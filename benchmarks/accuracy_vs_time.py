@@ -70,9 +70,9 @@ def main() -> None:
                                                     "model_evals_per_seq")}
         points.append(point)
         print(point, flush=True)
-    save(f"accuracy_vs_time-{args.preset}-seed{args.seed}", {
-        "command": " ".join(sys.argv), "preset": args.preset, "seed": args.seed, "run_dir": str(out),
-        "sampler_steps": args.sampler_steps, "points": points})
+        save(f"accuracy_vs_time-{args.preset}-seed{args.seed}", {  # after every point, so a stopped run keeps them
+            "command": " ".join(sys.argv), "preset": args.preset, "seed": args.seed, "run_dir": str(out),
+            "sampler_steps": args.sampler_steps, "points": points})
 
 
 if __name__ == "__main__":
