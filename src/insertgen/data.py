@@ -29,10 +29,6 @@ class Batch:
     def to(self, device) -> "Batch":
         return Batch(self.tokens.to(device), self.fixed.to(device))
 
-    @property
-    def size(self) -> int:
-        return self.tokens.shape[0]
-
 
 def collate(examples: list[Example], vocab: Vocab, length: int | None = None) -> Batch:
     """Pad ``[prompt, BOS, target, EOS]`` to ``length`` (default: the longest in the batch)."""

@@ -192,7 +192,7 @@ class Trainer:
             batch = Batch(tokens[:, :width], fixed[:, :width]).to(self.device)
             lr = learning_rate(cfg, self.step)
             for group in self.opt.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
+                group["lr"] = lr
             loss, stats = self.model.loss(batch, self.noise_gen)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -87,5 +87,4 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
 
 
 def run_training(trainer: Trainer, progress: bool = True) -> dict:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     return trainer.train(progress=progress)

@@ -59,10 +59,3 @@ class Vocab:
                 continue
             out.append(self.tokens[i])
         return " ".join(out)
-
-    def to_json(self) -> list[str]:
-        return self.tokens[self.num_special:]
-
-    @classmethod
-    def from_json(cls, tokens: list[str]) -> "Vocab":
-        return cls(tokens)

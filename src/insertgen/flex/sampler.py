@@ -34,7 +34,7 @@ inserted and the step at which it was unmasked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -81,7 +81,6 @@ class SampleOutput:
     unmask_step: list[list[int]]  # per token: step it was unmasked (-1: never masked)
     model_evals: list[int]  # model evaluations spent on each sequence
     forward_calls: int = 0  # batched forward passes
-    extras: dict = field(default_factory=dict)
 
 
 def _confidence_scores(probs: Tensor, mode: str) -> Tensor:
