@@ -27,10 +27,29 @@ def machine() -> dict:
             "glibc_tunables": os.environ.get("GLIBC_TUNABLES"), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
-def save(name: str, payload: dict) -> Path:
+def save(name: str, payload: dict, quiet: bool = False) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
-    print(json.dumps(payload, indent=2))
-    print(f"saved {path}")
+    if not quiet:
+        print(json.dumps(payload, indent=2))
+        print(f"saved {path}")
     return path
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["lr=1e-3", "d_model=128", "lr_schedule=cosine"]`` -> {"lr": 0.001, "d_model": 128, ...}."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        for convert in (int, float):
+            try:
+                overrides[key] = convert(value)
+                break
+            except ValueError:
+                continue
+        else:
+            overrides[key] = value
+    return overrides

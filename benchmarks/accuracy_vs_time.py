@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from _common import parse_overrides, save  # noqa: E402
 
 from insertgen import load_run  # noqa: E402
 from insertgen.evaluate import evaluate_model  # noqa: E402
@@ -29,6 +29,7 @@ from insertgen.training_run import prepare_run  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="star-easy-cpu")
+    parser.add_argument("--name", default=None, help="result name (default: the preset)")
     parser.add_argument("--budget", type=float, default=600.0, help="Total training seconds.")
     parser.add_argument("--every", type=float, default=120.0, help="Training seconds between evaluations.")
     parser.add_argument("--n", type=int, default=1000)
@@ -41,13 +42,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or Path("bench-out") / f"{args.preset}-seed{args.seed}"
-    overrides = {}
-    for pair in args.sets:
-        key, value = pair.split("=", 1)
-        try:
-            overrides[key] = float(value) if "." in value or "e" in value else int(value)
-        except ValueError:
-            overrides[key] = value
+    overrides = parse_overrides(args.sets)
     overrides.setdefault("eval_every", 0)
     overrides.setdefault("steps", 10**6)
     points, trained = [], 0.0
@@ -67,11 +62,13 @@ def main() -> None:
             with torch.inference_mode():
                 metrics, _ = evaluate_model(model, model.task, model.task.examples("test")[: args.n], options, seed=0)
             point[order] = {k: metrics[k] for k in ("exact_match", "token_accuracy", "plan_validity",
-                                                    "model_evals_per_seq")}
+                                                    "model_evals_per_seq", "order_corr_unmask",
+                                                    "order_corr_insert") if k in metrics}
         points.append(point)
         print(point, flush=True)
-        save(f"accuracy_vs_time-{args.preset}-seed{args.seed}", {  # after every point, so a stopped run keeps them
-            "command": " ".join(sys.argv), "preset": args.preset, "seed": args.seed, "run_dir": str(out),
+        save(f"accuracy_vs_time-{args.name or args.preset}-seed{args.seed}", {  # after every point, so a stopped run keeps them
+            "command": " ".join(sys.argv), "preset": args.preset, "model": model.model_id, "seed": args.seed,
+            "run_dir": str(out),
             "sampler_steps": args.sampler_steps, "points": points})
 
 

@@ -443,3 +443,21 @@ def test_subprocess_corrupt_checkpoint_exit_code(tiny_run, tmp_path):
     assert "Traceback" not in proc.stderr
     assert "corrupt or unreadable" in proc.stderr and str(run / "checkpoint.safetensors") in proc.stderr
     assert proc.stdout == ""
+
+
+def test_loflexmdm_train_eval_and_analysis(cli, tmp_path):
+    out = tmp_path / "lo"
+    code, _, err = cli("train", "--task", "star-easy", "--model", "loflexmdm", "--steps", "3", "--set", "d_model=32",
+                       "--set", "n_layers=1", "--set", "n_heads=2", "--set", "aux_d_model=16", "--set",
+                       "aux_n_layers=1", "--set", "batch_size=8", "--set", "eval_every=0", "--quiet", "--out", out)
+    assert code == 0, err
+    code, stdout, err = cli("eval", "--run", out, "--limit", "20", "--steps", "8", "--json")
+    assert code == 0, err
+    metrics = json.loads(stdout.strip().splitlines()[-1])
+    assert metrics["n"] == 20 and "order_corr_unmask" in metrics
+    code, stdout, err = cli("analysis", "--run", out, "--limit", "20", "--steps", "8")
+    assert code == 0, err
+    report = json.loads((out / "order.json").read_text())
+    assert len(report["per_example"]) == 20 and report["insertion_time_profile"]
+    assert (out / "order.png").stat().st_size > 1000
+    assert "order correlation" in stdout

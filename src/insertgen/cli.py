@@ -189,6 +189,41 @@ def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperat
 
 @cli.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Analyse the first N examples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@sampler_options
+def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, confidence, greedy, order):
+    """Generation order: when each target token / edge was inserted and unmasked, the order correlation
+    with the distance from the junction, and the learned insertion schedule (LoFlexMDM). Writes
+    RUN_DIR/order.json and RUN_DIR/order.png."""
+    from insertgen import load_run
+    from insertgen.analysis import insertion_time_profile, order_statistics, save_order_report
+    from insertgen.evaluate import evaluate_model
+
+    model = load_run(run_dir)
+    task = model.task
+    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy=True,
+                            run_config=model.run_config)
+    examples = task.examples(split)[:limit]
+    metrics, pairs = evaluate_model(model, task, examples, options, seed=seed, progress=True)
+    stats = order_statistics(task, examples, [o for o, _ in pairs], [r for _, r in pairs])
+    if stats is None:
+        raise InsertgenError(f"task {task.name!r} defines no reference order to analyse")
+    profile = insertion_time_profile(model, task, examples)
+    json_path, png_path = save_order_report(run_dir, stats, profile, title=f"{model.model_id} on {task.name}")
+    click.echo(f"exact_match {metrics['exact_match']:.4f}  order correlation (unmask) "
+               f"{stats['order_corr_unmask']:.3f}  (insert) {stats['order_corr_insert']:.3f}  "
+               f"over {stats['order_corr_examples']} examples")
+    if profile:
+        click.echo("learned median insertion time by distance from the junction: " +
+                   ", ".join(f"{d}: {v['q50']:.2f}" for d, v in profile.items()))
+    click.echo(f"wrote {json_path} and {png_path}")
+
+
+@cli.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="TEXTS.jsonl.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--bound", type=click.Choice(["exact", "elbo", "iwae"]), default="elbo", show_default=True)

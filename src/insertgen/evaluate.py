@@ -7,6 +7,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from insertgen.analysis import order_statistics
 from insertgen.tasks.base import Example
 
 
@@ -34,4 +35,7 @@ def evaluate_model(model, task, examples: list[Example], options, seed: int = 0,
     metrics = task.evaluate(examples, outputs)
     metrics["model_evals_per_seq"] = sum(r["model_evals"] for r in records) / max(1, len(records))
     metrics["sample_seconds"] = time.time() - start
+    order = order_statistics(task, examples, outputs, records)
+    if order is not None:
+        metrics.update({k: v for k, v in order.items() if k != "per_example"})
     return metrics, list(zip(outputs, records))

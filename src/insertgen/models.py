@@ -7,12 +7,13 @@ from insertgen.vocab import Vocab
 
 
 def _registry():
+    from insertgen.flex.loflexmdm import LoFlexMDM, LoFlexMDMConfig
     from insertgen.flex.model import FlexMDM, FlexMDMConfig
 
-    return {"flexmdm": (FlexMDM, FlexMDMConfig)}
+    return {"flexmdm": (FlexMDM, FlexMDMConfig), "loflexmdm": (LoFlexMDM, LoFlexMDMConfig)}
 
 
-MODEL_IDS = ("flexmdm",)
+MODEL_IDS = ("flexmdm", "loflexmdm")
 
 
 def build_model(model_id: str, vocab: Vocab, config: dict):

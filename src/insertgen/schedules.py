@@ -52,3 +52,110 @@ class LinearSchedule:
         f_in = self.cdf(t_in)
         t_um = self.inverse_cdf(u2 * (1.0 - f_in) + f_in)
         return t_in, t_um
+
+
+def _log_phi(x: Tensor) -> Tensor:
+    """log((1 - e^{-x}) / x), stable for every real x (value 0 at x = 0).
+
+    Used for ``P(M)`` of the Kumaraswamy schedule without branching on the sign of ``b_in - b_um``."""
+    small = x.abs() < 1e-4
+    xs = torch.where(small, torch.ones_like(x), x)  # keep the unused branches finite
+    pos = torch.log(-torch.expm1(-xs.clamp_min(1e-4))) - torch.log(xs.clamp_min(1e-4))
+    y = (-xs).clamp_min(1e-4)
+    neg = y + torch.log(-torch.expm1(-y)) - torch.log(y)
+    series = -x / 2 + x * x / 24
+    return torch.where(small, series, torch.where(x > 0, pos, neg))
+
+
+class KumaraswamySchedule:
+    """Per-token Kumaraswamy event-time distributions of LoFlexMDM (spec loflexmdm.md §2.2).
+
+    For a global shape ``a > 0`` and a per-token rate ``b > 0``:
+
+        F(t) = 1 - (1 - t^a)^b          S(t) = (1 - t^a)^b          f(t) = a b t^(a-1) (1 - t^a)^(b-1)
+        h(t) = f / S = b * a t^(a-1) / (1 - t^a)                  (linear in b)
+        F^{-1}(u) = (1 - (1 - u)^(1/b))^(1/a)
+        Lambda(t) = int_0^t h / b = tau(t) = -log(1 - t^a)         (the "clock" shared by every token)
+
+    Exponential-race view: ``tau(T_in) ~ Exp(b_in)`` and ``tau(T_um) = tau(T_in) + Exp(b_um)``, which is
+    the unmasking time drawn from ``F_{b_um}`` truncated to ``[T_in, 1]``. With ``u = 1 - t^a`` and
+    ``L = -log u`` the state of a token at time t has the closed-form probabilities
+
+        P(D) = u^b_in
+        P(M) = b_in (u^b_um - u^b_in) / (b_in - b_um) = b_in L e^{-b_um L} phi((b_in - b_um) L),
+               phi(x) = (1 - e^{-x}) / x   (phi(0) = 1 gives the b_in -> b_um limit b L u^b)
+        P(clean) = 1 - P(D) - P(M)
+
+    computed in log space (``t^a`` clamped to ``[1e-12, 1 - 1e-7]``; ``log P(clean)`` uses
+    ``log(1 - P(D) - P(M))`` with the sum clamped to ``<= exp(-1e-7)``, spec §3.4 / §8 item 5). With
+    ``a = 1`` and ``b = 1`` this is FlexMDM's :class:`LinearSchedule`.
+    """
+
+    name = "kumaraswamy"
+
+    def __init__(self, a: float = 1.0):
+        if a <= 0:
+            raise ValueError(f"the Kumaraswamy shape a must be positive, not {a}")
+        self.a = float(a)
+
+    def _ta(self, t: Tensor) -> Tensor:
+        return t.float().clamp(0.0, 1.0) ** self.a
+
+    def cdf(self, t: Tensor, b: Tensor | float = 1.0) -> Tensor:
+        return -torch.expm1(b * torch.log1p(-self._ta(t).clamp_max(1.0 - 1e-7)))
+
+    def survival(self, t: Tensor, b: Tensor | float = 1.0) -> Tensor:
+        return torch.exp(b * torch.log1p(-self._ta(t).clamp_max(1.0 - 1e-7)))
+
+    def pdf(self, t: Tensor, b: Tensor | float = 1.0) -> Tensor:
+        t = t.float()
+        ta = self._ta(t).clamp_max(1.0 - 1e-7)
+        return self.a * b * t.clamp_min(1e-12) ** (self.a - 1) * torch.exp((b - 1) * torch.log1p(-ta))
+
+    def shape_hazard(self, t: Tensor) -> Tensor:
+        """h_a(t) = a t^(a-1) / (1 - t^a): the hazard of a token with b = 1."""
+        t = t.float()
+        ta = self._ta(t).clamp_max(1.0 - 1e-7)
+        return self.a * t.clamp_min(1e-12) ** (self.a - 1) / (1.0 - ta)
+
+    def hazard(self, t: Tensor, b: Tensor | float = 1.0) -> Tensor:
+        return b * self.shape_hazard(t)
+
+    def inverse_cdf(self, u: Tensor, b: Tensor | float = 1.0) -> Tensor:
+        return (-torch.expm1(torch.log1p(-u.float().clamp(0.0, 1.0 - 1e-7)) / b)) ** (1.0 / self.a)
+
+    def clock(self, t: Tensor) -> Tensor:
+        """tau(t) = -log(1 - t^a)."""
+        return -torch.log1p(-self._ta(t).clamp_max(1.0 - 1e-7))
+
+    def integrated_hazard(self, t0: Tensor, t1: Tensor) -> Tensor:
+        """int_{t0}^{t1} h_a(s) ds = tau(t1) - tau(t0) for b = 1 (multiply by b for a token's rate);
+        infinite when t1 = 1."""
+        t1 = torch.as_tensor(t1).float()
+        out = self.clock(t1) - self.clock(torch.as_tensor(t0))
+        return torch.where(t1 >= 1.0, torch.full_like(out, float("inf")), out)
+
+    def sample_event_times(self, b_in: Tensor, b_um: Tensor | float = 1.0,
+                           generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(T_in, T_um) with b_in's shape: the exponential race on the tau clock (no gradient)."""
+        with torch.no_grad():
+            b_in = b_in.float()
+            e1 = torch.empty_like(b_in).exponential_(generator=generator)
+            e2 = torch.empty_like(b_in).exponential_(generator=generator)
+            tau_in = e1 / b_in
+            tau_um = tau_in + e2 / b_um
+            to_time = lambda tau: (-torch.expm1(-tau)) ** (1.0 / self.a)  # noqa: E731
+            return to_time(tau_in), to_time(tau_um)
+
+    def state_log_probs(self, t: Tensor, b_in: Tensor, b_um: Tensor | float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+        """(log P(D), log P(M), log P(clean)) at time t (broadcast against b_in, b_um), differentiable in b."""
+        ta = self._ta(t).clamp(1e-12, 1.0 - 1e-7)
+        log_u = torch.log1p(-ta)  # -L
+        big_l = -log_u
+        b_in = b_in.float()
+        b_um = torch.as_tensor(b_um, dtype=torch.float32, device=b_in.device)
+        log_d = b_in * log_u
+        log_m = (torch.log(b_in) + torch.log(big_l) + b_um * log_u + _log_phi((b_in - b_um) * big_l)).clamp_max(0.0)
+        log_gone = torch.logaddexp(log_d, log_m).clamp_max(-1e-7)
+        log_clean = torch.log(-torch.expm1(log_gone))
+        return log_d, log_m, log_clean

@@ -82,12 +82,25 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Matrices decay; biases, norm scales and other vectors do not."""
-    decay, no_decay = [], []
+    """Matrices decay; biases, norm scales and other vectors do not. A model with an
+    ``lr_scales()`` -> {parameter-name prefix: factor} method gets one pair of groups per prefix (the
+    rest in the first pair), each group's learning rate being ``factor * lr(step)``."""
+    scales = model.lr_scales() if hasattr(model, "lr_scales") else {}
+    buckets: dict[str, tuple[list, list]] = {"": ([], [])}
+    for prefix in scales:
+        buckets[prefix] = ([], [])
     for name, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 and "norm" not in name else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if not p.requires_grad:
+            continue
+        prefix = next((k for k in scales if name.startswith(k)), "")
+        decay, no_decay = buckets[prefix]
+        (decay if p.ndim >= 2 and "norm" not in name else no_decay).append(p)
+    groups = []
+    for prefix, (decay, no_decay) in buckets.items():
+        scale = scales.get(prefix, 1.0)
+        groups.append({"params": decay, "weight_decay": weight_decay, "lr_scale": scale})
+        groups.append({"params": no_decay, "weight_decay": 0.0, "lr_scale": scale})
+    return [g for g in groups if g["params"]]
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
@@ -192,7 +205,7 @@ class Trainer:
             batch = Batch(tokens[:, :width], fixed[:, :width]).to(self.device)
             lr = learning_rate(cfg, self.step)
             for group in self.opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             loss, stats = self.model.loss(batch, self.noise_gen)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()

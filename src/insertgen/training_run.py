@@ -50,8 +50,8 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         write_config(out, config)
         return out, trainer
 
-    if preset is None and task is not None and f"{task}-cpu" in PRESETS:
-        preset = f"{task}-cpu"
+    if preset is None and task is not None:  # the task's CPU preset for this model, else the task's
+        preset = next((name for name in (f"{task}-{model}-cpu", f"{task}-cpu") if name in PRESETS), None)
     spec = get_preset(preset) if preset else {"model_config": {}, "train": {}}
     task = task or spec.get("task")
     model = model or spec.get("model")

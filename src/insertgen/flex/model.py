@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from insertgen.data import Batch, prompt_canvas, split_output
 from insertgen.flex.loss import rate_matching_loss
-from insertgen.flex.process import noise
+from insertgen.flex.process import NoisyState, noise
 from insertgen.flex.sampler import SampleOutput, SamplerOptions, tau_leaping_sample
 from insertgen.nn.heads import RateHead, TokenHead
 from insertgen.options import from_dict
@@ -41,12 +41,18 @@ class FlexMDMConfig:
     d_cond: int = 128
     max_len: int = 64  # sampling buffer L_buf = prompt_block + target_block + 2; also the loss normaliser
     time_weighting: str = "hazard"  # "hazard": the spec's h(t) weight; "none": drop the common h(t)
-    t_max: float = 1.0 - 1e-6  # training times t ~ stratified U[0, t_max)
+    t_min: float = 0.0  # training times t ~ stratified U[t_min, t_max)
+    t_max: float = 1.0 - 1e-6
     time_power: float = 1.0  # t = 1 - (1 - u)^time_power: > 1 puts more training times near t = 1
+    normalisation: str = "buffer"  # "buffer": both sums / L_buf (FlexMDM code); "masked_count" (LoFlexMDM code)
 
     def __post_init__(self):
         if self.time_weighting not in ("hazard", "none"):
             raise ValueError(f"time_weighting must be 'hazard' or 'none', not {self.time_weighting!r}")
+        if self.normalisation not in ("buffer", "masked_count"):
+            raise ValueError(f"normalisation must be 'buffer' or 'masked_count', not {self.normalisation!r}")
+        if not 0.0 <= self.t_min < self.t_max:
+            raise ValueError("t_min must be in [0, t_max)")
         if min(self.d_model, self.n_layers, self.n_heads, self.mlp_ratio, self.d_cond, self.max_len) < 1:
             raise ValueError("sizes (d_model, n_layers, n_heads, mlp_ratio, d_cond, max_len) must be positive")
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
@@ -62,10 +68,11 @@ class FlexMDMConfig:
         return asdict(self)
 
 
-def stratified_times(batch_size: int, t_max: float, generator: torch.Generator | None, device=None) -> Tensor:
-    """t_i = (i + u_i) t_max / B, i = 0..B-1, u_i ~ U(0, 1): one time per sequence, stratified."""
+def stratified_times(batch_size: int, t_min: float, t_max: float, generator: torch.Generator | None,
+                     device=None) -> Tensor:
+    """t_i = t_min + (i + u_i)(t_max - t_min) / B, i = 0..B-1, u_i ~ U(0, 1): one time per sequence."""
     u = torch.rand(batch_size, generator=generator, device=device)
-    return (torch.arange(batch_size, device=device) + u) * (t_max / batch_size)
+    return t_min + (torch.arange(batch_size, device=device) + u) * ((t_max - t_min) / batch_size)
 
 
 class FlexMDM(nn.Module):
@@ -88,34 +95,57 @@ class FlexMDM(nn.Module):
         h, cond = self.trunk(tokens, tokens != self.vocab.pad_id, t)
         return self.token_head(h, cond), self.insert_head(h, cond)
 
-    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
-        x1, fixed = batch.tokens, batch.fixed
-        u = stratified_times(x1.shape[0], self.config.t_max, generator, x1.device)
-        t = 1.0 - (1.0 - u) ** self.config.time_power
-        t_in, t_um = self.schedule.sample_event_times(x1.shape, generator, x1.device)
+    def training_times(self, batch_size: int, generator: torch.Generator | None, device=None) -> Tensor:
+        """Stratified t on [t_min, t_max), warped by ``t = 1 - (1 - u)^time_power``."""
+        cfg = self.config
+        u = stratified_times(batch_size, cfg.t_min, cfg.t_max, generator, device)
+        return 1.0 - (1.0 - u) ** cfg.time_power
+
+    def noised_loss(self, x1: Tensor, fixed: Tensor, t: Tensor, t_in: Tensor, t_um: Tensor,
+                    b_in: Tensor | None = None, b_um: Tensor | None = None) -> tuple[Tensor, dict, NoisyState]:
+        """Per-sequence loss (B,) of the generator on the state given by the event times.
+
+        Target rates per aligned position j are ``b_j h(t)`` (``b = 1`` when ``b_in`` / ``b_um`` is None,
+        i.e. FlexMDM): insertion into gap k ``G_k = h(t) sum_{j in gap k} b_in_j``, unmasking of slot k
+        ``h(t) b_um_{s_t[k]}``; the model's are ``h(t) g_theta(k)`` and ``h(t) b_um_theta(k)`` (1 when the
+        model has no unmasking head). The targets keep their graph, so a caller can differentiate
+        through them (LoFlexMDM's pathwise gradient)."""
         st = noise(x1, fixed, t, t_in, t_um, self.vocab.pad_id, self.vocab.mask_id)
-        logits, g = self(st.x_t, t)
+        logits, g, b_um_model = self.generator_rates(st.x_t, t)
         if self.config.time_weighting == "hazard":
-            weight = self.schedule.hazard(t)[:, None].expand_as(g)  # (B, Lt)
+            h = self.schedule.hazard(t)[:, None].expand(g.shape)  # (B, Lt)
         else:
-            weight = torch.ones_like(g)
+            h = torch.ones_like(g)
+        insert_target = h * (st.gap_count if b_in is None else st.gap_sums(b_in))
+        unmask_target = h if b_um is None else h * b_um.float().gather(1, st.s_t)
+        unmask_model = h if b_um_model is None else h * b_um_model
         per_seq, parts = rate_matching_loss(
             logits, st.clean_tokens, st.masked, st.valid,
-            unmask_rate_target=weight, unmask_rate_model=weight,
-            insert_rate_target=weight * st.gap_count, insert_rate_model=weight * g,
-            norm_length=self.config.max_len, normalisation="buffer",
+            unmask_rate_target=unmask_target, unmask_rate_model=unmask_model,
+            insert_rate_target=insert_target, insert_rate_model=h * g,
+            norm_length=self.config.max_len, normalisation=self.config.normalisation,
         )
-        loss = per_seq.mean()
+        return per_seq, parts, st
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+        x1, fixed = batch.tokens, batch.fixed
+        t = self.training_times(x1.shape[0], generator, x1.device)
+        t_in, t_um = self.schedule.sample_event_times(x1.shape, generator, x1.device)
+        per_seq, parts, st = self.noised_loss(x1, fixed, t, t_in, t_um)
         stats = {k: float(v.detach().mean()) for k, v in parts.items()}
         stats["tokens"] = int(st.valid.sum())
-        return loss, stats
+        return per_seq.mean(), stats
+
+    def generator_rates(self, tokens: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Token logits, insertion multipliers and unmasking multipliers (None: fixed to 1)."""
+        logits, g = self(tokens, t)
+        return logits, g, None
 
     def predictor(self):
-        def predict(tokens: Tensor, t: Tensor):
-            logits, g = self(tokens, t)
-            return logits, g, None
+        return self.generator_rates
 
-        return predict
+    # rate of one missing token in the sampler's insertion step (module doc of flex/sampler.py)
+    insertion_unit = 1.0
 
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], options: SamplerOptions | None = None,
@@ -129,7 +159,7 @@ class FlexMDM(nn.Module):
         result = tau_leaping_sample(
             self.predictor(), self.schedule.integrated_hazard, tokens.to(device), fixed.to(device),
             banned_tokens=[v.pad_id, v.mask_id, v.bos_id, v.eos_id], pad_id=v.pad_id, mask_id=v.mask_id,
-            options=options, generator=generator,
+            options=options, generator=generator, insertion_unit=self.insertion_unit,
         )
         outputs = [split_output(row, v) for row in result.tokens]
         return (outputs, result) if return_trajectory else outputs

@@ -11,11 +11,15 @@ State: a canvas ``[prompt, BOS, ..., EOS, PAD...]``; prompt and BOS are fixed. O
   ``prob_diff``: top1 - top2 of K) the NUMBER of fired slots is kept (so the hazard still sets how many
   tokens appear per step, unlike the reference FlexMDM code) but the slots are the highest-scoring
   masked ones;
-- insertion: gap k (left of token k, not inside the fixed prefix) receives
-  ``c_k ~ Poisson(g_k (1 - exp(-dLam)))`` new masks, where ``g_k`` is the model's insertion multiplier
-  (FlexMDM: the expected number of missing tokens in the gap); on the last interval
-  (``1 - exp(-dLam) = 1``) ``c_k = round(g_k)``. A step that would overflow the buffer inserts nothing
-  in that sequence (spec §8 item 17).
+- insertion: gap k (left of token k, not inside the fixed prefix) has the model's insertion multiplier
+  ``g_k`` (the gap's rate is ``g_k h(t)``). Reading the gap as ``g_k / u`` missing tokens of rate ``u``
+  each (``u`` = ``insertion_unit``), it receives ``c_k ~ Poisson((g_k / u)(1 - exp(-u dLam)))`` new
+  masks, and on the last interval (``dLam = inf``) ``c_k = round(g_k / u)``. For FlexMDM ``u = 1`` and
+  ``g_k`` is the expected number of missing tokens, so this is exact per token. For LoFlexMDM ``g_k`` is
+  the expected *sum of rates* of the missing tokens; ``u`` = the auxiliary network's minimum rate, which
+  makes small steps the plain tau-leap ``Poisson(g_k dLam)`` and counts the last survivors (the slowest
+  tokens, whose rates approach the minimum as t -> 1) at the end. A step that would overflow the buffer
+  inserts nothing in that sequence (spec §8 item 17).
 
 With ``order="insert_first"`` the steps are split in two phases. Phase 1 (``steps // 2`` steps on its
 own grid over ``[0, 1]``) only inserts, as above, so that every mask is in place; phase 2 (the other
@@ -25,7 +29,7 @@ pending the rest of the sequence is plain masked-diffusion decoding, so with exa
 unmasking order samples the same distribution (FlexMDM Prop. 3); choosing the confident slots first
 lets each step rely on the tokens revealed before it (e.g. path endpoints before the junction).
 
-A sequence is finished when no mask is left and its expected remaining insertions ``sum_k g_k`` are
+A sequence is finished when no mask is left and its expected remaining insertions ``sum_k g_k / u`` are
 below ``stop_threshold``; finished sequences leave the batch, so later steps cost nothing for them.
 Masks left after step N are filled by argmax in one more evaluation. The sampler counts the model
 evaluations spent on each sequence and records, for every final token, the step at which it was
@@ -125,14 +129,14 @@ def _fire_mask(masked: Tensor, logits: Tensor, banned: Tensor, p_fire: Tensor | 
     return masked & (rank < n_fire)
 
 
-def _insertion_counts(g: Tensor, p_ins: Tensor, lengths: Tensor, buffer_len: int,
+def _insertion_counts(n_missing: Tensor, p_ins: Tensor, lengths: Tensor, buffer_len: int,
                       generator: torch.Generator | None) -> Tensor:
-    """New masks per gap (b, W): Poisson(g p_ins), or round(g) when p_ins = 1; zero for a sequence
-    whose insertions would overflow the buffer."""
+    """New masks per gap (b, W): Poisson(n_missing p_ins), or round(n_missing) when p_ins = 1; zero for
+    a sequence whose insertions would overflow the buffer."""
     if float(p_ins) >= 1.0:
-        counts = torch.round(g).long()
+        counts = torch.round(n_missing).long()
     else:
-        counts = torch.poisson(g * p_ins, generator=generator).long()
+        counts = torch.poisson(n_missing * p_ins, generator=generator).long()
     counts[lengths + counts.sum(1) > buffer_len] = 0
     return counts
 
@@ -148,6 +152,7 @@ def tau_leaping_sample(
     mask_id: int,
     options: SamplerOptions,
     generator: torch.Generator | None = None,
+    insertion_unit: float = 1.0,
 ) -> SampleOutput:
     """Run the sampler from canvases ``tokens`` (B, W_buf) with ``fixed`` (B, W_buf); see module doc."""
     device = tokens.device
@@ -217,8 +222,8 @@ def tau_leaping_sample(
         g = torch.where(gap_ok, g.float(), torch.zeros_like(g, dtype=torch.float32))
         inserted = torch.zeros_like(lengths)
         if inserting:
-            p_ins = -torch.expm1(-integrated_hazard(grid[step], grid[step + 1]))
-            counts = _insertion_counts(g, p_ins, lengths, buffer_len, generator)
+            p_ins = -torch.expm1(-insertion_unit * integrated_hazard(grid[step], grid[step + 1]))
+            counts = _insertion_counts(g / insertion_unit, p_ins, lengths, buffer_len, generator)
             inserted = counts.sum(1)
             if bool(inserted.any()):
                 counts = torch.nn.functional.pad(counts, (0, buffer_len - width))
@@ -233,7 +238,7 @@ def tau_leaping_sample(
         # --- finished sequences leave the batch ---
         done = (x == mask_id).sum(1) == 0
         if inserting:
-            done &= (g.sum(1) < options.stop_threshold) & (inserted == 0)
+            done &= (g.sum(1) / insertion_unit < options.stop_threshold) & (inserted == 0)
         if bool(done.any()):
             finish(done.nonzero().squeeze(1))
             keep = ~done

@@ -1,7 +1,7 @@
 """Named configurations: a task, a model and its options, and training options, sized for a 2-core CPU.
 
-``insertgen train --task T --model M`` without ``--preset`` uses ``{T}-cpu`` when it exists (its model
-options only when its model is M). What the presets reach here is in docs/results.md.
+``insertgen train --task T --model M`` without ``--preset`` uses ``{T}-{M}-cpu`` or else ``{T}-cpu`` when
+it exists (its model options only when its model is M). What the presets reach here is in docs/results.md.
 """
 
 from __future__ import annotations
@@ -18,11 +18,24 @@ def _star(d_model: int, n_layers: int, n_heads: int, lr: float, steps: int, eval
     }
 
 
+def _loflex(flex_preset: dict, aux_d_model: int, aux_n_layers: int, aux_n_heads: int) -> dict:
+    """LoFlexMDM with the generator and training options of a FlexMDM preset, so the two compare at equal
+    settings; the auxiliary network is a smaller separate trunk (spec loflexmdm.md §5)."""
+    return {**flex_preset, "model": "loflexmdm",
+            "model_config": {**flex_preset["model_config"], "aux_d_model": aux_d_model, "aux_n_layers": aux_n_layers,
+                             "aux_n_heads": aux_n_heads}}
+
+
 PRESETS: dict[str, dict] = {
     "star-easy-cpu": {"task": "star-easy", **_star(64, 4, 2, 2e-3, 30_000, 5_000)},
     "star-medium-cpu": {"task": "star-medium", **_star(128, 4, 4, 2e-3, 30_000, 5_000)},
     "star-hard-cpu": {"task": "star-hard", **_star(192, 6, 6, 5e-4, 60_000, 10_000)},
 }
+PRESETS.update({
+    "star-easy-loflexmdm-cpu": _loflex(PRESETS["star-easy-cpu"], 64, 2, 2),
+    "star-medium-loflexmdm-cpu": _loflex(PRESETS["star-medium-cpu"], 64, 2, 2),
+    "star-hard-loflexmdm-cpu": _loflex(PRESETS["star-hard-cpu"], 96, 3, 4),
+})
 
 
 def get_preset(name: str) -> dict:

@@ -63,6 +63,11 @@ class Task(ABC):
     def evaluate(self, examples: list[Example], outputs: list[list[int]]) -> dict[str, float]:
         """Metrics of ``outputs`` (data-token ids) against ``examples``; includes ``n``."""
 
+    def order_reference(self, prompt: list[int], output: list[int]) -> list[int] | None:
+        """Per output token, a task-defined distance used to study generation order (star graphs: the
+        distance along the path from the junction); None when the task or the output has none."""
+        return None
+
     @abstractmethod
     def config(self) -> dict:
         """JSON-serialisable description: generator, parameters, seeds, split sizes."""

@@ -502,6 +502,26 @@ class StarTask(Task):
             "plan_validity": float(valid / denom),
         }
 
+    def order_reference(self, prompt: list[int], output: list[int]) -> list[int] | None:
+        """Distance of each output token's node from the junction, counted in path nodes.
+
+        The output ``p0 p1 p1 p2 ...`` is read as edges: token i is node ``(i + 1) // 2`` of the path.
+        The junction is the node of the prompt's graph with out-degree > 1 (the centre of the star; the
+        source for star-easy). None when the output is not an even-length edge list or misses the junction.
+        """
+        edges, _, _ = _graph_of(prompt)
+        out_degree: dict[int, int] = {}
+        for u, _ in edges:
+            out_degree[u] = out_degree.get(u, 0) + 1
+        junctions = [u for u, d in out_degree.items() if d > 1]
+        if len(output) < 2 or len(output) % 2 or len(junctions) != 1:
+            return None
+        nodes = [int(output[0])] + [int(v) for v in output[1::2]]
+        if junctions[0] not in nodes:
+            return None
+        j = nodes.index(junctions[0])
+        return [abs((i + 1) // 2 - j) for i in range(len(output))]
+
     def config(self) -> dict:
         p = self.params
         cfg: dict = {"task": self.name, "generator": p["generator"], "degree": p["degree"]}

@@ -1,0 +1,51 @@
+"""Generation-order statistics (analysis.py) and the star task's reference distances."""
+
+import pytest
+
+from insertgen.analysis import edge_steps, order_statistics, output_steps
+from insertgen.tasks import get_task
+
+
+def _record(task, example, unmask_steps):
+    """A sampler record whose canvas is [prompt, BOS, target, EOS] with the given unmask steps."""
+    canvas = list(example.prompt) + [task.vocab.bos_id] + list(example.target) + [task.vocab.eos_id]
+    prefix = len(example.prompt) + 1
+    um = [-1] * prefix + list(unmask_steps) + [-1]
+    return {"canvas": canvas, "insert_step": [-1] * prefix + [0] * len(example.target) + [-1], "unmask_step": um}
+
+
+def test_star_easy_distances_count_from_the_source():
+    task = get_task("star-easy")
+    ex = task.examples("test")[0]
+    assert task.order_reference(list(ex.prompt), list(ex.target)) == [0, 1, 1, 2, 2, 3, 3, 4]
+    assert task.order_reference(list(ex.prompt), list(ex.target)[:-1]) is None  # odd length
+
+
+def test_star_medium_distances_count_from_the_junction():
+    task = get_task("star-medium")
+    for ex in task.examples("test")[:50]:
+        dist = task.order_reference(list(ex.prompt), list(ex.target))
+        nodes = [ex.target[0]] + list(ex.target[1::2])
+        assert dist is not None and len(dist) == len(ex.target)
+        edges = list(zip(ex.prompt[0:-2:2], ex.prompt[1:-2:2]))
+        zero = {ex.target[i] for i, d in enumerate(dist) if d == 0}
+        assert len(zero) == 1 and sum(1 for u, _ in edges if u in zero) == 3  # the centre, out-degree 3
+        assert dist[0] + dist[-1] == len(nodes) - 1  # the path runs through the junction
+        assert all(abs(a - b) <= 1 for a, b in zip(dist, dist[1:]))
+
+
+@pytest.mark.parametrize("direction,sign", [("endpoints_first", -1), ("junction_first", 1)])
+def test_order_correlation_sign(direction, sign):
+    task = get_task("star-easy")
+    examples = task.examples("test")[:5]
+    records, outputs = [], []
+    for ex in examples:
+        dist = task.order_reference(list(ex.prompt), list(ex.target))
+        steps = [10 - d for d in dist] if direction == "endpoints_first" else list(dist)
+        records.append(_record(task, ex, steps))
+        outputs.append(list(ex.target))
+    stats = order_statistics(task, examples, outputs, records)
+    assert stats["order_corr_unmask"] == pytest.approx(sign * 1.0)
+    assert stats["order_corr_examples"] == 5
+    assert output_steps(records[0], task.vocab)[1] == [10 - d for d in [0, 1, 1, 2, 2, 3, 3, 4]] or sign > 0
+    assert edge_steps([1, 5, 2, 2, 9, 0]) == [5, 2, 9]
