@@ -2,7 +2,9 @@
 
     python benchmarks/train_throughput.py [--presets star-easy-cpu star-medium-cpu] [--steps 30] [--warmup 5]
 
-Tokens/s counts the tokens of the noised sequences x_t the model actually processes (padding excluded).
+Tokens/s counts the tokens of the noised sequences x_t the generator actually processes (padding
+excluded; LoFlexMDM processes two noised states per sequence, plus the clean sequence in its auxiliary
+network, which is not counted); sequences/s is batch size / step time.
 Writes
 benchmarks/results/train_throughput.json.
 """
@@ -49,12 +51,14 @@ def measure(preset: str, steps: int, warmup: int) -> dict:
         params = sum(p.numel() for p in model.parameters())
         return {"preset": preset, "params": params, "batch_size": trainer.cfg.batch_size,
                 "median_step_s": step, "tokens_per_step": statistics.mean(tokens),
-                "tokens_per_s": statistics.mean(tokens) / step, "steps_measured": steps}
+                "tokens_per_s": statistics.mean(tokens) / step, "sequences_per_s": trainer.cfg.batch_size / step,
+                "model": model.model_id, "steps_measured": steps}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["star-easy-cpu", "star-medium-cpu"])
+    parser.add_argument("--presets", nargs="+", default=["star-easy-cpu", "star-medium-cpu", "star-easy-loflexmdm-cpu",
+                                                         "star-medium-loflexmdm-cpu"])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()

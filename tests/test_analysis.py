@@ -49,3 +49,29 @@ def test_order_correlation_sign(direction, sign):
     assert stats["order_corr_examples"] == 5
     assert output_steps(records[0], task.vocab)[1] == [10 - d for d in [0, 1, 1, 2, 2, 3, 3, 4]] or sign > 0
     assert edge_steps([1, 5, 2, 2, 9, 0]) == [5, 2, 9]
+
+
+def test_insertion_time_profile_quantiles_of_constant_rates():
+    import torch
+
+    from insertgen.analysis import insertion_time_profile
+    from insertgen.schedules import KumaraswamySchedule
+
+    class Constant(torch.nn.Module):
+        schedule = KumaraswamySchedule(1.0)
+
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def schedule_rates(self, x1, t):
+            return torch.full(x1.shape, 2.0), None
+
+    task = get_task("star-easy")
+    profile = insertion_time_profile(Constant(), task, task.examples("test")[:3])
+    assert set(profile["by_position"]) == {str(k) for k in range(8)}
+    for entry in profile["by_position"].values():
+        assert entry["q50"] == pytest.approx(1 - 2 ** -0.5, abs=1e-5)  # F^{-1}(1/2) = 1 - (1/2)^{1/b}
+        assert entry["q25"] == pytest.approx(1 - 0.75 ** 0.5, abs=1e-5) and entry["tokens"] == 3
+    assert profile["by_distance"]["0"]["tokens"] == 3 and profile["by_distance"]["1"]["tokens"] == 6
+    assert insertion_time_profile(object(), task, []) is None

@@ -458,6 +458,6 @@ def test_loflexmdm_train_eval_and_analysis(cli, tmp_path):
     code, stdout, err = cli("analysis", "--run", out, "--limit", "20", "--steps", "8")
     assert code == 0, err
     report = json.loads((out / "order.json").read_text())
-    assert len(report["per_example"]) == 20 and report["insertion_time_profile"]
+    assert len(report["per_example"]) == 20 and report["insertion_time_profile"]["by_position"]
     assert (out / "order.png").stat().st_size > 1000
     assert "order correlation" in stdout

@@ -50,6 +50,8 @@ def test_demo_writes_a_usable_run_directory(tmp_path, capsys):
     assert "exact match" in text and "plan validity" in text and "step" in text
     summary = json.loads((out / "demo.json").read_text())
     assert summary["n"] == 50 and 0.0 <= summary["exact_match"] <= 1.0
+    shipped = {m for m in ("flexmdm", "loflexmdm") if (pretrained_dir(m) / "checkpoint.safetensors").is_file()}
+    assert set(summary["models"]) == shipped
     assert len((out / "demo_samples.jsonl").read_text().splitlines()) == 50
     # the demo directory works with the other commands
     assert run_cli("eval", "--run", str(out), "--limit", "5", "--json", "--steps", "8") == 0
@@ -70,9 +72,21 @@ def test_trajectory_rendering_shows_every_event():
 
 
 def test_demo_train_runs_end_to_end(tmp_path, capsys):
-    """`demo --train` trains (here for 3 seconds), evaluates and leaves a run directory."""
+    """`demo --train` trains FlexMDM and LoFlexMDM (here for 3 seconds each) on the same budget, evaluates
+    both on the same graphs and leaves a run directory for each."""
     out = tmp_path / "trained"
     assert run_cli("demo", "--train", "--train-seconds", "3", "--out", str(out), "-n", "10") == 0
     assert (out / "checkpoint.safetensors").is_file() and (out / "training.png").is_file()
-    assert json.loads((out / "demo.json").read_text())["n"] == 10
-    assert "exact match" in capsys.readouterr().out
+    other = out / "compare" / "loflexmdm"
+    assert (other / "checkpoint.safetensors").is_file()
+    assert json.loads((other / "config.json").read_text())["model"] == "loflexmdm"
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["n"] == 10 and set(summary["models"]) == {"flexmdm", "loflexmdm"}
+    text = capsys.readouterr().out
+    assert "exact match" in text and "order corr." in text and text.count("one generation trajectory") == 2
+
+
+def test_demo_rejects_unknown_models(tmp_path, capsys):
+    assert run_cli("demo", "--models", "flexmdm,nope", "--out", str(tmp_path / "x")) == 2
+    assert "nope" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -13,7 +13,8 @@ Edges: token pair ``(2k, 2k+1)`` is edge k; its step is the later of its two tok
 
 The learned insertion-time profile of LoFlexMDM: for each target token of a clean sequence, the
 auxiliary network's rate ``b_in`` gives the insertion-time distribution ``Kuma(a, b_in)``; its median
-``F^{-1}(1/2) = (1 - 2^{-1/b})^{1/a}`` and quartiles are summarised per reference distance.
+``F^{-1}(1/2) = (1 - 2^{-1/b})^{1/a}`` and quartiles are averaged per target position and per reference
+distance.
 """
 
 from __future__ import annotations
@@ -86,35 +87,38 @@ def order_statistics(task, examples, outputs: list[list[int]], records: list[dic
 
 @torch.no_grad()
 def insertion_time_profile(model, task, examples, quantiles=(0.25, 0.5, 0.75)) -> dict | None:
-    """Quantiles of the learned insertion time of each target token, grouped by reference distance.
+    """Mean quantiles of the learned insertion time of the target tokens, per target position and per
+    reference distance: ``{"by_position": {k: {"q25", "q50", "q75", "tokens"}}, "by_distance": {...}}``.
 
     Only for models with an auxiliary schedule network (``schedule_rates``); None otherwise."""
     if not hasattr(model, "schedule_rates"):
         return None
     batch = collate(examples, task.vocab)
-    tokens, fixed = batch.tokens, batch.fixed
     device = next(model.parameters()).device
-    b_in, _ = model.schedule_rates(tokens.to(device), torch.full((len(examples),), 0.5, device=device))
+    b_in, _ = model.schedule_rates(batch.tokens.to(device), torch.full((len(examples),), 0.5, device=device))
     b_in = b_in.float().cpu()
-    by_distance: dict[int, list[list[float]]] = {}
+    qs = torch.tensor(quantiles)
+    by_position: dict[int, list] = {}
+    by_distance: dict[int, list] = {}
     for i, ex in enumerate(examples):
-        target = list(ex.target)
-        dist = task.order_reference(list(ex.prompt), target)
-        if dist is None:
-            continue
         start = len(ex.prompt) + 1
-        for k, d in enumerate(dist):
-            b = b_in[i, start + k]
-            times = [float(model.schedule.inverse_cdf(torch.tensor(q), b)) for q in quantiles]
-            by_distance.setdefault(d, []).append(times)
-    if not by_distance:
-        return None
-    profile = {}
-    for d in sorted(by_distance):
-        arr = np.array(by_distance[d])
-        profile[str(d)] = {f"q{int(q * 100)}": float(np.mean(arr[:, j])) for j, q in enumerate(quantiles)}
-        profile[str(d)]["tokens"] = len(arr)
-    return profile
+        b = b_in[i, start : start + len(ex.target)]
+        times = model.schedule.inverse_cdf(qs[None, :].expand(len(b), -1), b[:, None]).tolist()  # (n, Q)
+        dist = task.order_reference(list(ex.prompt), list(ex.target))
+        for k, row in enumerate(times):
+            by_position.setdefault(k, []).append(row)
+            if dist is not None:
+                by_distance.setdefault(dist[k], []).append(row)
+
+    def summarise(groups):
+        out = {}
+        for key in sorted(groups):
+            arr = np.array(groups[key])
+            out[str(key)] = {f"q{int(q * 100)}": float(arr[:, j].mean()) for j, q in enumerate(quantiles)}
+            out[str(key)]["tokens"] = len(arr)
+        return out
+
+    return {"by_position": summarise(by_position), "by_distance": summarise(by_distance)}
 
 
 def mean_step_by_distance(per_example: list[dict | None], key: str = "unmask_step") -> dict[int, float]:
@@ -154,15 +158,20 @@ def plot_order(stats: dict, profile: dict | None, path: Path, title: str = "") -
     ax.grid(alpha=0.3)
     if profile:
         ax = axes[0, 1]
-        ds = [int(d) for d in profile]
-        med = [profile[str(d)]["q50"] for d in ds]
-        lo = [profile[str(d)]["q50"] - profile[str(d)]["q25"] for d in ds]
-        hi = [profile[str(d)]["q75"] - profile[str(d)]["q50"] for d in ds]
-        ax.errorbar(ds, med, yerr=[lo, hi], marker="o", capsize=4)
-        ax.set_xlabel("distance from the junction (path nodes)")
+        for key, label in (("by_distance", "by distance from the junction"), ("by_position", "by target position")):
+            groups = profile.get(key) or {}
+            xs = [int(k) for k in groups]
+            if not xs:
+                continue
+            med = [groups[str(x)]["q50"] for x in xs]
+            lo = [groups[str(x)]["q50"] - groups[str(x)]["q25"] for x in xs]
+            hi = [groups[str(x)]["q75"] - groups[str(x)]["q50"] for x in xs]
+            ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=4, label=label)
+        ax.set_xlabel("distance (path nodes) / target position")
         ax.set_ylabel("learned insertion time (median, quartiles)")
         ax.set_title("auxiliary network's insertion schedule", fontsize=9)
         ax.set_ylim(0, 1)
+        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)

@@ -78,16 +78,26 @@ def cli():
 @cli.command()
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("insertgen-demo"),
               show_default=True, help="Run directory to write (usable by sample / eval / score).")
-@click.option("--train", "do_train", is_flag=True, help="Train a fresh model on this CPU instead of loading the shipped one.")
+@click.option("--train", "do_train", is_flag=True,
+              help="Train fresh models on this CPU (same budget each) instead of loading the shipped ones.")
 @click.option("-n", "n_graphs", type=click.IntRange(min=1), default=1000, show_default=True, help="Fresh test graphs.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--train-seconds", type=click.FloatRange(min=1), default=600.0, show_default=True,
-              help="Training budget of --train.")
-def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: float):
-    """Evaluate the shipped star-easy FlexMDM model (or train one with --train) on fresh graphs."""
+@click.option("--train-seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="Training budget of --train, per model.")
+@click.option("--models", default="flexmdm,loflexmdm", show_default=True,
+              help="Comma-separated models to compare; the first one's run is --out.")
+def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: float, models: str):
+    """Compare the shipped star-easy models (FlexMDM, LoFlexMDM) side by side on fresh graphs, or train
+    them afresh with --train."""
     from insertgen.demo import run_demo
+    from insertgen.models import MODEL_IDS
 
-    run_demo(out, train=do_train, n_graphs=n_graphs, seed=seed, train_seconds=train_seconds)
+    chosen = tuple(m.strip() for m in models.split(",") if m.strip())
+    unknown = [m for m in chosen if m not in MODEL_IDS]
+    if not chosen or unknown:
+        raise InsertgenError(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
+                             f"known models: {', '.join(MODEL_IDS)}")
+    run_demo(out, train=do_train, n_graphs=n_graphs, seed=seed, train_seconds=train_seconds, models=chosen)
 
 
 @cli.command()
@@ -218,7 +228,7 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
                f"over {stats['order_corr_examples']} examples")
     if profile:
         click.echo("learned median insertion time by distance from the junction: " +
-                   ", ".join(f"{d}: {v['q50']:.2f}" for d, v in profile.items()))
+                   ", ".join(f"{d}: {v['q50']:.2f}" for d, v in profile["by_distance"].items()))
     click.echo(f"wrote {json_path} and {png_path}")
 
 
