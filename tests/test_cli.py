@@ -461,3 +461,31 @@ def test_loflexmdm_train_eval_and_analysis(cli, tmp_path):
     assert len(report["per_example"]) == 20 and report["insertion_time_profile"]["by_position"]
     assert (out / "order.png").stat().st_size > 1000
     assert "order correlation" in stdout
+
+
+@pytest.mark.parametrize("model_id", ["ip", "ao-ip"])
+def test_insertion_process_train_eval_score_and_analysis(cli, tmp_path, prompts, model_id):
+    out = tmp_path / model_id
+    code, _, err = cli("train", "--task", "star-easy", "--model", model_id, "--steps", "3", "--set", "d_model=32",
+                       "--set", "n_layers=1", "--set", "n_heads=2", "--set", "posterior_d_model=16", "--set",
+                       "posterior_n_layers=1", "--set", "batch_size=8", "--set", "eval_every=0", "--quiet",
+                       "--out", out)
+    assert code == 0, err
+    code, stdout, err = cli("eval", "--run", out, "--limit", "10", "--json")
+    assert code == 0, err
+    metrics = json.loads(stdout.strip().splitlines()[-1])
+    assert metrics["n"] == 10 and 0.0 <= metrics["termination_rate"] <= 1.0
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text(json.dumps({"prompt": prompts[0], "text": "1 2 2 3"}) + "\n")
+    values = {}
+    for bound in ("exact", "elbo", "iwae"):
+        code, _, err = cli("score", "--run", out, "--input", texts, "--bound", bound, "--samples", "8",
+                           "--output", tmp_path / f"{bound}.jsonl")
+        assert code == 0, err
+        row = json.loads((tmp_path / f"{bound}.jsonl").read_text())
+        assert row["bound"] == bound and row["text"] == "1 2 2 3"
+        values[bound] = row["log_likelihood"]
+    assert values["elbo"] <= values["exact"] + 1e-4 and values["iwae"] <= values["exact"] + 0.05
+    code, stdout, err = cli("analysis", "--run", out, "--limit", "10")
+    assert code == 0, err
+    assert (out / "order.png").is_file() and "order correlation" in stdout

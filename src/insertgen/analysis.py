@@ -154,7 +154,10 @@ def plot_order(stats: dict, profile: dict | None, path: Path, title: str = "") -
     ax.set_title(f"order: rho(unmask) = {stats['order_corr_unmask']:.2f}, "
                  f"rho(insert) = {stats['order_corr_insert']:.2f}", fontsize=9)
     ax.set_ylim(-0.05, 1.05)
-    ax.legend()
+    if ax.get_lines():
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no output reaches the junction", ha="center", transform=ax.transAxes)
     ax.grid(alpha=0.3)
     if profile:
         ax = axes[0, 1]

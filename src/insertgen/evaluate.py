@@ -23,7 +23,8 @@ def generate(model, prompts: list[list[int]], options, seed: int = 0, batch_size
         outputs.extend(outs)
         for i in range(len(outs)):
             records.append({"canvas": result.tokens[i], "insert_step": result.insert_step[i],
-                            "unmask_step": result.unmask_step[i], "model_evals": result.model_evals[i]})
+                            "unmask_step": result.unmask_step[i], "model_evals": result.model_evals[i],
+                            "terminated": None if result.terminated is None else result.terminated[i]})
     return outputs, records
 
 
@@ -34,6 +35,8 @@ def evaluate_model(model, task, examples: list[Example], options, seed: int = 0,
     outputs, records = generate(model, [list(ex.prompt) for ex in examples], options, seed, batch_size, progress)
     metrics = task.evaluate(examples, outputs)
     metrics["model_evals_per_seq"] = sum(r["model_evals"] for r in records) / max(1, len(records))
+    if records and records[0]["terminated"] is not None:
+        metrics["termination_rate"] = sum(bool(r["terminated"]) for r in records) / len(records)
     metrics["sample_seconds"] = time.time() - start
     order = order_statistics(task, examples, outputs, records)
     if order is not None:

@@ -9,11 +9,13 @@ from insertgen.vocab import Vocab
 def _registry():
     from insertgen.flex.loflexmdm import LoFlexMDM, LoFlexMDMConfig
     from insertgen.flex.model import FlexMDM, FlexMDMConfig
+    from insertgen.ip.model import AOInsertionProcess, InsertionProcess, InsertionProcessConfig
 
-    return {"flexmdm": (FlexMDM, FlexMDMConfig), "loflexmdm": (LoFlexMDM, LoFlexMDMConfig)}
+    return {"flexmdm": (FlexMDM, FlexMDMConfig), "loflexmdm": (LoFlexMDM, LoFlexMDMConfig),
+            "ip": (InsertionProcess, InsertionProcessConfig), "ao-ip": (AOInsertionProcess, InsertionProcessConfig)}
 
 
-MODEL_IDS = ("flexmdm", "loflexmdm")
+MODEL_IDS = ("flexmdm", "loflexmdm", "ip", "ao-ip")
 
 
 def build_model(model_id: str, vocab: Vocab, config: dict):

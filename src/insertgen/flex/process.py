@@ -53,6 +53,18 @@ def gap_sums(values: Tensor, deleted: Tensor, s_t: Tensor, valid: Tensor) -> Ten
     return torch.where(valid, at_token - before, torch.zeros_like(at_token))
 
 
+def compact(keep: Tensor) -> tuple[Tensor, Tensor]:
+    """Stable compaction of the kept positions of each row: ``index`` (B, W) holds the original indices
+    of the kept positions in their original order (0 on the padding slots), ``valid`` (B, W) marks the
+    real slots; W = the largest number kept in a row."""
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # kept first, in order
+    lengths = keep.sum(dim=1)
+    width = int(lengths.max())
+    valid = torch.arange(width, device=keep.device)[None, :] < lengths[:, None]
+    order = order[:, :width]
+    return torch.where(valid, order, torch.zeros_like(order)), valid
+
+
 def noise(x1: Tensor, fixed: Tensor, t: Tensor, t_in: Tensor, t_um: Tensor, pad_id: int, mask_id: int) -> NoisyState:
     """Build x_t from x_1 (B, L), the fixed mask (B, L), times t (B,) and event times (B, L)."""
     pad = x1 == pad_id
@@ -65,13 +77,7 @@ def noise(x1: Tensor, fixed: Tensor, t: Tensor, t_in: Tensor, t_um: Tensor, pad_
     state[deleted] = DELETED
 
     z = torch.where(masked_aligned, torch.full_like(x1, mask_id), x1)
-    keep = ~deleted & ~pad  # survivors
-    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # survivors first, in order
-    lengths = keep.sum(dim=1)
-    width = int(lengths.max())
-    order = order[:, :width]  # (B, Lt)
-    valid = torch.arange(width, device=x1.device)[None, :] < lengths[:, None]
-    s_t = torch.where(valid, order, torch.zeros_like(order))
+    s_t, valid = compact(~deleted & ~pad)  # survivors
     x_t = torch.where(valid, z.gather(1, s_t), torch.full_like(s_t, pad_id))
     clean_tokens = torch.where(valid, x1.gather(1, s_t), torch.full_like(s_t, pad_id))
     counts = gap_sums(torch.ones_like(x1, dtype=torch.float32), deleted, s_t, valid)

@@ -85,6 +85,7 @@ class SampleOutput:
     unmask_step: list[list[int]]  # per token: step it was unmasked (-1: never masked)
     model_evals: list[int]  # model evaluations spent on each sequence
     forward_calls: int = 0  # batched forward passes
+    terminated: list[bool] | None = None  # per sequence: stopped by itself, not by a length cap (IP)
 
 
 def _confidence_scores(probs: Tensor, mode: str) -> Tensor:

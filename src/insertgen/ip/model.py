@@ -1,0 +1,349 @@
+"""The Insertion Process (IP, arXiv 2606.02133) and its uniform-order ablation AO-IP.
+
+Generation inserts one token per step, choosing the slot, the token and when to stop
+(:mod:`insertgen.ip.policy`). Training maximises the ELBO of ``log p(x) = log sum_sigma p(x, sigma)``
+with a Plackett-Luce posterior over insertion orders (:mod:`insertgen.ip.posterior`), one sampled step
+per sequence and K posterior samples (:mod:`insertgen.ip.objective`). AO-IP (``ao-ip``) fixes the
+posterior to the uniform distribution (all scores 0) and has no posterior network.
+
+Likelihoods (``insertgen score``):
+
+- ``exact``: ``log p(x) = log sum_sigma p(x, sigma)`` computed by dynamic programming over the subsets of
+  inserted positions (every canvas a trajectory can pass through is a subset):
+  ``f(S + {j}) += f(S) pi(k(j; S), x_j | x_S)``, ``p(x) = f(all) pi(stop | x)``. It equals the
+  permutation sum and costs 2^L decoder rows, so it is offered for L <= 12;
+- ``elbo``: ``mean_m [log p(x, sigma_m) - log q(sigma_m)]`` over M posterior samples (a lower bound);
+- ``iwae``: ``log mean_m exp(log p(x, sigma_m) - log q(sigma_m))`` (a tighter lower bound, -> exact as M grows).
+
+Each ``log p(x, sigma)`` scores the L + 1 canvases of the trajectory in one batched pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from insertgen.data import Batch
+from insertgen.errors import InsertgenError
+from insertgen.flex.process import compact
+from insertgen.flex.sampler import SampleOutput, SamplerOptions
+from insertgen.ip.objective import rloo_surrogate, step_value
+from insertgen.ip.permutations import slots_from_permutation
+from insertgen.ip.policy import InsertionPolicy, pack_canvases
+from insertgen.ip.posterior import PosteriorNetwork, gumbel_top_k, masked_scores, prefix_log_prob
+from insertgen.options import from_dict
+from insertgen.sampling import sample_from_logits
+from insertgen.vocab import Vocab
+
+EOS_LAST_SCORE = -1e7  # classifier termination: EOS is always the last insertion (spec §2.1)
+EXACT_MAX_LENGTH = 12
+
+
+@dataclass
+class InsertionProcessConfig:
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    max_len: int = 64  # packed decoder input [prompt, BOS, canvas, EOS]; also the sampling length cap
+    termination: str = "policy"  # "policy": a TERM location; "classifier": EOS in the last slot
+    posterior_d_model: int = 64
+    posterior_n_layers: int = 2
+    posterior_n_heads: int = 2
+    posterior_samples: int = 2  # K, sharing one sampled step
+    posterior_lr_scale: float = 0.01  # posterior learning rate = posterior_lr_scale * lr (spec §7 item 5)
+
+    def __post_init__(self):
+        if self.termination not in ("policy", "classifier"):
+            raise ValueError(f"termination must be 'policy' or 'classifier', not {self.termination!r}")
+        for name in ("d_model", "posterior_d_model"):
+            heads = self.n_heads if name == "d_model" else self.posterior_n_heads
+            if getattr(self, name) % heads or (getattr(self, name) // heads) % 2:
+                raise ValueError(f"{name}={getattr(self, name)} must split into {heads} heads of even size")
+        if min(self.n_layers, self.posterior_n_layers, self.max_len, self.mlp_ratio) < 1:
+            raise ValueError("sizes must be positive")
+        if self.posterior_samples < 1 or self.posterior_lr_scale <= 0 or not 0 <= self.dropout < 1:
+            raise ValueError("posterior_samples >= 1, posterior_lr_scale > 0 and dropout in [0, 1) are required")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InsertionProcessConfig":
+        return from_dict(cls, d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _logmeanexp(x: Tensor, dim: int = -1) -> Tensor:
+    return torch.logsumexp(x, dim=dim) - math.log(x.shape[dim])
+
+
+class InsertionProcess(nn.Module):
+    model_id = "ip"
+    learned_order = True
+    likelihood_bounds = ("exact", "elbo", "iwae")
+
+    def __init__(self, vocab: Vocab, config: InsertionProcessConfig):
+        super().__init__()
+        self.vocab, self.config = vocab, config
+        ids = {"pad": vocab.pad_id, "mask": vocab.mask_id, "bos": vocab.bos_id, "eos": vocab.eos_id}
+        self.policy = InsertionPolicy(len(vocab), ids, config.d_model, config.n_layers, config.n_heads,
+                                      config.mlp_ratio, config.dropout, config.max_len, config.termination)
+        self.posterior = (PosteriorNetwork(len(vocab), config.posterior_d_model, config.posterior_n_layers,
+                                           config.posterior_n_heads, config.mlp_ratio, config.max_len)
+                          if self.learned_order else None)
+
+    @property
+    def termination(self) -> str:
+        return self.config.termination
+
+    def lr_scales(self) -> dict[str, float]:
+        return {"posterior.": self.config.posterior_lr_scale} if self.posterior is not None else {}
+
+    # ----- posterior -----
+    def order_scores(self, tokens: Tensor, candidates: Tensor) -> Tensor:
+        """Plackett-Luce scores (B, L) over the candidate positions (-inf elsewhere; EOS forced last)."""
+        if self.posterior is None:
+            raw = torch.zeros(tokens.shape, device=tokens.device)
+        else:
+            raw = self.posterior(tokens, tokens != self.vocab.pad_id)
+        scores = masked_scores(raw, candidates)
+        if self.termination == "classifier":
+            scores = torch.where(tokens == self.vocab.eos_id, torch.full_like(scores, EOS_LAST_SCORE), scores)
+        return scores
+
+    def _candidates(self, tokens: Tensor, fixed: Tensor) -> tuple[Tensor, Tensor]:
+        """(targets, candidates): the target positions, plus the EOS position with classifier termination."""
+        targets = ~fixed & (tokens != self.vocab.pad_id)
+        candidates = targets | ((tokens == self.vocab.eos_id) & (self.termination == "classifier"))
+        return targets, candidates
+
+    # ----- training -----
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+        x, fixed = batch.tokens, batch.fixed
+        B = x.shape[0]
+        K = self.config.posterior_samples
+        targets, candidates = self._candidates(x, fixed)
+        decisions = targets.sum(1) + 1  # L + 1
+        scores = self.order_scores(x, candidates)
+        u = torch.rand(B, generator=generator, device=x.device)
+        m = torch.minimum((u * decisions).long(), decisions - 1)  # prefix length, uniform on 0..L
+        xs, fixed_k, cand_k, scores_k, m_k = (a.repeat(K, *([1] * (a.dim() - 1))) for a in (x, fixed, candidates, scores, m))
+        sigma = gumbel_top_k(scores_k.detach(), generator)
+        rank = torch.empty_like(sigma).scatter_(1, sigma, torch.arange(sigma.shape[1], device=x.device).expand_as(sigma))
+        inserted = (rank < m_k[:, None]) & cand_k
+        prefix_log_q = prefix_log_prob(scores_k, sigma, m_k)
+        keep = (fixed_k & (xs != self.vocab.pad_id)) | inserted
+        index, valid = compact(keep)
+        packed = torch.where(valid, xs.gather(1, index), torch.full_like(index, self.vocab.pad_id))
+        tables = self.policy(packed)
+        terminal = (m_k == decisions.repeat(K) - 1) & (self.termination == "policy")
+        values, entropy = step_value(tables, xs, inserted, cand_k, scores_k, terminal)
+        values, prefix_log_q = values.view(K, B), prefix_log_q.view(K, B)
+        surrogate = rloo_surrogate(values, prefix_log_q, decisions, score_function=self.posterior is not None)
+        elbo = decisions.float() * values.mean(0)
+        stats = {
+            "elbo": float(elbo.detach().mean()),
+            "elbo_per_token": float((elbo.detach() / decisions).mean()),
+            "posterior_entropy": float(entropy.detach()[~terminal].mean()) if bool((~terminal).any()) else 0.0,
+            "prefix_fraction": float((m.float() / decisions).mean()),
+            "term_steps": float((m == decisions - 1).float().mean()),
+            "tokens": int(valid.sum()),
+        }
+        if K > 1:
+            stats["rloo_variance"] = float((0.5 * (values[0] - values[1]) ** 2).detach().mean())
+        return -surrogate.mean(), stats
+
+    # ----- the policy for one canvas (DESIGN.md §6) -----
+    @torch.no_grad()
+    def policy_log_probs(self, prompt_ids: list[int], canvas_ids: list[int]) -> tuple[Tensor, Tensor]:
+        """(slot_logp (n+1[+1],), token_logp (n+1, V)) for one canvas; the extra last slot entry is
+        TERM under policy termination."""
+        device = next(self.parameters()).device
+        packed = pack_canvases([prompt_ids], [canvas_ids], self.vocab.bos_id, self.vocab.eos_id, self.vocab.pad_id,
+                               device)
+        tables = self.policy(packed)
+        bos, n = int(tables.bos[0]), int(tables.n[0])
+        slots = tables.location[0, bos : bos + n + 1]
+        if self.termination == "policy":
+            slots = torch.cat([slots, tables.term[:1]])
+        return slots.cpu(), tables.token[0, bos : bos + n + 1].cpu()
+
+    # ----- sampling -----
+    @torch.no_grad()
+    def sample(self, prompts: list[list[int]], options: SamplerOptions | None = None,
+               generator: torch.Generator | None = None, return_trajectory: bool = False):
+        """Ancestral insertion: location (or TERM), then token, one insertion per model evaluation, with
+        temperature / top-k / top-p / greedy applied to both choices. A sequence stops at TERM (or EOS in
+        the last slot) or when its canvas reaches the length cap ``max_len - len(prompt) - 2``
+        (counted as not terminated); finished sequences leave the batch."""
+        options = options or SamplerOptions()
+        v = self.vocab
+        device = next(self.parameters()).device
+        B = len(prompts)
+        caps = [self.config.max_len - len(p) - 2 for p in prompts]
+        if min(caps) < 0:
+            raise InsertgenError(f"a prompt is longer than the model's buffer ({self.config.max_len} tokens)")
+        canvases: list[list[int]] = [[] for _ in range(B)]
+        steps: list[list[int]] = [[] for _ in range(B)]
+        terminated = [False] * B
+        evals = [0] * B
+        alive = [i for i in range(B) if caps[i] >= 0]
+        forward_calls = step = 0
+        choose = dict(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
+        while alive:
+            packed = pack_canvases([prompts[i] for i in alive], [canvases[i] for i in alive], v.bos_id, v.eos_id,
+                                   v.pad_id, device)
+            tables = self.policy(packed)
+            forward_calls += 1
+            n, bos = tables.n, tables.bos
+            width = int(n.max()) + 2
+            cols = torch.arange(width, device=device)[None, :]
+            loc = tables.location.gather(1, (bos[:, None] + cols).clamp(max=packed.shape[1] - 1))
+            loc = torch.where(cols <= n[:, None], loc, torch.full_like(loc, float("-inf")))
+            if self.termination == "policy":
+                loc = torch.where(cols == (n + 1)[:, None], tables.term[:, None], loc)
+            slot = sample_from_logits(loc, generator, **choose)
+            token_rows = tables.token[torch.arange(len(alive), device=device), (bos + slot.clamp(max=width))
+                                      .clamp(max=packed.shape[1] - 1)]
+            token = sample_from_logits(token_rows, generator, **choose)
+            still = []
+            for r, i in enumerate(alive):
+                evals[i] += 1
+                k, tok = int(slot[r]), int(token[r])
+                if k == int(n[r]) + 1 or tok == v.eos_id:  # TERM, or EOS in the last slot
+                    terminated[i] = True
+                    continue
+                canvases[i].insert(k, tok)
+                steps[i].insert(k, step)
+                if len(canvases[i]) < caps[i]:
+                    still.append(i)
+            alive = still
+            step += 1
+        rows = [list(p) + [v.bos_id] + c + [v.eos_id] for p, c in zip(prompts, canvases)]
+        step_rows = [[-1] * (len(p) + 1) + s + [-1] for p, s in zip(prompts, steps)]
+        outputs = [list(c) for c in canvases]
+        if not return_trajectory:
+            return outputs
+        return outputs, SampleOutput(tokens=rows, insert_step=step_rows, unmask_step=[list(r) for r in step_rows],
+                                     model_evals=evals, forward_calls=forward_calls, terminated=terminated)
+
+    # ----- likelihood -----
+    def _stop_log_prob(self, tables, rows: Tensor) -> Tensor:
+        if self.termination == "policy":
+            return tables.term[rows]
+        last = tables.bos[rows] + tables.n[rows]
+        return tables.location[rows, last] + tables.token[rows, last, self.vocab.eos_id]
+
+    def _policy_batch(self, prompt: list[int], canvases: list[list[int]], chunk: int = 512):
+        """Policy tables for many canvases of one prompt, in chunks; yields (offset, tables)."""
+        device = next(self.parameters()).device
+        for start in range(0, len(canvases), chunk):
+            part = canvases[start : start + chunk]
+            packed = pack_canvases([prompt] * len(part), part, self.vocab.bos_id, self.vocab.eos_id,
+                                   self.vocab.pad_id, device)
+            yield start, self.policy(packed)
+
+    @torch.no_grad()
+    def trajectory_log_prob(self, prompt: list[int], target: list[int], sigmas: list[list[int]]) -> Tensor:
+        """log p(x, sigma) for each permutation (M,): L insertions then the stop decision, all L + 1
+        canvases of all trajectories scored in batched passes."""
+        L = len(target)
+        canvases, actions = [], []  # actions: (trajectory, slot, token) or (trajectory, None, None) = stop
+        for m, sigma in enumerate(sigmas):
+            slots = slots_from_permutation(sigma)
+            for t in range(L + 1):
+                canvases.append([target[j] for j in sorted(sigma[:t])])
+                actions.append((m, slots[t], target[sigma[t]]) if t < L else (m, None, None))
+        total = torch.zeros(len(sigmas), dtype=torch.float64)
+        for offset, tables in self._policy_batch(prompt, canvases):
+            for r in range(tables.n.shape[0]):
+                m, k, tok = actions[offset + r]
+                if k is None:
+                    lp = self._stop_log_prob(tables, r)
+                else:
+                    pos = tables.bos[r] + k
+                    lp = tables.location[r, pos] + tables.token[r, pos, tok]
+                total[m] += float(lp)
+        return total
+
+    @torch.no_grad()
+    def exact_log_likelihood(self, prompt: list[int], target: list[int], stop: bool = True) -> float:
+        """log p(x) by dynamic programming over subsets of inserted positions (= the permutation sum);
+        ``stop=False`` leaves out the final stop decision (a forced stop, e.g. at a length cap)."""
+        L = len(target)
+        if L > EXACT_MAX_LENGTH:
+            raise InsertgenError(f"exact likelihood enumerates 2^L canvases; L = {L} exceeds {EXACT_MAX_LENGTH}")
+        subsets = list(range(1 << L))
+        canvases = [[target[j] for j in range(L) if s >> j & 1] for s in subsets]
+        loc_rows, tok_rows, stop_lp = {}, {}, 0.0
+        for offset, tables in self._policy_batch(prompt, canvases):
+            for r in range(tables.n.shape[0]):
+                s = subsets[offset + r]
+                bos = int(tables.bos[r])
+                n = int(tables.n[r])
+                loc_rows[s] = tables.location[r, bos : bos + n + 1].double().cpu()
+                tok_rows[s] = tables.token[r, bos : bos + n + 1].double().cpu()
+                if s == (1 << L) - 1:
+                    stop_lp = float(self._stop_log_prob(tables, r))
+        log_f = torch.full((1 << L,), float("-inf"), dtype=torch.float64)
+        log_f[0] = 0.0
+        for s in sorted(subsets, key=lambda z: bin(z).count("1")):
+            if log_f[s] == float("-inf") and s != 0:
+                continue
+            for j in range(L):
+                if s >> j & 1:
+                    continue
+                k = bin(s & ((1 << j) - 1)).count("1")
+                step = loc_rows[s][k] + tok_rows[s][k, target[j]]
+                t = s | (1 << j)
+                log_f[t] = torch.logaddexp(log_f[t], log_f[s] + step)
+        return float(log_f[(1 << L) - 1]) + (stop_lp if stop else 0.0)
+
+    @torch.no_grad()
+    def sample_orders(self, prompt: list[int], target: list[int], samples: int,
+                      generator: torch.Generator | None = None) -> tuple[list[list[int]], Tensor]:
+        """M posterior permutations of the target positions and their log q (M,)."""
+        v = self.vocab
+        row = torch.tensor([list(prompt) + [v.bos_id] + list(target) + [v.eos_id]],
+                           device=next(self.parameters()).device)
+        fixed = torch.ones_like(row, dtype=torch.bool)
+        fixed[0, len(prompt) + 1 : len(prompt) + 1 + len(target)] = False
+        _, candidates = self._candidates(row, fixed)
+        scores = self.order_scores(row, candidates).expand(samples, -1)
+        sigma = gumbel_top_k(scores, generator)
+        n = int(candidates.sum())
+        log_q = prefix_log_prob(scores, sigma, torch.full((samples,), n, device=row.device)).double().cpu()
+        offset = len(prompt) + 1
+        orders = [[int(j) - offset for j in s[: len(target)]] for s in sigma.cpu()]
+        return orders, log_q
+
+    @torch.no_grad()
+    def log_likelihood(self, pairs: list[tuple[list[int], list[int]]], bound: str = "elbo", samples: int = 16,
+                       seed: int = 0) -> list[float]:
+        """Per (prompt, target): ``exact`` log p(x), or the ``elbo`` / ``iwae`` lower bound with M samples."""
+        if bound not in self.likelihood_bounds:
+            raise InsertgenError(f"unknown bound {bound!r}; choose from {', '.join(self.likelihood_bounds)}")
+        generator = torch.Generator(device=next(self.parameters()).device).manual_seed(seed)
+        out = []
+        for prompt, target in pairs:
+            if len(prompt) + len(target) + 2 > self.config.max_len:
+                raise InsertgenError(f"a sequence of {len(prompt) + len(target) + 2} tokens exceeds the model's "
+                                     f"buffer of {self.config.max_len}")
+            if bound == "exact":
+                out.append(self.exact_log_likelihood(prompt, target))
+                continue
+            orders, log_q = self.sample_orders(prompt, target, samples, generator)
+            log_w = self.trajectory_log_prob(prompt, target, orders) - log_q
+            out.append(float(log_w.mean() if bound == "elbo" else _logmeanexp(log_w)))
+        return out
+
+
+class AOInsertionProcess(InsertionProcess):
+    """AO-IP: the Insertion Process trained with uniformly random insertion orders (no posterior)."""
+
+    model_id = "ao-ip"
+    learned_order = False
