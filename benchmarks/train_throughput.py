@@ -1,10 +1,11 @@
 """Training-step throughput of the star presets: median step time and tokens/s after warm-up.
 
-    python benchmarks/train_throughput.py [--presets star-easy-cpu star-medium-cpu] [--steps 30] [--warmup 5]
+    python benchmarks/train_throughput.py [--presets star-easy-cpu ...] [--steps 30] [--warmup 5]
 
 Tokens/s counts the tokens of the noised sequences x_t the generator actually processes (padding
-excluded; LoFlexMDM processes two noised states per sequence, plus the clean sequence in its auxiliary
-network, which is not counted); sequences/s is batch size / step time.
+excluded; LoFlexMDM processes two noised states per sequence and IP one canvas per posterior sample,
+and neither count includes the clean sequence read by the auxiliary / posterior network); sequences/s is
+batch size / step time.
 Writes
 benchmarks/results/train_throughput.json.
 """
@@ -57,8 +58,8 @@ def measure(preset: str, steps: int, warmup: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["star-easy-cpu", "star-medium-cpu", "star-easy-loflexmdm-cpu",
-                                                         "star-medium-loflexmdm-cpu"])
+    parser.add_argument("--presets", nargs="+", default=[f"star-{level}-{model}cpu" for model in ("", "loflexmdm-", "ip-", "ao-ip-")
+                                                         for level in ("easy", "medium")])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()

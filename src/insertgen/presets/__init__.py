@@ -31,11 +31,24 @@ PRESETS: dict[str, dict] = {
     "star-medium-cpu": {"task": "star-medium", **_star(128, 4, 4, 2e-3, 30_000, 5_000)},
     "star-hard-cpu": {"task": "star-hard", **_star(192, 6, 6, 5e-4, 60_000, 10_000)},
 }
+def _insertion(flex_preset: dict, model: str, posterior: tuple[int, int, int]) -> dict:
+    """IP / AO-IP with the decoder size and training options of a FlexMDM preset; the Plackett-Luce
+    posterior (IP only) is a smaller trunk trained at 1/100 of the decoder's learning rate (spec §7)."""
+    fm = flex_preset["model_config"]
+    config = {"d_model": fm["d_model"], "n_layers": fm["n_layers"], "n_heads": fm["n_heads"]}
+    if model == "ip":
+        config.update(posterior_d_model=posterior[0], posterior_n_layers=posterior[1], posterior_n_heads=posterior[2])
+    return {**flex_preset, "model": model, "model_config": config}
+
+
 PRESETS.update({
     "star-easy-loflexmdm-cpu": _loflex(PRESETS["star-easy-cpu"], 64, 2, 2),
     "star-medium-loflexmdm-cpu": _loflex(PRESETS["star-medium-cpu"], 64, 2, 2),
     "star-hard-loflexmdm-cpu": _loflex(PRESETS["star-hard-cpu"], 96, 3, 4),
 })
+for _level in ("easy", "medium", "hard"):
+    for _model in ("ip", "ao-ip"):
+        PRESETS[f"star-{_level}-{_model}-cpu"] = _insertion(PRESETS[f"star-{_level}-cpu"], _model, (64, 2, 2))
 
 
 def get_preset(name: str) -> dict:
