@@ -4,8 +4,10 @@
 
 Trains the preset in segments of ``--every`` seconds of training (resume is exact, so segmenting does
 not change the run), and after each segment evaluates the EMA weights on the first ``--n`` test
-examples with the sampler settings given. Evaluation time is not counted as training time. Writes
-benchmarks/results/accuracy_vs_time-PRESET.json and leaves the run directory in --out.
+examples, greedy: FlexMDM / LoFlexMDM with both tau-leaping orders (joint, insert_first) of
+``--sampler-steps`` steps, IP / AO-IP with their ancestral sampler. Evaluation time is not counted as
+training time. Writes benchmarks/results/accuracy_vs_time-NAME-seedS.json (NAME defaults to the preset)
+after every point and leaves the run directory in --out.
 """
 
 from __future__ import annotations
@@ -57,13 +59,15 @@ def main() -> None:
         resume = True
         model = load_run(out)
         point = {"train_seconds": trained, "step": trainer.step}
-        for order in ("joint", "insert_first"):
-            options = SamplerOptions(steps=args.sampler_steps, top_k=1, order=order)
+        grid_free = model.model_id in ("ip", "ao-ip")  # one insertion per evaluation, no time grid
+        for order in (("ancestral",) if grid_free else ("joint", "insert_first")):
+            options = SamplerOptions(top_k=1) if grid_free else SamplerOptions(steps=args.sampler_steps, top_k=1,
+                                                                               order=order)
             with torch.inference_mode():
                 metrics, _ = evaluate_model(model, model.task, model.task.examples("test")[: args.n], options, seed=0)
             point[order] = {k: metrics[k] for k in ("exact_match", "token_accuracy", "plan_validity",
                                                     "model_evals_per_seq", "order_corr_unmask",
-                                                    "order_corr_insert") if k in metrics}
+                                                    "order_corr_insert", "termination_rate") if k in metrics}
         points.append(point)
         print(point, flush=True)
         save(f"accuracy_vs_time-{args.name or args.preset}-seed{args.seed}", {  # after every point, so a stopped run keeps them

@@ -1,10 +1,12 @@
 """Sampling throughput: sequences/s and model evaluations per sequence, for several step counts.
 
-    python benchmarks/sampling_throughput.py [--run RUN_DIR] [--n 1000] [--steps 16 32 64 128]
+    python benchmarks/sampling_throughput.py [--run RUN_DIR] [--n 1000] [--steps 16 32 64 128] [--name NAME]
 
-Without --run it uses the star-easy model shipped with the package. Each setting samples the first
-``n`` test prompts in batches of 500 and also reports the exact match it reaches. Writes
-benchmarks/results/sampling_throughput.json.
+Without --run it uses the star-easy FlexMDM model shipped with the package. Each setting samples the
+first ``n`` test prompts in batches of 500 and also reports the exact match it reaches (and, for IP /
+AO-IP, the termination rate). The Insertion Process has no time grid (one insertion per model
+evaluation until it stops), so for it ``--steps`` and ``--orders`` are ignored and one setting is run.
+Writes benchmarks/results/sampling_throughput[-NAME].json.
 """
 
 from __future__ import annotations
@@ -31,14 +33,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--steps", type=int, nargs="+", default=[16, 32, 64, 128])
     parser.add_argument("--orders", nargs="+", default=["joint", "insert_first"])
+    parser.add_argument("--name", default=None)
     args = parser.parse_args()
     run = args.run or pretrained_dir()
     model = load_run(run)
     examples = model.task.examples("test")[: args.n]
     results = []
-    for order in args.orders:
-        for steps in args.steps:
-            options = SamplerOptions(steps=steps, top_k=1, order=order)
+    grid_free = model.model_id in ("ip", "ao-ip")
+    for order in (["ancestral"] if grid_free else args.orders):
+        for steps in ([None] if grid_free else args.steps):
+            options = SamplerOptions(top_k=1) if grid_free else SamplerOptions(steps=steps, top_k=1, order=order)
             start = time.perf_counter()
             with torch.inference_mode():
                 metrics, _ = evaluate_model(model, model.task, examples, options, seed=0)
@@ -46,10 +50,12 @@ def main() -> None:
             results.append({"order": order, "steps": steps, "n": len(examples), "seconds": seconds,
                             "sequences_per_s": len(examples) / seconds,
                             "model_evals_per_seq": metrics["model_evals_per_seq"],
-                            "exact_match": metrics["exact_match"]})
+                            "exact_match": metrics["exact_match"],
+                            "termination_rate": metrics.get("termination_rate")})
             print(results[-1], flush=True)
-    save("sampling_throughput", {"command": " ".join(sys.argv), "run": str(run), "task": model.task.name,
-                                 "results": results})
+    save("sampling_throughput" + (f"-{args.name}" if args.name else ""),
+         {"command": " ".join(sys.argv), "run": str(run), "model": model.model_id, "task": model.task.name,
+          "results": results})
 
 
 if __name__ == "__main__":
