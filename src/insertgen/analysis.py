@@ -26,23 +26,14 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from insertgen.data import collate
+from insertgen.data import collate, output_positions
 
 
 def output_steps(record: dict, vocab) -> tuple[list[int], list[int]]:
-    """(insert steps, unmask steps) of the output tokens of a sampler record (canvas after BOS, before
-    EOS, special tokens dropped: the same tokens as :func:`insertgen.data.split_output`)."""
-    canvas = record["canvas"]
-    start = canvas.index(vocab.bos_id) + 1 if vocab.bos_id in canvas else 0
-    ins, um = [], []
-    for k in range(start, len(canvas)):
-        tok = canvas[k]
-        if tok == vocab.eos_id:
-            break
-        if tok >= vocab.num_special:
-            ins.append(record["insert_step"][k])
-            um.append(record["unmask_step"][k])
-    return ins, um
+    """(insert steps, unmask steps) of the output tokens of a sampler record (the tokens of
+    :func:`insertgen.data.split_output`)."""
+    keep = output_positions(record["canvas"], vocab)
+    return [record["insert_step"][k] for k in keep], [record["unmask_step"][k] for k in keep]
 
 
 def _rho(steps: list[int], distances: list[int]) -> float | None:

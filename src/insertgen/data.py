@@ -59,19 +59,25 @@ def prompt_canvas(prompts: list[list[int]], vocab: Vocab, buffer_len: int) -> tu
     return tokens, fixed
 
 
-def split_output(row: list[int], vocab: Vocab) -> list[int]:
-    """The generated data tokens of a final canvas: after the first BOS, before EOS, specials dropped."""
+def output_positions(row: list[int], vocab: Vocab) -> list[int]:
+    """Indices of the generated data tokens of a final canvas: after the first BOS, before the next EOS,
+    special tokens skipped."""
     try:
         start = row.index(vocab.bos_id) + 1
     except ValueError:
         start = 0
     out = []
-    for tok in row[start:]:
-        if tok == vocab.eos_id:
+    for k in range(start, len(row)):
+        if row[k] == vocab.eos_id:
             break
-        if tok >= vocab.num_special:
-            out.append(tok)
+        if row[k] >= vocab.num_special:
+            out.append(k)
     return out
+
+
+def split_output(row: list[int], vocab: Vocab) -> list[int]:
+    """The generated data tokens of a final canvas (see :func:`output_positions`)."""
+    return [row[k] for k in output_positions(row, vocab)]
 
 
 class BatchOrder:

@@ -191,7 +191,7 @@ class InsertionProcess(nn.Module):
         steps: list[list[int]] = [[] for _ in range(B)]
         terminated = [False] * B
         evals = [0] * B
-        alive = [i for i in range(B) if caps[i] >= 0]
+        alive = [i for i in range(B) if caps[i] > 0]  # a prompt that fills the buffer gets an empty output
         forward_calls = step = 0
         choose = dict(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
         while alive:
@@ -207,8 +207,7 @@ class InsertionProcess(nn.Module):
             if self.termination == "policy":
                 loc = torch.where(cols == (n + 1)[:, None], tables.term[:, None], loc)
             slot = sample_from_logits(loc, generator, **choose)
-            token_rows = tables.token[torch.arange(len(alive), device=device), (bos + slot.clamp(max=width))
-                                      .clamp(max=packed.shape[1] - 1)]
+            token_rows = tables.token[torch.arange(len(alive), device=device), (bos + slot).clamp(max=packed.shape[1] - 1)]
             token = sample_from_logits(token_rows, generator, **choose)
             still = []
             for r, i in enumerate(alive):
