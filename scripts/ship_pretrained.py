@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Copy a trained run into the package as the shipped demo model (EMA weights only, no optimiser state).
 
-    python scripts/ship_pretrained.py RUN_DIR [--name star-easy-flexmdm]
+    python scripts/ship_pretrained.py RUN_DIR [--name star-easy-flexmdm] [--note "how it was trained"]
 
 Writes src/insertgen/pretrained/NAME/{config.json, checkpoint.safetensors, metrics.jsonl}; the config
 records the source run and the training step it was exported at.
@@ -24,6 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
     parser.add_argument("--name", default="star-easy-flexmdm")
+    parser.add_argument("--note", default=None, help="training budget in words (shown by insertgen demo)")
     args = parser.parse_args()
     config = read_config(args.run)
     tensors, state = load_checkpoint(args.run / CHECKPOINT)
@@ -31,6 +32,8 @@ def main() -> None:
     dest = ROOT / "src" / "insertgen" / "pretrained" / args.name
     dest.mkdir(parents=True, exist_ok=True)
     config["exported"] = {"from_run": str(args.run), "step": state["step"], "weights": "ema"}
+    if args.note:
+        config["budget_note"] = args.note
     config["train"]["steps"] = state["step"]
     (dest / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     save_checkpoint(dest / CHECKPOINT, {f"model.{k}": v for k, v in weights.items()}, {"step": state["step"]})

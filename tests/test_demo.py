@@ -42,6 +42,23 @@ def test_shipped_model_keeps_its_measured_quality():
     assert firsts >= 0.8 * len(examples)
 
 
+@pytest.mark.skipif(not (pretrained_dir("loflexmdm") / "checkpoint.safetensors").is_file(),
+                    reason="no shipped LoFlexMDM in this checkout")
+def test_shipped_loflexmdm_generates_the_right_length():
+    """Regression guard for the shipped LoFlexMDM weights (10 minutes of training): they have learned the
+    target length (8 tokens for every star-easy graph) though not the path, which an untrained or
+    wrongly loaded generator does not."""
+    model = load_run(pretrained_dir("loflexmdm"))
+    assert model.model_id == "loflexmdm"
+    examples = model.task.fresh_examples(100, seed=778)
+    with torch.inference_mode():
+        outputs = model.sample([list(ex.prompt) for ex in examples], SamplerOptions(steps=32, top_k=1),
+                               torch.Generator().manual_seed(0))
+    lengths = [len(out) for out in outputs]
+    # measured: mean 7.8, 48% exactly 8 (a freshly initialised LoFlexMDM: mean 14.2, none of length 8)
+    assert 7.0 <= sum(lengths) / len(lengths) <= 9.0 and lengths.count(8) >= 35
+
+
 @needs_model
 def test_demo_writes_a_usable_run_directory(tmp_path, capsys):
     out = tmp_path / "demo"
