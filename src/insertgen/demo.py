@@ -25,7 +25,7 @@ from insertgen.run import CONFIG
 DEMO_MODELS = ("flexmdm", "loflexmdm")  # the first one's run is --out itself
 DEMO_TASK = "star-easy"
 FRESH_SEED_OFFSET = 10_000  # fresh graphs use seeds far from the splits' seed (42)
-DEMO_SAMPLER_STEPS = 64
+DEMO_SAMPLER_STEPS = 40  # two models on 1,000 graphs within a minute on a 2-core CPU (docs/results.md)
 
 
 def pretrained_dir(model: str = "flexmdm") -> Path:
