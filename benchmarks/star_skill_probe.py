@@ -48,7 +48,6 @@ def probe_canvases(tokens: torch.Tensor, fixed: torch.Tensor, mask_id: int, pad_
     target = ~fixed & (tokens != pad_id)
     first = target.float().argmax(1)  # index of p_0
     n2 = target.sum(1)  # 2n target tokens
-    rows = torch.arange(tokens.shape[0])
     col = torch.arange(tokens.shape[1])[None, :]
     rel = col - first[:, None]  # position within the target
     all_masked = torch.where(target, torch.full_like(tokens, mask_id), tokens)
@@ -61,7 +60,6 @@ def probe_canvases(tokens: torch.Tensor, fixed: torch.Tensor, mask_id: int, pad_
     yield "parent_of_goal", all_masked, first + n2 - 2
     yield "parent_lookup", reveal(rel >= (n2 - 3)[:, None]), first + n2 - 4
     yield "twin_copy", reveal(rel == 1), first + 2
-    del rows
 
 
 @torch.no_grad()
