@@ -4,8 +4,9 @@
 
 Trains the preset in segments of ``--every`` seconds of training (resume is exact, so segmenting does
 not change the run), and after each segment evaluates the EMA weights on the first ``--n`` test
-examples, greedy: FlexMDM / LoFlexMDM with both tau-leaping orders (joint, insert_first) of
-``--sampler-steps`` steps, IP / AO-IP with their ancestral sampler. Evaluation time is not counted as
+examples, greedy, with every sampler of the model's family (``_common.greedy_samplers``): FlexMDM /
+LoFlexMDM with both tau-leaping orders (joint, insert_first) of ``--sampler-steps`` steps, IP / AO-IP
+with their ancestral sampler, ARM left to right, MDM in random and in confidence (top_prob) order. Evaluation time is not counted as
 training time. Writes benchmarks/results/accuracy_vs_time-NAME-seedS.json (NAME defaults to the preset)
 after every point and leaves the run directory in --out.
 """
@@ -20,11 +21,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_overrides, save  # noqa: E402
+from _common import greedy_samplers, parse_overrides, save  # noqa: E402
 
 from insertgen import load_run  # noqa: E402
 from insertgen.evaluate import evaluate_model  # noqa: E402
-from insertgen.flex.sampler import SamplerOptions  # noqa: E402
 from insertgen.training_run import prepare_run  # noqa: E402
 
 
@@ -59,10 +59,8 @@ def main() -> None:
         resume = True
         model = load_run(out)
         point = {"train_seconds": trained, "step": trainer.step}
-        grid_free = model.model_id in ("ip", "ao-ip")  # one insertion per evaluation, no time grid
-        for order in (("ancestral",) if grid_free else ("joint", "insert_first")):
-            options = SamplerOptions(top_k=1) if grid_free else SamplerOptions(steps=args.sampler_steps, top_k=1,
-                                                                               order=order)
+        for order, make_options in greedy_samplers(model.model_id).items():
+            options = make_options(args.sampler_steps)
             with torch.inference_mode():
                 metrics, _ = evaluate_model(model, model.task, model.task.examples("test")[: args.n], options, seed=0)
             point[order] = {k: metrics[k] for k in ("exact_match", "token_accuracy", "plan_validity",

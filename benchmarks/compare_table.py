@@ -4,8 +4,9 @@
 
 For each result file it reports the chosen evaluation point (default: the last), for each sampler the
 run was evaluated with (joint / insert_first tau-leaping for FlexMDM and LoFlexMDM, ancestral for IP and
-AO-IP): exact match, token accuracy, order correlation (generation step against distance from the
-junction) and model evaluations per sequence, plus the termination rate for IP; then the exact match and
+AO-IP, left_to_right for ARM, random / top_prob for MDM): exact match, token accuracy, order correlation
+(generation step against distance from the junction) and model evaluations per sequence, plus the
+termination rate for IP and ARM; then the exact match and
 order correlation averaged over the seeds of a preset (spread as min to max). One pair of tables per
 sampler family.
 """
@@ -17,7 +18,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-SAMPLERS = ("joint", "insert_first", "ancestral")  # ancestral: the Insertion Process's only sampler
+SAMPLERS = ("joint", "insert_first", "ancestral", "left_to_right", "random", "top_prob")  # see _common.greedy_samplers
+STOPPING = ("ancestral", "left_to_right")  # samplers whose sequences stop by themselves (termination rate)
 
 
 def fmt(value, pct=False):
@@ -29,10 +31,11 @@ def fmt(value, pct=False):
 
 
 def tables(rows: list[tuple], samplers: tuple[str, ...]) -> list[str]:
+    stopping = [s for s in samplers if s in STOPPING]
     out = ["| preset | model | seed | minutes | steps | " +
            " | ".join(f"{s}: exact | token acc. | order corr. | evals/seq" for s in samplers) +
-           (" | terminated |" if "ancestral" in samplers else " |"),
-           "|" + "---|" * (5 + 4 * len(samplers) + ("ancestral" in samplers))]
+           (" | terminated |" if stopping else " |"),
+           "|" + "---|" * (5 + 4 * len(samplers) + bool(stopping))]
     groups = defaultdict(list)
     for preset, model, seed, point in rows:
         cells = [preset, model, str(seed), f"{point['train_seconds'] / 60:.0f}", f"{point['step']:,}"]
@@ -40,8 +43,8 @@ def tables(rows: list[tuple], samplers: tuple[str, ...]) -> list[str]:
             m = point[s]
             cells += [fmt(m["exact_match"], True), fmt(m["token_accuracy"]), fmt(m.get("order_corr_unmask")),
                       f"{m['model_evals_per_seq']:.1f}"]
-        if "ancestral" in samplers:
-            cells.append(fmt(point["ancestral"].get("termination_rate"), True))
+        if stopping:
+            cells.append(fmt(point[stopping[0]].get("termination_rate"), True))
         out.append("| " + " | ".join(cells) + " |")
         groups[(preset, model)].append(point)
     out += ["", "| preset | model | seeds | steps (mean) | " +

@@ -4,8 +4,9 @@
 
 Without --run it uses the star-easy FlexMDM model shipped with the package. Each setting samples the
 first ``n`` test prompts in batches of 500 and also reports the exact match it reaches (and, for IP /
-AO-IP, the termination rate). The Insertion Process has no time grid (one insertion per model
-evaluation until it stops), so for it ``--steps`` and ``--orders`` are ignored and one setting is run.
+AO-IP and ARM, the termination rate). The Insertion Process and ARM have no time grid (one token per
+model evaluation until they stop), so for them ``--steps`` and ``--orders`` are ignored and one setting
+is run; MDM runs its random and top_prob orders at every step count.
 Writes benchmarks/results/sampling_throughput[-NAME].json.
 """
 
@@ -19,12 +20,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from _common import GRID_FREE_SAMPLERS, greedy_samplers, save  # noqa: E402
 
 from insertgen import load_run  # noqa: E402
 from insertgen.demo import pretrained_dir  # noqa: E402
 from insertgen.evaluate import evaluate_model  # noqa: E402
-from insertgen.flex.sampler import SamplerOptions  # noqa: E402
 
 
 def main() -> None:
@@ -39,10 +39,9 @@ def main() -> None:
     model = load_run(run)
     examples = model.task.examples("test")[: args.n]
     results = []
-    grid_free = model.model_id in ("ip", "ao-ip")
-    for order in (["ancestral"] if grid_free else args.orders):
-        for steps in ([None] if grid_free else args.steps):
-            options = SamplerOptions(top_k=1) if grid_free else SamplerOptions(steps=steps, top_k=1, order=order)
+    for order, make_options in greedy_samplers(model.model_id, args.orders).items():
+        for steps in ([None] if order in GRID_FREE_SAMPLERS else args.steps):
+            options = make_options(steps)
             start = time.perf_counter()
             with torch.inference_mode():
                 metrics, _ = evaluate_model(model, model.task, examples, options, seed=0)

@@ -489,3 +489,33 @@ def test_insertion_process_train_eval_score_and_analysis(cli, tmp_path, prompts,
     code, stdout, err = cli("analysis", "--run", out, "--limit", "10")
     assert code == 0, err
     assert (out / "order.png").is_file() and "order correlation" in stdout
+
+
+@pytest.mark.parametrize("model_id,bound", [("arm", "exact"), ("mdm", "elbo")])
+def test_baseline_train_sample_eval_score(cli, tmp_path, prompts, model_id, bound):
+    out = tmp_path / model_id
+    code, _, err = cli("train", "--task", "star-easy", "--model", model_id, "--steps", "3", "--set", "d_model=32",
+                       "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=8", "--set", "eval_every=0",
+                       "--quiet", "--out", out)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    if model_id == "mdm":
+        assert config["model_config"]["target_len"] == 14  # the task's target block
+    inp = tmp_path / "prompts.jsonl"
+    inp.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
+    code, _, err = cli("sample", "--run", out, "--input", inp, "--top-p", "0.9", "--output", tmp_path / "s.jsonl")
+    assert code == 0, err
+    assert len((tmp_path / "s.jsonl").read_text().splitlines()) == len(prompts)
+    code, stdout, err = cli("eval", "--run", out, "--limit", "10", "--json")
+    assert code == 0, err
+    metrics = json.loads(stdout.strip().splitlines()[-1])
+    assert metrics["n"] == 10 and "exact_match" in metrics and "order_corr_unmask" in metrics
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text(json.dumps({"prompt": prompts[0], "text": "1 2 2 3"}) + "\n")
+    code, _, err = cli("score", "--run", out, "--input", texts, "--output", tmp_path / "scores.jsonl")
+    assert code == 0, err
+    row = json.loads((tmp_path / "scores.jsonl").read_text())
+    assert row["bound"] == bound and row["log_likelihood"] < 0
+    other = "elbo" if bound == "exact" else "exact"
+    code, _, err = cli("score", "--run", out, "--input", texts, "--bound", other)
+    assert code == 2 and f"cannot give a {other!r} log-likelihood" in err

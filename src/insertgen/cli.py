@@ -236,7 +236,8 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
 @click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="TEXTS.jsonl.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--bound", type=click.Choice(["exact", "elbo", "iwae"]), default="elbo", show_default=True)
+@click.option("--bound", type=click.Choice(["exact", "elbo", "iwae"]), default=None,
+              help="Kind of value (default: the model's usual one: exact for arm, elbo for ip / ao-ip / mdm).")
 @click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def score(run_dir, input_path, output, bound, samples, seed):
@@ -246,6 +247,8 @@ def score(run_dir, input_path, output, bound, samples, seed):
 
     model = load_run(run_dir)
     supported = getattr(model, "likelihood_bounds", ())
+    if bound is None:
+        bound = "exact" if supported == ("exact",) else "elbo"
     if bound not in supported:
         what = ", ".join(supported) if supported else "none"
         raise InsertgenError(

@@ -39,3 +39,10 @@ def sample_from_logits(logits: Tensor, generator: torch.Generator | None = None,
         return logits.argmax(-1)
     u = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_(1e-20, 1.0)
     return (logits - torch.log(-torch.log(u))).argmax(-1)
+
+
+def confidence_scores(probs: Tensor, mode: str) -> Tensor:
+    """Per position, how sure the model is of its token: ``top_prob`` = max_v p(v), ``prob_diff`` = the
+    gap between the two most likely tokens. ``probs`` (..., V) -> (...)."""
+    top2 = torch.topk(probs, 2, dim=-1).values
+    return top2[..., 0] if mode == "top_prob" else top2[..., 0] - top2[..., 1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from insertgen.errors import InsertgenError
-from insertgen.models import build_model
+from insertgen.models import build_model, task_defaults
 from insertgen.presets import PRESETS, get_preset
 from insertgen.run import CONFIG, environment, model_from_config, read_config, write_config
 from insertgen.tasks import get_task
@@ -61,7 +61,8 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
     model_config = dict(spec["model_config"]) if spec.get("model") == model else {}
     train_config = dict(spec["train"])
     _apply_overrides(model_config, train_config, overrides)
-    model_config.setdefault("max_len", task_obj.prompt_block + task_obj.target_block + 2)
+    for key, value in task_defaults(model, task_obj).items():
+        model_config.setdefault(key, value)
     if steps is not None:
         train_config["steps"] = steps
     if time_budget is not None:

@@ -44,7 +44,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from insertgen.sampling import sample_from_logits
+from insertgen.sampling import confidence_scores, sample_from_logits
 
 # predict(tokens (b, W), t (b,)) -> (logits (b, W, V), insert multiplier g (b, W), unmask multiplier (b, W) or None)
 Predictor = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor | None]]
@@ -88,11 +88,6 @@ class SampleOutput:
     terminated: list[bool] | None = None  # per sequence: stopped by itself, not by a length cap (IP)
 
 
-def _confidence_scores(probs: Tensor, mode: str) -> Tensor:
-    top2 = torch.topk(probs, 2, dim=-1).values
-    return top2[..., 0] if mode == "top_prob" else top2[..., 0] - top2[..., 1]
-
-
 def _insert_masks(counts: Tensor, lengths: Tensor, columns: list[Tensor], fills: list) -> list[Tensor]:
     """Insert ``counts[b, k]`` new slots left of slot k in every tensor of ``columns`` (b, W).
 
@@ -125,7 +120,7 @@ def _fire_mask(masked: Tensor, logits: Tensor, banned: Tensor, p_fire: Tensor | 
     if mode is None or not bool(fire.any()):
         return fire
     probs = torch.softmax(logits.float().masked_fill(banned, float("-inf")), dim=-1)
-    score = _confidence_scores(probs, mode).masked_fill(~masked, float("-inf"))
+    score = confidence_scores(probs, mode).masked_fill(~masked, float("-inf"))
     rank = torch.argsort(torch.argsort(score, dim=1, descending=True), dim=1)
     return masked & (rank < n_fire)
 

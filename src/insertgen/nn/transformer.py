@@ -8,7 +8,10 @@ Block (pre-norm, DiT-style adaLN when time-conditioned, c = conditioning vector)
 
 Without time conditioning the modulation terms are absent. Attention uses rotary position embeddings
 on q and k with positions ``cumsum(mask) - 1`` (the index among non-PAD tokens), and
-``scaled_dot_product_attention`` with a key-padding mask (and a causal mask in causal mode).
+``scaled_dot_product_attention`` with a key-padding mask (and a causal mask in causal mode). Every
+query of a causal trunk may always attend to itself, so rows of padding queries (left padding) are
+never empty (no NaN); real queries are unaffected. Causal models decode incrementally with a
+:class:`~insertgen.nn.kv_cache.KVCache`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from insertgen.nn.kv_cache import KVCache
 
 
 @dataclass
@@ -100,23 +105,27 @@ class Block(nn.Module):
             nn.init.zeros_(self.modulation.weight)
             nn.init.zeros_(self.modulation.bias)
 
-    def attention(self, x: Tensor, cos: Tensor, sin: Tensor, attn_mask: Tensor | None) -> Tensor:
+    def attention(self, x: Tensor, cos: Tensor, sin: Tensor, attn_mask: Tensor | None,
+                  cache: KVCache | None = None, layer: int = 0) -> Tensor:
         B, L, d = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
         q, k = Rotary.apply(q, cos, sin), Rotary.apply(k, cos, sin)  # (B, H, L, Dh)
+        if cache is not None:
+            k, v = cache.extend(layer, k, v)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0,
             is_causal=self.causal and attn_mask is None,
         )
         return self.proj(y.transpose(1, 2).reshape(B, L, d))
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, attn_mask: Tensor | None, cond: Tensor | None):
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, attn_mask: Tensor | None, cond: Tensor | None,
+                cache: KVCache | None = None, layer: int = 0):
         if self.modulation is None or cond is None:
-            x = x + self.drop(self.attention(self.norm1(x), cos, sin, attn_mask))
+            x = x + self.drop(self.attention(self.norm1(x), cos, sin, attn_mask, cache, layer))
             return x + self.drop(self.mlp(self.norm2(x)))
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None].chunk(6, dim=-1)
         h = self.norm1(x) * (1 + scale1) + shift1
-        x = x + (1 + gate1) * self.drop(self.attention(h, cos, sin, attn_mask))
+        x = x + (1 + gate1) * self.drop(self.attention(h, cos, sin, attn_mask, cache, layer))
         h = self.norm2(x) * (1 + scale2) + shift2
         return x + (1 + gate2) * self.drop(self.mlp(h))
 
@@ -138,17 +147,27 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model, bias=False)
 
-    def forward(self, tokens: Tensor, pad_mask: Tensor, t: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def forward(self, tokens: Tensor, pad_mask: Tensor, t: Tensor | None = None,
+                cache: KVCache | None = None) -> tuple[Tensor, Tensor | None]:
+        """With ``cache`` (causal trunks only) ``tokens`` are the next positions after the cached ones:
+        their rotary positions continue the cached count of real tokens, and the cache is extended."""
         B, L = tokens.shape
+        if cache is not None and not self.cfg.causal:
+            raise ValueError("a key/value cache needs a causal trunk")
+        past = 0 if cache is None else cache.length
         positions = (pad_mask.long().cumsum(-1) - 1).clamp_min(0)  # (B, L)
+        if past:
+            positions = positions + cache.real_positions()
         cos, sin = self.rotary.cos_sin(positions)
-        if self.cfg.causal:
-            allowed = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()[None, None]
-            attn_mask = allowed & pad_mask[:, None, None, :]
-        else:
-            attn_mask = pad_mask[:, None, None, :]  # (B, 1, 1, L): attend to real keys only
+        key_mask = pad_mask if cache is None else cache.extend_mask(pad_mask)  # (B, past + L)
+        if self.cfg.causal:  # (B, 1, L, past + L): earlier real keys, and always the query itself
+            query = torch.arange(L, device=tokens.device)[:, None] + past
+            key = torch.arange(past + L, device=tokens.device)[None, :]
+            attn_mask = ((key <= query)[None, None] & key_mask[:, None, None, :]) | (key == query)[None, None]
+        else:  # (B, 1, 1, L): attend to real keys only
+            attn_mask = key_mask[:, None, None, :]
         cond = self.time(t) if (self.time is not None and t is not None) else None
         x = self.embed(tokens)
-        for block in self.blocks:
-            x = block(x, cos, sin, attn_mask, cond)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cos, sin, attn_mask, cond, cache, layer)
         return self.norm(x), cond

@@ -31,6 +31,8 @@ PRESETS: dict[str, dict] = {
     "star-medium-cpu": {"task": "star-medium", **_star(128, 4, 4, 2e-3, 30_000, 5_000)},
     "star-hard-cpu": {"task": "star-hard", **_star(192, 6, 6, 5e-4, 60_000, 10_000)},
 }
+
+
 def _insertion(flex_preset: dict, model: str, posterior: tuple[int, int, int]) -> dict:
     """IP / AO-IP with the decoder size and training options of a FlexMDM preset; the Plackett-Luce
     posterior (IP only) is a smaller trunk trained at 1/100 of the decoder's learning rate (spec §7)."""
@@ -49,6 +51,18 @@ PRESETS.update({
 for _level in ("easy", "medium", "hard"):
     for _model in ("ip", "ao-ip"):
         PRESETS[f"star-{_level}-{_model}-cpu"] = _insertion(PRESETS[f"star-{_level}-cpu"], _model, (64, 2, 2))
+
+
+def _baseline(flex_preset: dict, model: str) -> dict:
+    """ARM / MDM with the backbone size and training options of a FlexMDM preset (equal settings)."""
+    fm = flex_preset["model_config"]
+    return {**flex_preset, "model": model,
+            "model_config": {"d_model": fm["d_model"], "n_layers": fm["n_layers"], "n_heads": fm["n_heads"]}}
+
+
+for _level in ("easy", "medium", "hard"):
+    for _model in ("arm", "mdm"):
+        PRESETS[f"star-{_level}-{_model}-cpu"] = _baseline(PRESETS[f"star-{_level}-cpu"], _model)
 
 
 def get_preset(name: str) -> dict:

@@ -1,0 +1,32 @@
+"""Options shared by the baselines: the same Transformer backbone as the insertion models."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from insertgen.options import from_dict
+
+
+@dataclass
+class BackboneConfig:
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    max_len: int = 64  # [prompt, BOS, target, EOS] must fit; also the sampling length cap
+
+    def __post_init__(self):
+        if min(self.d_model, self.n_layers, self.n_heads, self.mlp_ratio, self.max_len) < 1:
+            raise ValueError("sizes (d_model, n_layers, n_heads, mlp_ratio, max_len) must be positive")
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"d_model={self.d_model} must split into n_heads={self.n_heads} heads of even size")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return from_dict(cls, d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
