@@ -61,10 +61,34 @@ def tables(rows: list[tuple], samplers: tuple[str, ...]) -> list[str]:
     return out
 
 
+def combined(rows: list[tuple]) -> list[str]:
+    """One table across all model families: a row per (task, model, sampler), means over seeds."""
+    groups = defaultdict(list)
+    for preset, model, seed, point in rows:
+        for s in SAMPLERS:
+            if s in point:
+                groups[(preset.split("-cpu")[0].rsplit("-" + model, 1)[0], model, s)].append(point)
+    out = ["| task | model | sampler | seeds | steps (mean) | exact (min-max) | token acc. | order corr. | evals/seq | terminated |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for (task, model, s), points in sorted(groups.items()):
+        em = [p[s]["exact_match"] for p in points]
+        ta = [p[s]["token_accuracy"] for p in points]
+        oc = [v for v in (p[s].get("order_corr_unmask", float("nan")) for p in points) if v == v]
+        ev = [p[s]["model_evals_per_seq"] for p in points]
+        term = [p[s]["termination_rate"] for p in points if p[s].get("termination_rate") is not None]
+        out.append("| " + " | ".join([
+            task, model, s, str(len(points)), f"{sum(p['step'] for p in points) / len(points):,.0f}",
+            f"{sum(em) / len(em):.1%} ({min(em):.1%}-{max(em):.1%})", f"{sum(ta) / len(ta):.2f}",
+            f"{sum(oc) / len(oc):.2f}" if oc else "n/a", f"{sum(ev) / len(ev):.1f}",
+            f"{sum(term) / len(term):.1%}" if term else "—"]) + " |")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--point", type=int, default=-1, help="which evaluation point (index) to report")
+    parser.add_argument("--combined", action="store_true", help="one table across all model families")
     args = parser.parse_args()
     families: dict[tuple, list] = defaultdict(list)
     for path in args.files:
@@ -72,6 +96,9 @@ def main() -> None:
         point = data["points"][args.point]
         samplers = tuple(s for s in SAMPLERS if s in point)
         families[samplers].append((data["preset"], data.get("model", "?"), data["seed"], point))
+    if args.combined:
+        print("\n".join(combined([r for rows in families.values() for r in rows])))
+        return
     for samplers, rows in families.items():
         rows.sort(key=lambda r: (r[0], r[2]))
         print("\n".join(tables(rows, samplers)))
