@@ -69,7 +69,8 @@ def main() -> None:
         points.append(point)
         print(point, flush=True)
         save(f"accuracy_vs_time-{args.name or args.preset}-seed{args.seed}", {  # after every point, so a stopped run keeps them
-            "command": " ".join(sys.argv), "preset": args.preset, "model": model.model_id, "seed": args.seed,
+            "command": " ".join(sys.argv), "name": args.name or args.preset, "preset": args.preset,
+            "overrides": overrides, "model": model.model_id, "seed": args.seed,
             "run_dir": str(out),
             "sampler_steps": args.sampler_steps, "points": points})
 

@@ -32,7 +32,7 @@ def fmt(value, pct=False):
 
 def tables(rows: list[tuple], samplers: tuple[str, ...]) -> list[str]:
     stopping = [s for s in samplers if s in STOPPING]
-    out = ["| preset | model | seed | minutes | steps | " +
+    out = ["| run name | model | seed | minutes | steps | " +
            " | ".join(f"{s}: exact | token acc. | order corr. | evals/seq" for s in samplers) +
            (" | terminated |" if stopping else " |"),
            "|" + "---|" * (5 + 4 * len(samplers) + bool(stopping))]
@@ -47,7 +47,7 @@ def tables(rows: list[tuple], samplers: tuple[str, ...]) -> list[str]:
             cells.append(fmt(point[stopping[0]].get("termination_rate"), True))
         out.append("| " + " | ".join(cells) + " |")
         groups[(preset, model)].append(point)
-    out += ["", "| preset | model | seeds | steps (mean) | " +
+    out += ["", "| run name | model | seeds | steps (mean) | " +
             " | ".join(f"{s}: exact (min-max) | order corr. (min to max)" for s in samplers) + " |",
             "|" + "---|" * (4 + 2 * len(samplers))]
     for (preset, model), points in groups.items():
@@ -67,17 +67,17 @@ def combined(rows: list[tuple]) -> list[str]:
     for preset, model, seed, point in rows:
         for s in SAMPLERS:
             if s in point:
-                groups[(preset.split("-cpu")[0].rsplit("-" + model, 1)[0], model, s)].append(point)
-    out = ["| task | model | sampler | seeds | steps (mean) | exact (min-max) | token acc. | order corr. | evals/seq | terminated |",
+                groups[(preset, model, s)].append(point)
+    out = ["| run name | model | sampler | seeds | steps (mean) | exact (min-max) | token acc. | order corr. | evals/seq | terminated |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-    for (task, model, s), points in sorted(groups.items()):
+    for (name, model, s), points in sorted(groups.items()):
         em = [p[s]["exact_match"] for p in points]
         ta = [p[s]["token_accuracy"] for p in points]
         oc = [v for v in (p[s].get("order_corr_unmask", float("nan")) for p in points) if v == v]
         ev = [p[s]["model_evals_per_seq"] for p in points]
         term = [p[s]["termination_rate"] for p in points if p[s].get("termination_rate") is not None]
         out.append("| " + " | ".join([
-            task, model, s, str(len(points)), f"{sum(p['step'] for p in points) / len(points):,.0f}",
+            name, model, s, str(len(points)), f"{sum(p['step'] for p in points) / len(points):,.0f}",
             f"{sum(em) / len(em):.1%} ({min(em):.1%}-{max(em):.1%})", f"{sum(ta) / len(ta):.2f}",
             f"{sum(oc) / len(oc):.2f}" if oc else "n/a", f"{sum(ev) / len(ev):.1f}",
             f"{sum(term) / len(term):.1%}" if term else "—"]) + " |")
@@ -95,7 +95,7 @@ def main() -> None:
         data = json.loads(path.read_text())
         point = data["points"][args.point]
         samplers = tuple(s for s in SAMPLERS if s in point)
-        families[samplers].append((data["preset"], data.get("model", "?"), data["seed"], point))
+        families[samplers].append((data.get("name", data["preset"]), data.get("model", "?"), data["seed"], point))
     if args.combined:
         print("\n".join(combined([r for rows in families.values() for r in rows])))
         return

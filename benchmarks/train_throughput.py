@@ -58,12 +58,13 @@ def measure(preset: str, steps: int, warmup: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=[f"star-{level}-{model}cpu" for model in ("", "loflexmdm-", "ip-", "ao-ip-")
+    parser.add_argument("--presets", nargs="+", default=[f"star-{level}-{model}cpu" for model in ("", "loflexmdm-", "ip-", "ao-ip-", "arm-", "mdm-")
                                                          for level in ("easy", "medium")])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--name", default=None, help="results file suffix (default: train_throughput.json)")
     args = parser.parse_args()
-    save("train_throughput", {"command": " ".join(sys.argv), "results": [measure(p, args.steps, args.warmup) for p in args.presets]})
+    save("train_throughput" + (f"-{args.name}" if args.name else ""), {"command": " ".join(sys.argv), "results": [measure(p, args.steps, args.warmup) for p in args.presets]})
 
 
 if __name__ == "__main__":

@@ -151,3 +151,50 @@ def test_sampled_sequences_are_well_formed(order):
         assert all(tok >= task.vocab.num_special for tok in out)
         assert row[: len(prompt)] == list(prompt) and row[len(prompt)] == task.vocab.bos_id
         assert row[-1] == task.vocab.eos_id and len(row) <= model.config.max_len
+
+
+def test_auxiliary_network_follows_the_hazard_weighted_elbo_when_the_generator_drops_the_weight():
+    """time_weighting="none" with aux_time_weighting="hazard" gives phi exactly the gradient of the
+    hazard-weighted objective (the ELBO), while theta keeps the unweighted one."""
+    task = get_task("star-easy")
+    common = dict(TINY, max_len=task.prompt_block + task.target_block + 2, aux_d_model=16, aux_n_layers=1,
+                  aux_n_heads=2, regulariser_weight=0.0)
+    split = LoFlexMDM(task.vocab, LoFlexMDMConfig(**common, time_weighting="none", aux_time_weighting="hazard"))
+    randomise(split)
+    elbo = LoFlexMDM(task.vocab, LoFlexMDMConfig(**common, time_weighting="hazard"))
+    naive = LoFlexMDM(task.vocab, LoFlexMDMConfig(**common, time_weighting="none", aux_time_weighting="generator"))
+    elbo.load_state_dict(split.state_dict())
+    naive.load_state_dict(split.state_dict())
+    batch = collate(task.examples("train")[:16], task.vocab)
+    grads = {}
+    for name, model in (("split", split), ("elbo", elbo), ("naive", naive)):
+        model.zero_grad()
+        loss, _ = model.loss(batch, torch.Generator().manual_seed(3))
+        loss.backward()
+        grads[name] = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    aux = [k for k in grads["split"] if k.startswith("aux.")]
+    gen = [k for k in grads["split"] if not k.startswith("aux.")]
+    assert aux and gen
+    for k in aux:
+        assert torch.allclose(grads["split"][k], grads["elbo"][k], rtol=1e-4, atol=1e-7), k
+    for k in gen:
+        assert torch.allclose(grads["split"][k], grads["naive"][k], rtol=1e-4, atol=1e-7), k
+    assert not all(torch.allclose(grads["split"][k], grads["naive"][k], rtol=1e-3, atol=1e-6) for k in aux)
+
+
+def test_each_network_is_clipped_on_its_own():
+    from insertgen.train import clip_gradients
+
+    task = get_task("star-easy")
+    model = LoFlexMDM(task.vocab, LoFlexMDMConfig(**TINY, max_len=48, aux_d_model=16, aux_n_layers=1, aux_n_heads=2))
+    for name, p in model.named_parameters():
+        p.grad = torch.full_like(p, 100.0 if name.startswith("aux.") else 1e-4)
+    gen_before = {k: p.grad.clone() for k, p in model.named_parameters() if not k.startswith("aux.")}
+    total = clip_gradients(model, 1.0)
+    assert float(total) > 100.0
+    aux_norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for k, p in model.named_parameters()
+                                                   if k.startswith("aux.")]))
+    assert float(aux_norm) == pytest.approx(1.0, rel=1e-4)
+    for k, p in model.named_parameters():  # the generator's small gradient is untouched by the aux's spike
+        if not k.startswith("aux."):
+            assert torch.equal(p.grad, gen_before[k])

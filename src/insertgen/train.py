@@ -103,6 +103,21 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
+def clip_gradients(model: torch.nn.Module, max_norm: float) -> torch.Tensor:
+    """Clip the gradient norm of each network of the model on its own: the parameters under each
+    ``lr_scales()`` prefix (auxiliary / posterior network) and the rest, so that one network's gradient
+    spike cannot shrink the other's update. Returns the total norm before clipping."""
+    scales = model.lr_scales() if hasattr(model, "lr_scales") else {}
+    parts: dict[str, list] = {"": []}
+    for prefix in scales:
+        parts[prefix] = []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            parts[next((k for k in scales if name.startswith(k)), "")].append(p)
+    norms = [torch.nn.utils.clip_grad_norm_(params, max_norm) for params in parts.values() if params]
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
     sd = opt.state_dict()
     tensors, scalars = {}, {}
@@ -209,7 +224,7 @@ class Trainer:
             loss, stats = self.model.loss(batch, self.noise_gen)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            grad_norm = clip_gradients(self.model, cfg.grad_clip)
             if not torch.isfinite(loss) or not torch.isfinite(grad_norm):
                 bar.close()
                 raise InsertgenError(

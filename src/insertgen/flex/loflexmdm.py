@@ -18,6 +18,17 @@ Objective per sequence (spec §3.4), two states ``z^(1), z^(2)`` drawn from the 
 ``(l_1 + l_2)/2``; phi through the target rates inside ``l_j`` (not detached), the score-function term
 and the regulariser. With ``a = 1`` and every ``b = 1`` the generator loss is FlexMDM's.
 
+Time weighting of phi's objective. The generator may drop the common hazard factor (``time_weighting
+= "none"``, which keeps its optimum at every t), but phi must not: only the hazard-weighted loss is the
+ELBO, which is invariant to a common rescaling of the rates (for a = 1 and every ``b = c`` the process
+is the b = 1 process run on the clock ``t' = 1 - (1 - t)^c``, and ``c h(t) dt = h(t') dt'``). Without the
+weight phi would minimise ``int c D(t') dt = int D(t') (1 - t')^{(1-c)/c} dt'``, which falls as c falls,
+so it drives every rate to its floor ``aux_min_rate`` (measured: b_in = 1.01 for every token within 120
+steps, with or without the regulariser). With ``aux_time_weighting = "hazard"`` (default) the gradients
+reaching phi, pathwise (through the target rates) and score-function (the advantage), are multiplied
+per sequence by ``h_a(t) / w(t)``, ``w`` the generator's weight, so phi follows the ELBO while theta
+keeps its own weighting.
+
 Default variant (spec §2.4, "fixed unmasking rate"): ``b_um = 1`` in both networks and ``a = 1``, so only
 the insertion order is learned; ``learn_unmask=True`` learns ``b_um`` too (unstable in the paper).
 Sampling is FlexMDM's tau-leaping sampler with the generator's rates ``b^theta h_a(t)``.
@@ -64,9 +75,14 @@ class LoFlexMDMConfig(FlexMDMConfig):
     reg_boundary: float = 1.0
     reg_kl: float = 1.0
     aux_lr_scale: float = 1.0  # the auxiliary network's learning rate = aux_lr_scale * lr
+    # "hazard": phi's gradients see the loss weighted by h_a(t) (the ELBO) even when the generator's
+    # time_weighting is "none"; "generator": phi sees the generator's weighting (collapses b_in, see below)
+    aux_time_weighting: str = "hazard"
 
     def __post_init__(self):
         super().__post_init__()
+        if self.aux_time_weighting not in ("hazard", "generator"):
+            raise ValueError(f"aux_time_weighting must be 'hazard' or 'generator', not {self.aux_time_weighting!r}")
         if self.a <= 0 or self.aux_min_rate <= 0 or self.aux_max_rate <= self.aux_min_rate:
             raise ValueError("need a > 0 and 0 < aux_min_rate < aux_max_rate")
         if self.gen_min_rate < 0 or self.gen_max_rate <= self.gen_min_rate:
@@ -82,6 +98,11 @@ class LoFlexMDMConfig(FlexMDMConfig):
     @classmethod
     def from_dict(cls, d: dict) -> "LoFlexMDMConfig":
         return from_dict(cls, d)
+
+
+def scale_gradient(x: Tensor, factor: Tensor) -> Tensor:
+    """``x`` in the forward pass; its gradient multiplied by ``factor`` in the backward pass."""
+    return x.detach() + (x - x.detach()) * factor
 
 
 class LoFlexMDM(FlexMDM):
@@ -130,18 +151,27 @@ class LoFlexMDM(FlexMDM):
         per_position = torch.where(st.state == DELETED, log_d, torch.where(st.state == MASKED, log_m, log_c))
         return (per_position * active.float()).sum(-1)
 
+    def aux_loss_weight(self, t: Tensor) -> Tensor:
+        """Per-sequence factor (B,) on the loss gradients that reach phi: ``h_a(t) / w(t)`` (module doc)."""
+        cfg = self.config
+        if cfg.aux_time_weighting == "generator" or cfg.time_weighting == "hazard":
+            return torch.ones_like(t, dtype=torch.float32)
+        return self.schedule.shape_hazard(t)
+
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
         cfg = self.config
         x1, fixed = batch.tokens, batch.fixed
         active = ~fixed & (x1 != self.vocab.pad_id)
         t = self.training_times(x1.shape[0], generator, x1.device)
         b_in, b_um = self.schedule_rates(x1, t)
+        aux_weight = self.aux_loss_weight(t)
+        b_in_target, b_um_target = (None if b is None else scale_gradient(b, aux_weight[:, None]) for b in (b_in, b_um))
         losses, log_probs, tokens = [], [], 0
         parts_sum: dict[str, Tensor] = {}
         for _ in range(2):
             t_in, t_um = self.schedule.sample_event_times(
                 b_in.detach(), 1.0 if b_um is None else b_um.detach(), generator)
-            per_seq, parts, st = self.noised_loss(x1, fixed, t, t_in, t_um, b_in, b_um)
+            per_seq, parts, st = self.noised_loss(x1, fixed, t, t_in, t_um, b_in_target, b_um_target)
             losses.append(per_seq)
             log_probs.append(self.state_log_prob(st, t, b_in, b_um, active))
             tokens += int(st.valid.sum())
@@ -149,7 +179,7 @@ class LoFlexMDM(FlexMDM):
                 parts_sum[k] = parts_sum.get(k, 0.0) + v.detach() / 2
         generator_loss = (losses[0] + losses[1]) / 2
         advantage = (losses[0] - losses[1]).detach()
-        score_term = 0.5 * advantage * (log_probs[0] - log_probs[1])
+        score_term = 0.5 * aux_weight * advantage * (log_probs[0] - log_probs[1])
         reg = schedule_regulariser(self.schedule, b_in, active, self.regulariser_weights, generator)
         if b_um is not None:
             reg = reg + schedule_regulariser(self.schedule, b_um, active, self.regulariser_weights, generator)
