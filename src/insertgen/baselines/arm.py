@@ -15,17 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from insertgen.baselines.config import BackboneConfig
-from insertgen.data import Batch
+from insertgen.data import Batch, collate
 from insertgen.errors import InsertgenError
 from insertgen.flex.sampler import SampleOutput, SamplerOptions
 from insertgen.nn.heads import TokenHead
 from insertgen.nn.kv_cache import KVCache
 from insertgen.nn.transformer import Transformer, TransformerConfig
 from insertgen.sampling import sample_from_logits
+from insertgen.tasks.base import Example
 from insertgen.vocab import Vocab
 
 
@@ -149,9 +149,6 @@ class ARM(nn.Module):
         """Exact ``log p(target, EOS | prompt)`` per pair (``samples`` and ``seed`` are not used)."""
         if bound not in self.likelihood_bounds:
             raise InsertgenError(f"model 'arm' gives the exact log-likelihood only, not {bound!r}")
-        from insertgen.data import collate
-        from insertgen.tasks.base import Example
-
         device = next(self.parameters()).device
         for prompt, target in pairs:
             if len(prompt) + len(target) + 2 > self.config.max_len:
