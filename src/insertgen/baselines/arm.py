@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from insertgen.baselines.config import BackboneConfig
+from insertgen.nn.backbone_config import BackboneConfig
 from insertgen.data import Batch, collate
 from insertgen.errors import InsertgenError
 from insertgen.flex.sampler import SampleOutput, SamplerOptions

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from insertgen.baselines.config import BackboneConfig
+from insertgen.nn.backbone_config import BackboneConfig
 from insertgen.data import Batch
 from insertgen.errors import InsertgenError
 from insertgen.flex.model import stratified_times

@@ -47,7 +47,6 @@ from insertgen.flex.model import FlexMDM, FlexMDMConfig
 from insertgen.flex.process import DELETED, MASKED
 from insertgen.flex.regulariser import RegulariserWeights, schedule_regulariser
 from insertgen.nn.heads import RateHead
-from insertgen.options import from_dict
 from insertgen.schedules import KumaraswamySchedule
 from insertgen.vocab import Vocab
 
@@ -95,9 +94,6 @@ class LoFlexMDMConfig(FlexMDMConfig):
         if min(self.aux_n_layers, self.aux_d_model) < 1 or self.aux_lr_scale <= 0:
             raise ValueError("aux sizes and aux_lr_scale must be positive")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "LoFlexMDMConfig":
-        return from_dict(cls, d)
 
 
 def scale_gradient(x: Tensor, factor: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ canvases, which are the states a confidence-ordered sampler relies on.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -23,23 +23,17 @@ from torch import Tensor, nn
 from insertgen.data import Batch, prompt_canvas, split_output
 from insertgen.flex.loss import rate_matching_loss
 from insertgen.flex.process import NoisyState, noise
-from insertgen.flex.sampler import SampleOutput, SamplerOptions, tau_leaping_sample
+from insertgen.flex.sampler import SamplerOptions, tau_leaping_sample
+from insertgen.nn.backbone_config import BackboneConfig
 from insertgen.nn.heads import RateHead, TokenHead
-from insertgen.options import from_dict
 from insertgen.nn.transformer import Transformer, TransformerConfig
 from insertgen.schedules import LinearSchedule
 from insertgen.vocab import Vocab
 
 
 @dataclass
-class FlexMDMConfig:
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    mlp_ratio: int = 4
-    dropout: float = 0.0
+class FlexMDMConfig(BackboneConfig):  # max_len: the sampling buffer L_buf, also the loss normaliser
     d_cond: int = 128
-    max_len: int = 64  # sampling buffer L_buf = prompt_block + target_block + 2; also the loss normaliser
     time_weighting: str = "hazard"  # "hazard": the spec's h(t) weight; "none": drop the common h(t)
     t_min: float = 0.0  # training times t ~ stratified U[t_min, t_max)
     t_max: float = 1.0 - 1e-6
@@ -47,25 +41,17 @@ class FlexMDMConfig:
     normalisation: str = "buffer"  # "buffer": both sums / L_buf (FlexMDM code); "masked_count" (LoFlexMDM code)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.time_weighting not in ("hazard", "none"):
             raise ValueError(f"time_weighting must be 'hazard' or 'none', not {self.time_weighting!r}")
         if self.normalisation not in ("buffer", "masked_count"):
             raise ValueError(f"normalisation must be 'buffer' or 'masked_count', not {self.normalisation!r}")
         if not 0.0 <= self.t_min < self.t_max:
             raise ValueError("t_min must be in [0, t_max)")
-        if min(self.d_model, self.n_layers, self.n_heads, self.mlp_ratio, self.d_cond, self.max_len) < 1:
-            raise ValueError("sizes (d_model, n_layers, n_heads, mlp_ratio, d_cond, max_len) must be positive")
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise ValueError(f"d_model={self.d_model} must split into n_heads={self.n_heads} heads of even size")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 < self.t_max <= 1.0 or self.time_power <= 0:
-            raise ValueError("dropout must be in [0, 1), t_max in (0, 1] and time_power > 0")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FlexMDMConfig":
-        return from_dict(cls, d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        if self.d_cond < 1:
+            raise ValueError("d_cond must be positive")
+        if not 0.0 < self.t_max <= 1.0 or self.time_power <= 0:
+            raise ValueError("t_max must be in (0, 1] and time_power > 0")
 
 
 def stratified_times(batch_size: int, t_min: float, t_max: float, generator: torch.Generator | None,

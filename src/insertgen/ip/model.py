@@ -21,7 +21,7 @@ Each ``log p(x, sigma)`` scores the L + 1 canvases of the trajectory in one batc
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -34,7 +34,7 @@ from insertgen.ip.objective import rloo_surrogate, step_value
 from insertgen.ip.permutations import slots_from_permutation
 from insertgen.ip.policy import InsertionPolicy, pack_canvases
 from insertgen.ip.posterior import PosteriorNetwork, gumbel_top_k, masked_scores, prefix_log_prob
-from insertgen.options import from_dict
+from insertgen.nn.backbone_config import BackboneConfig
 from insertgen.sampling import sample_from_logits
 from insertgen.vocab import Vocab
 
@@ -43,13 +43,7 @@ EXACT_MAX_LENGTH = 12
 
 
 @dataclass
-class InsertionProcessConfig:
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    mlp_ratio: int = 4
-    dropout: float = 0.0
-    max_len: int = 64  # packed decoder input [prompt, BOS, canvas, EOS]; also the sampling length cap
+class InsertionProcessConfig(BackboneConfig):  # max_len: the packed decoder input, also the length cap
     termination: str = "policy"  # "policy": a TERM location; "classifier": EOS in the last slot
     posterior_d_model: int = 64
     posterior_n_layers: int = 2
@@ -58,23 +52,16 @@ class InsertionProcessConfig:
     posterior_lr_scale: float = 0.01  # posterior learning rate = posterior_lr_scale * lr (spec §7 item 5)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.termination not in ("policy", "classifier"):
             raise ValueError(f"termination must be 'policy' or 'classifier', not {self.termination!r}")
-        for name in ("d_model", "posterior_d_model"):
-            heads = self.n_heads if name == "d_model" else self.posterior_n_heads
-            if getattr(self, name) % heads or (getattr(self, name) // heads) % 2:
-                raise ValueError(f"{name}={getattr(self, name)} must split into {heads} heads of even size")
-        if min(self.n_layers, self.posterior_n_layers, self.max_len, self.mlp_ratio) < 1:
-            raise ValueError("sizes must be positive")
-        if self.posterior_samples < 1 or self.posterior_lr_scale <= 0 or not 0 <= self.dropout < 1:
-            raise ValueError("posterior_samples >= 1, posterior_lr_scale > 0 and dropout in [0, 1) are required")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "InsertionProcessConfig":
-        return from_dict(cls, d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        if self.posterior_d_model % self.posterior_n_heads or (self.posterior_d_model // self.posterior_n_heads) % 2:
+            raise ValueError(f"posterior_d_model={self.posterior_d_model} must split into "
+                             f"{self.posterior_n_heads} heads of even size")
+        if self.posterior_n_layers < 1:
+            raise ValueError("posterior_n_layers must be positive")
+        if self.posterior_samples < 1 or self.posterior_lr_scale <= 0:
+            raise ValueError("posterior_samples >= 1 and posterior_lr_scale > 0 are required")
 
 
 def _logmeanexp(x: Tensor, dim: int = -1) -> Tensor:

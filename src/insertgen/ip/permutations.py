@@ -16,7 +16,6 @@ For a set S of inserted positions (a boolean mask), a remaining position j goes 
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 

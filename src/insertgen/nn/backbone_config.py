@@ -1,4 +1,5 @@
-"""Options shared by the baselines: the same Transformer backbone as the insertion models."""
+"""Options every model shares: the size of its Transformer backbone and its buffer, with their checks,
+and conversion from / to the plain dicts of config.json."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class BackboneConfig:
 
     @classmethod
     def from_dict(cls, d: dict):
+        """``cls(**d)`` with every key and value type checked (:func:`insertgen.options.from_dict`)."""
         return from_dict(cls, d)
 
     def to_dict(self) -> dict:
