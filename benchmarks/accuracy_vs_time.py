@@ -63,7 +63,7 @@ def main() -> None:
             options = make_options(args.sampler_steps)
             with torch.inference_mode():
                 metrics, _ = evaluate_model(model, model.task, model.task.examples("test")[: args.n], options, seed=0)
-            point[order] = {k: metrics[k] for k in ("exact_match", "token_accuracy", "plan_validity",
+            point[order] = {k: metrics[k] for k in ("exact_match", "token_accuracy", "plan_validity", "success", "optimal",
                                                     "model_evals_per_seq", "order_corr_unmask",
                                                     "order_corr_insert", "termination_rate") if k in metrics}
         points.append(point)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from insertgen.flex.loss import poisson_bregman, rate_matching_loss
-from insertgen.flex.process import CLEAN, DELETED, MASKED, gap_sums, noise
+from insertgen.flex.process import CLEAN, DELETED, MASKED, noise
 from insertgen.schedules import LinearSchedule
 
 PAD, MASK, BOS, EOS = 0, 1, 2, 3

@@ -102,7 +102,6 @@ def test_overflowing_insertion_is_skipped():
 
 
 def test_insert_masks_matches_python_reference():
-    g = torch.Generator().manual_seed(1)
     x = torch.tensor([[4, 5, 6, 3, 0, 0, 0, 0, 0, 0], [7, 8, 3, 0, 0, 0, 0, 0, 0, 0]])
     lengths = (x != 0).sum(1)
     counts = torch.zeros_like(x)

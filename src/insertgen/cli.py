@@ -177,7 +177,8 @@ def sample(run_dir, input_path, n, output, seed, trajectory, steps, top_k, top_p
 @click.option("--seed", type=int, default=0, show_default=True)
 @sampler_options
 def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperature, confidence, greedy, order):
-    """Sample for the split's prompts and print the task metrics (also saved to RUN_DIR/eval-SPLIT.json)."""
+    """Sample for the split's prompts and print the task metrics (also saved to RUN_DIR/eval-SPLIT.json;
+    mazes also draw the first plans to RUN_DIR/eval-SPLIT.png)."""
     from insertgen import load_run
     from insertgen.evaluate import evaluate_model
 
@@ -185,15 +186,18 @@ def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperat
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy=True,
                             run_config=model.run_config)
     examples = model.task.examples(split)[:limit]
-    metrics, _ = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
+    metrics, pairs = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
     metrics.update(split=split, sampler=options.__dict__)
     (Path(run_dir) / f"eval-{split}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    figure = model.task.save_figure(examples, [o for o, _ in pairs], Path(run_dir) / f"eval-{split}.png")
     if as_json:
         click.echo(json.dumps(metrics))
     else:
         for key, value in metrics.items():
             if key != "sampler":
                 click.echo(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
+        if figure is not None:
+            click.echo(f"wrote {figure}")
 
 
 @cli.command()

@@ -65,6 +65,33 @@ for _level in ("easy", "medium", "hard"):
         PRESETS[f"star-{_level}-{_model}-cpu"] = _baseline(PRESETS[f"star-{_level}-cpu"], _model)
 
 
+# Mazes: the same sizes and training options per tier as the star levels (easy/medium/hard), and the
+# paper's scale for the 41x41 tier (decoder 128 x 12 with 8 heads, AdamW 1e-4 with 1,000 warm-up steps
+# and cosine decay, batch 64, 78,100 steps: insertion_process.md §6.1-6.2), meant for a GPU.
+_MAZE_SIZES = {"easy": (64, 4, 2, 2e-3, 30_000, 5_000), "medium": (128, 4, 4, 2e-3, 30_000, 5_000),
+               "hard": (192, 6, 6, 5e-4, 60_000, 10_000)}
+_MAZE_AUX = {"easy": (64, 2, 2), "medium": (64, 2, 2), "hard": (96, 3, 4), "paper": (64, 6, 4)}
+
+
+def _maze_paper() -> dict:
+    preset = _star(128, 12, 8, 1e-4, 78_100, 5_000)
+    preset["train"].update(warmup_steps=1_000, lr_schedule="cosine", checkpoint_every=2_000)
+    return preset
+
+
+for _family in ("perfect", "imperfect", "braided"):
+    for _tier in ("easy", "medium", "hard", "paper"):
+        _task = f"maze-{_family}-{_tier}"
+        _flex = {"task": _task, **(_maze_paper() if _tier == "paper" else _star(*_MAZE_SIZES[_tier]))}
+        _suffix = "gpu" if _tier == "paper" else "cpu"
+        PRESETS[f"{_task}-{_suffix}"] = _flex
+        PRESETS[f"{_task}-loflexmdm-{_suffix}"] = _loflex(_flex, *_MAZE_AUX[_tier])
+        for _model in ("ip", "ao-ip"):
+            PRESETS[f"{_task}-{_model}-{_suffix}"] = _insertion(_flex, _model, _MAZE_AUX[_tier])
+        for _model in ("arm", "mdm"):
+            PRESETS[f"{_task}-{_model}-{_suffix}"] = _baseline(_flex, _model)
+
+
 def get_preset(name: str) -> dict:
     try:
         preset = PRESETS[name]

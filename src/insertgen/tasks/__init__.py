@@ -15,7 +15,18 @@ def _star(level: str):
     return make
 
 
+def _maze(family: str, tier: str):
+    def make() -> Task:
+        from insertgen.tasks.maze import MazeTask
+
+        return MazeTask(family, tier)
+
+    return make
+
+
 TASKS = {f"star-{level}": _star(level) for level in ("easy", "medium", "hard")}
+TASKS.update({f"maze-{family}-{tier}": _maze(family, tier)
+              for family in ("perfect", "imperfect", "braided") for tier in ("easy", "medium", "hard", "paper")})
 
 
 def get_task(name: str) -> Task:

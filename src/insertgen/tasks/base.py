@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 from insertgen.vocab import Vocab
 
@@ -66,6 +67,11 @@ class Task(ABC):
     def order_reference(self, prompt: list[int], output: list[int]) -> list[int] | None:
         """Per output token, a task-defined distance used to study generation order (star graphs: the
         distance along the path from the junction); None when the task or the output has none."""
+        return None
+
+    def save_figure(self, examples: list[Example], outputs: list[list[int]], path) -> Path | None:
+        """Draw some outputs to the PNG ``path`` when the task has a picture for them (mazes); returns the
+        path written, or None (the default: nothing to draw)."""
         return None
 
     @abstractmethod
