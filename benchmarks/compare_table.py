@@ -9,6 +9,11 @@ AO-IP, left_to_right for ARM, random / top_prob for MDM): exact match, token acc
 termination rate for IP and ARM; then the exact match and
 order correlation averaged over the seeds of a preset (spread as min to max). One pair of tables per
 sampler family.
+
+    python benchmarks/compare_table.py benchmarks/results/accuracy_vs_time-cmp240-maze-*.json --maze
+
+prints the maze tables instead: success / optimal / exact match per (task, model, sampler), and a grid
+of task x model with each model's best sampler by success (mean over seeds).
 """
 
 from __future__ import annotations
@@ -84,12 +89,58 @@ def combined(rows: list[tuple]) -> list[str]:
     return out
 
 
+MODEL_ORDER = ("flexmdm", "loflexmdm", "ao-ip", "ip", "arm", "mdm")
+
+
+def maze(rows: list[tuple]) -> list[str]:
+    """Maze tables: rows are (task, model, seed, point)."""
+    groups = defaultdict(list)
+    for task, model, seed, point in rows:
+        for s in SAMPLERS:
+            if s in point:
+                groups[(task, model, s)].append(point)
+
+    def mean(points, s, key):
+        return sum(p[s][key] for p in points) / len(points)
+
+    out = ["| task | model | sampler | seeds | steps (mean) | success | optimal | exact match | token acc. | evals/seq |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    best: dict[tuple, tuple] = {}
+    for (task, model, s), points in sorted(groups.items(), key=lambda kv: (kv[0][0], MODEL_ORDER.index(kv[0][1]), kv[0][2])):
+        succ, opt = mean(points, s, "success"), mean(points, s, "optimal")
+        out.append("| " + " | ".join([
+            task, model, s, str(len(points)), f"{sum(p['step'] for p in points) / len(points):,.0f}",
+            fmt(succ, True), fmt(opt, True), fmt(mean(points, s, "exact_match"), True),
+            fmt(mean(points, s, "token_accuracy")), f"{mean(points, s, 'model_evals_per_seq'):.1f}"]) + " |")
+        if (task, model) not in best or succ > best[(task, model)][0]:
+            best[(task, model)] = (succ, opt, s)
+    tasks = sorted({t for t, _ in best})
+    models = [m for m in MODEL_ORDER if any(m == mm for _, mm in best)]
+    out += ["", "success (optimal), best sampler per model:", "",
+            "| task | " + " | ".join(models) + " |", "|" + "---|" * (1 + len(models))]
+    for task in tasks:
+        cells = [f"{best[(task, m)][0]:.1%} ({best[(task, m)][1]:.1%})" if (task, m) in best else "—" for m in models]
+        out.append(f"| {task} | " + " | ".join(cells) + " |")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--point", type=int, default=-1, help="which evaluation point (index) to report")
     parser.add_argument("--combined", action="store_true", help="one table across all model families")
+    parser.add_argument("--maze", action="store_true", help="maze tables (success / optimal)")
     args = parser.parse_args()
+    if args.maze:
+        from insertgen.presets import get_preset
+
+        rows = []
+        for path in args.files:
+            data = json.loads(path.read_text())
+            rows.append((get_preset(data["preset"])["task"], data.get("model", "?"), data["seed"],
+                         data["points"][args.point]))
+        print("\n".join(maze(rows)))
+        return
     families: dict[tuple, list] = defaultdict(list)
     for path in args.files:
         data = json.loads(path.read_text())

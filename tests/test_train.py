@@ -116,3 +116,25 @@ def test_batch_order_covers_each_epoch_once_and_resumes():
     shards = [BatchOrder(100, 10, seed=0, rank=r, world_size=2) for r in range(2)]
     both = [i for _ in range(5) for s in shards for i in s.next().tolist()]
     assert sorted(both) == list(range(100))
+
+
+def test_warm_start_copies_matching_weights_and_refuses_mismatches(tiny_run, tmp_path):
+    """init_from copies the source run's EMA weights wherever name and shape match (a FlexMDM trunk into a
+    LoFlexMDM generator); the auxiliary network keeps its fresh initialisation."""
+    small = {"d_model": 32, "n_layers": 1, "n_heads": 2, "eval_every": 0}
+    source = load_run(tiny_run)
+    _, trainer = prepare_run("star-easy", "loflexmdm", None, 1, tmp_path / "warm", 0,
+                             {**small, "init_from": str(tiny_run)}, resume=False)
+    target = trainer.model.state_dict()
+    for name, value in source.state_dict().items():
+        assert torch.equal(target[name], value), name
+    _, fresh = prepare_run("star-easy", "loflexmdm", None, 1, tmp_path / "cold", 0, small, resume=False)
+    assert all(torch.equal(v, fresh.model.state_dict()[k]) for k, v in target.items() if k.startswith("aux."))
+    assert not torch.equal(target["trunk.embed.weight"], fresh.model.state_dict()["trunk.embed.weight"])
+    assert json.loads((tmp_path / "warm" / "config.json").read_text())["train"]["init_from"] == str(tiny_run.resolve())
+    with pytest.raises(InsertgenError, match="a run of task 'star-easy', not 'star-medium'"):
+        prepare_run("star-medium", "loflexmdm", None, 1, tmp_path / "x", 0, {**small, "init_from": str(tiny_run)},
+                    resume=False)
+    with pytest.raises(InsertgenError, match=r"has shape \([\d, ]*32,?\) there but \([\d, ]*48,?\) here \(the two models differ in size\)"):
+        prepare_run("star-easy", "flexmdm", None, 1, tmp_path / "y", 0,
+                    {**small, "d_model": 48, "n_heads": 4, "init_from": str(tiny_run)}, resume=False)

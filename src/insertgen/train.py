@@ -49,6 +49,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 20
     time_budget_s: float | None = None  # stop (with a checkpoint) once training has run this long
+    init_from: str | None = None  # warm start: a run directory whose (EMA) weights seed the matching parameters
 
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):

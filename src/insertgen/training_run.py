@@ -28,6 +28,34 @@ def _apply_overrides(model_config: dict, train_config: dict, overrides: dict) ->
             model_config[key] = value
 
 
+def warm_start(model: torch.nn.Module, task: str, source: Path) -> Path:
+    """Copy into ``model`` the weights of run ``source`` (its EMA weights when it has them) for every
+    parameter or buffer of the same name, e.g. a FlexMDM run's trunk and heads into a LoFlexMDM generator.
+    The source must be a run of the same task (same vocabulary) and its shared tensors must have the same
+    shapes (same sizes); the rest of the model keeps its fresh initialisation. Returns the resolved
+    source path."""
+    from insertgen.checkpoint import CHECKPOINT, load_checkpoint, split_prefix
+
+    config = read_config(source)
+    if config["task"] != task:
+        raise InsertgenError(f"init_from={source} is a run of task {config['task']!r}, not {task!r}")
+    tensors, _ = load_checkpoint(source / CHECKPOINT)
+    weights = {**split_prefix(tensors, "model"), **split_prefix(tensors, "ema")}
+    own = model.state_dict()
+    clash = next((k for k, v in weights.items() if k in own and own[k].shape != v.shape), None)
+    if clash is not None:
+        raise InsertgenError(f"init_from={source}: {clash} has shape {tuple(weights[clash].shape)} there but "
+                             f"{tuple(own[clash].shape)} here (the two models differ in size)")
+    matched = {k: v for k, v in weights.items() if k in own}
+    if not matched:
+        raise InsertgenError(f"init_from={source}: no parameter of its {config['model']!r} model has a "
+                             "name in this model")
+    model.load_state_dict(matched, strict=False)
+    print(f"warm start from {source}: {len(matched)} of {len(own)} tensors copied "
+          f"({sum(v.numel() for v in matched.values()):,} values)")
+    return source.resolve()
+
+
 def prepare_run(task: str | None, model: str | None, preset: str | None, steps: int | None, out: Path | None,
                 seed: int | None, overrides: dict, resume: bool, time_budget: float | None = None,
                 device: str = "cpu") -> tuple[Path, Trainer]:
@@ -76,6 +104,8 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         raise InsertgenError(f"--seed must be a non-negative integer, not {seed}")
     torch.manual_seed(seed)  # the initial parameters are a function of the seed
     model_obj = build_model(model, task_obj.vocab, model_config)
+    if train_cfg.init_from:
+        train_cfg.init_from = str(warm_start(model_obj, task, Path(train_cfg.init_from)))
     out = out or Path("runs") / f"{task}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
     if (out / CONFIG).exists():
         raise InsertgenError(f"{out} already holds a run; use --resume to continue it or choose another --out")
