@@ -2,7 +2,8 @@
 """Set-up and entry point for a fresh machine that has only Python.
 
     python3 scripts/dev.py demo [ARGS...]   # create .venv, install insertgen, run `insertgen demo ARGS`
-    python3 scripts/dev.py test [ARGS...]   # same, plus test extras, then run pytest ARGS
+    python3 scripts/dev.py test [ARGS...]   # same, plus the test and molecule extras (and the MOSES data
+                                            # files of molsets, installed without its dependencies), then pytest ARGS
 
 The virtual environment lives in .venv next to this repository. torch is installed first, pinned to the
 CPU build torch==2.13.0 that this project's machines provide; the package itself asks only for
@@ -22,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 TORCH = "torch==2.13.0"
+MOSES_DATA = "molsets==0.3.1"  # the MOSES data files; installed without its (obsolete) dependencies
 
 
 def python() -> Path:
@@ -33,13 +35,15 @@ def ensure_env(extras: str) -> None:
         print(f"creating virtual environment {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     stamp = VENV / f".insertgen-{extras or 'base'}"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + Path(__file__).read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
         return
     pip = [str(python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     print(f"installing {TORCH} (CPU build) and insertgen{extras}", flush=True)
     subprocess.run([*pip, TORCH], check=True)
     subprocess.run([*pip, "-e", f"{ROOT}{extras}"], check=True)
+    if "molecules" in extras:
+        subprocess.run([*pip, "--no-deps", MOSES_DATA], check=True)
     stamp.write_text(digest)
 
 
@@ -48,7 +52,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
-    ensure_env("[test]" if command == "test" else "")
+    ensure_env("[test,molecules]" if command == "test" else "")
     if command == "demo":
         cmd = [str(python()), "-m", "insertgen.cli", "demo", *rest]
     else:

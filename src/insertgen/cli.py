@@ -160,6 +160,8 @@ def sample(run_dir, input_path, n, output, seed, trajectory, steps, top_k, top_p
     raw_prompts = [row["prompt"] for row in rows] if task.conditional else [None] * len(prompts)
     for raw, out, rec in zip(raw_prompts, outputs, records):
         row = {"prompt": raw, "output": task.format(out)} if task.conditional else {"output": task.format(out)}
+        if hasattr(task, "to_smiles"):  # molecules: the canonical SMILES, or null when it does not decode
+            row["smiles"] = task.to_smiles(out)
         if trajectory:
             row.update(canvas=task.vocab.decode(rec["canvas"], skip_special=False).split(),
                        insert_step=rec["insert_step"], unmask_step=rec["unmask_step"], model_evals=rec["model_evals"])
@@ -172,7 +174,8 @@ def sample(run_dir, input_path, n, output, seed, trajectory, steps, top_k, top_p
 @cli.command(name="eval")
 @click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N examples only.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Evaluate the first N examples only (unconditional tasks: N samples; molecules default to 1,000).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @sampler_options
@@ -185,7 +188,7 @@ def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperat
     model = load_run(run_dir)
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy=True,
                             run_config=model.run_config)
-    examples = model.task.examples(split)[:limit]
+    examples = model.task.examples(split)[:limit or model.task.eval_size]
     metrics, pairs = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
     metrics.update(split=split, sampler=options.__dict__)
     (Path(run_dir) / f"eval-{split}.json").write_text(json.dumps(metrics, indent=2) + "\n")

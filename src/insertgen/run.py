@@ -71,7 +71,7 @@ def write_config(run_dir: Path, config: dict) -> None:
 
 
 def model_from_config(config: dict):
-    task = get_task(config["task"])
+    task = get_task(config["task"], config.get("task_options"))
     model = build_model(config["model"], task.vocab, config["model_config"])
     return task, model
 

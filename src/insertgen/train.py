@@ -217,6 +217,7 @@ class Trainer:
         while self.step < cfg.steps:
             idx = torch.from_numpy(self.order.next())
             tokens, fixed = self.data_tokens[idx], self.data_fixed[idx]
+            tokens = self.task.augment(tokens, (self.seed, self.step))
             width = int((tokens != self.task.vocab.pad_id).sum(1).max())  # trim common padding
             batch = Batch(tokens[:, :width], fixed[:, :width]).to(self.device)
             lr = learning_rate(cfg, self.step)

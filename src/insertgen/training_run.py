@@ -15,10 +15,12 @@ from insertgen.tasks import get_task
 from insertgen.train import Trainer, TrainConfig
 
 
-def _apply_overrides(model_config: dict, train_config: dict, overrides: dict) -> None:
+def _apply_overrides(model_config: dict, train_config: dict, overrides: dict, task_options: dict) -> None:
     train_keys = set(TrainConfig.__dataclass_fields__)
     for key, value in overrides.items():
-        if key.startswith("model."):
+        if key.startswith("task."):
+            task_options[key[len("task."):]] = value
+        elif key.startswith("model."):
             model_config[key[len("model."):]] = value
         elif key.startswith("train."):
             train_config[key[len("train."):]] = value
@@ -85,10 +87,11 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
     model = model or spec.get("model")
     if task is None or model is None:
         raise InsertgenError("give --task and --model (or a --preset that names them)")
-    task_obj = get_task(task)
     model_config = dict(spec["model_config"]) if spec.get("model") == model else {}
     train_config = dict(spec["train"])
-    _apply_overrides(model_config, train_config, overrides)
+    task_options = dict(spec.get("task_options", {}))
+    _apply_overrides(model_config, train_config, overrides, task_options)
+    task_obj = get_task(task, task_options)
     for key, value in task_defaults(model, task_obj).items():
         model_config.setdefault(key, value)
     if steps is not None:
@@ -111,7 +114,8 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         raise InsertgenError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=seed, device=device)
-    config = {"task": task, "model": model, "preset": preset, "seed": seed, "model_config": model_obj.config.to_dict(),
+    config = {"task": task, "task_options": task_options, "model": model, "preset": preset, "seed": seed,
+              "model_config": model_obj.config.to_dict(),
               "train": train_cfg.to_dict(), "task_config": task_obj.config(), "environment": environment()}
     write_config(out, config)
     return out, trainer

@@ -1,4 +1,8 @@
-"""Task registry: ``get_task(name)`` returns the task object for a task id."""
+"""Task registry: ``get_task(name, options)`` returns the task object for a task id.
+
+Options are the keyword arguments of the task's class beyond its id (e.g. ``train_size`` of the
+molecule tasks); ``insertgen train --set task.KEY=VALUE`` passes them and the run's config.json keeps
+them (``task_options``)."""
 
 from __future__ import annotations
 
@@ -7,19 +11,28 @@ from insertgen.tasks.base import SPLITS, Example, Task
 
 
 def _star(level: str):
-    def make() -> Task:
+    def make(**options) -> Task:
         from insertgen.tasks.star import StarTask
 
-        return StarTask(level)
+        return StarTask(level, **options)
 
     return make
 
 
 def _maze(family: str, tier: str):
-    def make() -> Task:
+    def make(**options) -> Task:
         from insertgen.tasks.maze import MazeTask
 
-        return MazeTask(family, tier)
+        return MazeTask(family, tier, **options)
+
+    return make
+
+
+def _molecules(kind: str):
+    def make(**options) -> Task:
+        from insertgen.tasks.molecules.task import MoleculeTask
+
+        return MoleculeTask(kind, **options)
 
     return make
 
@@ -27,15 +40,20 @@ def _maze(family: str, tier: str):
 TASKS = {f"star-{level}": _star(level) for level in ("easy", "medium", "hard")}
 TASKS.update({f"maze-{family}-{tier}": _maze(family, tier)
               for family in ("perfect", "imperfect", "braided") for tier in ("easy", "medium", "hard", "paper")})
+TASKS.update({kind: _molecules(kind) for kind in ("smiles", "safe")})
 
 
-def get_task(name: str) -> Task:
-    """The task with id ``name``; an unknown id raises InsertgenError listing the known ones."""
+def get_task(name: str, options: dict | None = None) -> Task:
+    """The task with id ``name`` built with ``options``; an unknown id or option raises InsertgenError
+    naming it."""
     try:
         make = TASKS[name]
     except KeyError:
         raise InsertgenError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
-    return make()
+    try:
+        return make(**(options or {}))
+    except TypeError as e:
+        raise InsertgenError(f"bad option for task {name!r}: {e}") from None
 
 
 __all__ = ["SPLITS", "Example", "Task", "TASKS", "get_task"]

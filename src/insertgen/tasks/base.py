@@ -32,6 +32,7 @@ class Task(ABC):
         prompt_block: the most prompt tokens any example of the task has.
         target_block: room for the generated target in a sampling buffer (>= longest target).
         conditional: whether examples have prompts (unconditional tasks are sampled with ``-n N``).
+        eval_size: the number of examples (samples, for unconditional tasks) ``eval`` uses by default.
     """
 
     name: str
@@ -39,6 +40,7 @@ class Task(ABC):
     prompt_block: int
     target_block: int
     conditional: bool = True
+    eval_size: int | None = None  # how many examples `eval` uses by default (None: the whole split)
 
     @abstractmethod
     def examples(self, split: str) -> list[Example]:
@@ -68,6 +70,12 @@ class Task(ABC):
         """Per output token, a task-defined distance used to study generation order (star graphs: the
         distance along the path from the junction); None when the task or the output has none."""
         return None
+
+    def augment(self, tokens, seed: tuple[int, int]):
+        """Training-time augmentation of a batch of ``[prompt, BOS, target, EOS, PAD...]`` rows, drawn
+        deterministically from ``seed = (run seed, step)`` so that resumed runs repeat it; the default
+        returns the batch unchanged."""
+        return tokens
 
     def save_figure(self, examples: list[Example], outputs: list[list[int]], path) -> Path | None:
         """Draw some outputs to the PNG ``path`` when the task has a picture for them (mazes); returns the

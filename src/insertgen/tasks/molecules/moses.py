@@ -1,0 +1,113 @@
+"""The MOSES molecule sets, offline, from the data files inside the ``molsets`` wheel.
+
+``pip install --no-deps molsets==0.3.1`` puts ``moses/dataset/data/{train,test,test_scaffolds}.csv.gz``
+(1,584,663 / 176,074 / 176,225 SMILES, header ``SMILES``) and ``test_stats.npz`` on disk. ``import
+moses`` fails on a current stack, so the package directory is located without importing it.
+
+Every line is checked: an empty line, a line with more than one field or with whitespace inside, and
+a SMILES the tokeniser cannot split are *malformed*; they are counted, listed (file and line number)
+and left out, never dropped silently. Derived data (bracket-SAFE conversions, canonical forms, reference
+statistics) is cached under ``$INSERTGEN_CACHE`` (default ``~/.cache/insertgen``), keyed by what it was
+computed from.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from insertgen.errors import InsertgenError
+from insertgen.tasks.molecules.tokens import is_tokenizable, tokenize
+
+FILES = {"train": "train.csv.gz", "test": "test.csv.gz", "test_scaffolds": "test_scaffolds.csv.gz"}
+SIZES = {"train": 1_584_663, "test": 176_074, "test_scaffolds": 176_225}
+
+
+def data_dir() -> Path:
+    """``moses/dataset/data`` of the installed molsets wheel; a clear error when it is missing."""
+    spec = importlib.util.find_spec("moses")
+    if spec is None or not spec.submodule_search_locations:
+        raise InsertgenError("the MOSES data is not installed: run `pip install --no-deps molsets==0.3.1` "
+                             "(its import is broken on current libraries, but only its data files are used)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "dataset" / "data"
+    if not (path / FILES["train"]).is_file():
+        raise InsertgenError(f"{path} lacks {FILES['train']}: reinstall molsets==0.3.1")
+    return path
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("INSERTGEN_CACHE", Path.home() / ".cache" / "insertgen"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class MosesSplit:
+    """The SMILES of one MOSES file and the lines that were left out (``(line number, text, why)``)."""
+
+    name: str
+    strings: list[str]
+    malformed: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def parse_lines(lines, source: str) -> MosesSplit:
+    """Check a ``SMILES`` CSV given as lines (header first); see the module docstring."""
+    lines = iter(lines)
+    header = next(lines, "").strip()
+    if header != "SMILES":
+        raise InsertgenError(f"{source}: the first line should be the header 'SMILES', got {header[:40]!r}")
+    strings, malformed = [], []
+    for lineno, line in enumerate(lines, start=2):
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            malformed.append((lineno, text, "empty line"))
+        elif "," in text or any(ch.isspace() for ch in text):
+            malformed.append((lineno, text, "more than one field or whitespace inside the SMILES"))
+        elif is_tokenizable(text):
+            strings.append(text)
+        else:
+            try:
+                tokenize(text)
+                raise AssertionError("unreachable: the two tokeniser checks disagree")
+            except InsertgenError as e:
+                malformed.append((lineno, text, str(e)))
+    return MosesSplit(source, strings, malformed)
+
+
+_SPLITS: dict[str, MosesSplit] = {}
+
+
+def read_split(name: str) -> MosesSplit:
+    """All SMILES of MOSES split ``name`` (``train``, ``test`` or ``test_scaffolds``), cached per process."""
+    if name not in FILES:
+        raise InsertgenError(f"unknown MOSES split {name!r}; splits: {', '.join(FILES)}")
+    if name not in _SPLITS:
+        path = data_dir() / FILES[name]
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                _SPLITS[name] = parse_lines(f, str(path))
+        except (OSError, EOFError, UnicodeDecodeError) as e:
+            raise InsertgenError(f"{path} is unreadable ({type(e).__name__}: {e})") from None
+    return _SPLITS[name]
+
+
+def subsample(strings: list[str], size: int, seed: int) -> list[str]:
+    """``size`` strings drawn without replacement by ``default_rng(seed)``, in file order (all when
+    ``size`` is 0 or at least the number of strings)."""
+    if size <= 0 or size >= len(strings):
+        return list(strings)
+    keep = np.sort(np.random.default_rng(seed).choice(len(strings), size=size, replace=False))
+    return [strings[int(i)] for i in keep]
+
+
+def test_stats_fcd() -> tuple[np.ndarray, np.ndarray]:
+    """The FCD reference statistics (ChemNet activations' mean and covariance) of the MOSES test set,
+    as shipped in ``test_stats.npz`` (an object array: it is read with ``allow_pickle`` from the
+    installed molsets package only)."""
+    stats = np.load(data_dir() / "test_stats.npz", allow_pickle=True)["stats"].item()
+    return np.asarray(stats["FCD"]["mu"]), np.asarray(stats["FCD"]["sigma"])

@@ -1,0 +1,233 @@
+"""Tasks ``smiles`` and ``safe``: unconditional de novo generation of MOSES molecules.
+
+* ``smiles``: the MOSES SMILES, split by the atom-level regex of :mod:`tokens` (24 tokens).
+* ``safe``: the same molecules as **bracket SAFE** (:mod:`bracket_safe`); at training time the
+  fragments of every sequence are put in a random order (``augment``, on by default), as SAFE-GPT and
+  GenMol train. Molecules SAFE cannot encode (about 0.5%) are counted and left out.
+
+Splits (options in brackets; ``--set task.KEY=VALUE``): train = ``train_size`` MOSES training
+molecules drawn with ``default_rng(seed)`` [100,000; 0 = all 1,584,663], validation = 1,000 and test =
+``test_size`` [5,000; 0 = all] disjoint draws from the MOSES test set. Sequences longer than the
+task's block (64 SMILES / 80 SAFE tokens) are counted and left out. Text is the string itself (no
+spaces between tokens); outputs decode to canonical SMILES for the metrics.
+
+Metrics (:mod:`metrics`): validity, uniqueness, novelty against the canonical MOSES training set
+(``novelty_reference="moses"``, cached on first use) or the drawn training molecules (``"train"``),
+both quality conventions, diversity, IntDiv, the GuacaMol KL score against ``kl_reference_size``
+[10,000] MOSES test molecules, FCD against the MOSES test statistics, and the token lengths of samples and data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from insertgen.errors import InsertgenError
+from insertgen.tasks.base import SPLITS, Example, Task
+from insertgen.tasks.molecules import bracket_safe, metrics, moses
+from insertgen.tasks.molecules.tokens import SAFE_TOKENS, SMILES_TOKENS, tokenize
+from insertgen.vocab import Vocab
+
+KINDS = ("smiles", "safe")
+BLOCKS = {"smiles": 64, "safe": 80}
+VALIDATION_SIZE = 1_000
+KL_REFERENCE_SIZE = 10_000
+
+
+def _cached_lines(name: str, compute) -> list[str]:
+    """Lines of cache file ``name``, computed by ``compute()`` (a list of strings) when absent."""
+    path = moses.cache_dir() / name
+    if path.is_file():
+        return path.read_text(encoding="utf-8").split("\n")
+    lines = compute()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
+    tmp.replace(path)
+    return lines
+
+
+def _digest(strings: list[str]) -> str:
+    return hashlib.sha256("\n".join(strings).encode()).hexdigest()[:16]
+
+
+class MoleculeTask(Task):
+    """De novo molecules from MOSES as SMILES (``kind="smiles"``) or bracket SAFE (``kind="safe"``)."""
+
+    conditional = False
+    eval_size = 1_000
+
+    def __init__(self, kind: str, train_size: int = 100_000, test_size: int = 5_000, seed: int = 0,
+                 augment: bool = True, novelty_reference: str = "moses", kl_reference_size: int = KL_REFERENCE_SIZE):
+        if kind not in KINDS:
+            raise ValueError(f"unknown molecule task {kind!r}; tasks: {', '.join(KINDS)}")
+        if novelty_reference not in ("moses", "train"):
+            raise InsertgenError(f"novelty_reference must be 'moses' or 'train', not {novelty_reference!r}")
+        if train_size < 0 or test_size < 0:
+            raise InsertgenError("train_size and test_size must be >= 0 (0 = the whole MOSES split)")
+        self.kind, self.name = kind, kind
+        self.train_size, self.test_size, self.seed = int(train_size), int(test_size), int(seed)
+        self.augment_fragments = bool(augment) and kind == "safe"
+        self.novelty_reference = novelty_reference
+        self.kl_reference_size = int(kl_reference_size)
+        self.vocab = Vocab(SAFE_TOKENS if kind == "safe" else SMILES_TOKENS)
+        self.prompt_block, self.target_block = 0, BLOCKS[kind]
+        self._examples: dict[str, list[Example]] | None = None
+        self.skipped: dict[str, dict[str, int]] = {}
+        self._smiles: dict[str, list[str]] = {}
+
+    # -- data ------------------------------------------------------------------------------
+
+    def _split_smiles(self) -> dict[str, list[str]]:
+        if not self._smiles:
+            train = moses.read_split("train")
+            test = moses.read_split("test")
+            self.skipped["malformed_lines"] = {"train": len(train.malformed), "test": len(test.malformed)}
+            rest = test.strings
+            order = np.random.default_rng(self.seed).permutation(len(rest))
+            val_idx = np.sort(order[:VALIDATION_SIZE])
+            test_idx = order[VALIDATION_SIZE:] if self.test_size == 0 else order[VALIDATION_SIZE:VALIDATION_SIZE + self.test_size]
+            self._smiles = {"train": moses.subsample(train.strings, self.train_size, self.seed),
+                            "validation": [rest[int(i)] for i in val_idx],
+                            "test": [rest[int(i)] for i in np.sort(test_idx)]}
+        return self._smiles
+
+    def _strings(self, split: str, smiles: list[str]) -> list[str]:
+        """The task strings of ``smiles`` ("" where SAFE cannot encode one); SAFE conversions are cached."""
+        if self.kind == "smiles":
+            return smiles
+        metrics.quiet_rdkit()
+        name = f"bracket-safe-{split}-{len(smiles)}-{_digest(smiles)}.txt"
+
+        def convert() -> list[str]:
+            from tqdm import tqdm
+
+            return [bracket_safe.encode(s) or "" for s in tqdm(smiles, desc=f"SAFE {split}", mininterval=5)]
+
+        return _cached_lines(name, convert)
+
+    def _build(self) -> dict[str, list[Example]]:
+        if self._examples is None:
+            examples = {}
+            for split, smiles in self._split_smiles().items():
+                rows, unencodable, too_long = [], 0, 0
+                for text in self._strings(split, smiles):
+                    if not text:
+                        unencodable += 1
+                        continue
+                    ids = self.vocab.encode(tokenize(text))
+                    if len(ids) > self.target_block:
+                        too_long += 1
+                        continue
+                    rows.append(Example((), tuple(ids)))
+                examples[split] = rows
+                self.skipped[split] = {"not_encodable": unencodable, "too_long": too_long}
+            self._examples = examples
+        return self._examples
+
+    def examples(self, split: str) -> list[Example]:
+        if split not in SPLITS:
+            raise InsertgenError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
+        return list(self._build()[split])
+
+    def fresh_examples(self, n: int, seed: int) -> list[Example]:
+        """``n`` test-set molecules drawn with ``default_rng(seed)`` (an unconditional task has no
+        generator of new examples; only their number and lengths matter)."""
+        test = self.examples("test")
+        idx = np.random.default_rng(seed).choice(len(test), size=min(n, len(test)), replace=False)
+        return [test[int(i)] for i in idx]
+
+    def augment(self, tokens: torch.Tensor, seed: tuple[int, int]) -> torch.Tensor:
+        """Training-time augmentation of a batch ``[BOS, x, EOS, PAD...]``: for SAFE, the fragments of
+        each sequence in a random order drawn from ``default_rng(seed)`` (same tokens, same length)."""
+        if not self.augment_fragments:
+            return tokens
+        rng = np.random.default_rng(list(seed))
+        dot, bos, eos = self.vocab.token_to_id("."), self.vocab.bos_id, self.vocab.eos_id
+        out = tokens.clone()
+        for i, row in enumerate(tokens.tolist()):
+            start, end = row.index(bos) + 1, row.index(eos)
+            out[i, start:end] = torch.tensor(bracket_safe.shuffle_fragments(row[start:end], dot, rng))
+        return out
+
+    # -- text --------------------------------------------------------------------------------
+
+    def format(self, ids) -> str:
+        return "".join(self.vocab.tokens[int(i)] for i in ids if int(i) >= self.vocab.num_special)
+
+    def parse_prompt(self, text: str) -> list[int]:
+        if text.strip():
+            raise InsertgenError(f"task {self.name} is unconditional: it takes no prompt")
+        return []
+
+    def parse_target(self, prompt: list[int], text: str) -> list[int]:
+        """A SMILES / bracket-SAFE string -> ids; a character no token covers, or a token outside the
+        task's vocabulary, raises InsertgenError naming it."""
+        tokens = tokenize(text.strip())
+        unknown = [t for t in tokens if t not in self.vocab._index]
+        if unknown:
+            raise InsertgenError(f"token {unknown[0]!r} of {text.strip()!r} is not in the {self.name} vocabulary")
+        return self.vocab.encode(tokens)
+
+    def to_smiles(self, ids) -> str | None:
+        """Canonical SMILES of an output, or None when it is not a valid molecule."""
+        text = self.format(ids)
+        return bracket_safe.decode(text) if self.kind == "safe" else metrics.canonical(text)
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    def training_set(self) -> frozenset[str]:
+        """Canonical SMILES the novelty is measured against (see ``novelty_reference``)."""
+        if self.novelty_reference == "train":
+            smiles = self._split_smiles()["train"]
+            return frozenset(c for c in (metrics.canonical(s) for s in smiles) if c)
+
+        def canonicalise() -> list[str]:
+            from tqdm import tqdm
+
+            metrics.quiet_rdkit()
+            return [metrics.canonical(s) or "" for s in tqdm(moses.read_split("train").strings,
+                                                             desc="canonical MOSES train", mininterval=5)]
+
+        return frozenset(_cached_lines("moses-train-canonical.txt", canonicalise)) - {""}
+
+    def kl_reference(self) -> dict:
+        path = moses.cache_dir() / f"kl-reference-moses-test-{self.kl_reference_size}.npz"
+        if not path.is_file():
+            metrics.quiet_rdkit()
+            smiles = moses.subsample(moses.read_split("test").strings, self.kl_reference_size, 0)
+            stats = metrics.reference_stats(smiles)
+            np.savez(path.with_suffix(".tmp.npz"), **stats)
+            path.with_suffix(".tmp.npz").replace(path)
+        data = np.load(path, allow_pickle=False)
+        return {k: data[k] for k in data.files}
+
+    def evaluate(self, examples: list[Example], outputs: list[list[int]]) -> dict[str, float]:
+        """The metrics of :mod:`metrics` for ``outputs`` (one per sample; ``examples`` give only the
+        data's lengths), plus the mean token length of samples and of the examples."""
+        metrics.quiet_rdkit()
+        smiles = [self.to_smiles(o) for o in outputs]
+        result = metrics.molecule_metrics(smiles, self.training_set(), self.kl_reference(), moses.test_stats_fcd())
+        result["sample_length"] = float(np.mean([len(o) for o in outputs])) if outputs else 0.0
+        result["data_length"] = float(np.mean([len(ex.target) for ex in examples])) if examples else 0.0
+        return result
+
+    def save_figure(self, examples: list[Example], outputs: list[list[int]], path: Path) -> Path | None:
+        """A grid of the first valid sampled molecules (RDKit drawing) beside the length histograms."""
+        from insertgen.plots import plot_molecule_samples
+
+        metrics.quiet_rdkit()
+        smiles = [self.to_smiles(o) for o in outputs]
+        return plot_molecule_samples(smiles, [len(o) for o in outputs], [len(ex.target) for ex in examples], path,
+                                     title=f"{self.name}: samples")
+
+    def config(self) -> dict:
+        return {"task": self.name, "kind": self.kind, "data": "MOSES (molsets 0.3.1 data files)",
+                "train_size": self.train_size, "test_size": self.test_size, "validation_size": VALIDATION_SIZE,
+                "seed": self.seed, "augment": self.augment_fragments, "novelty_reference": self.novelty_reference,
+                "kl_reference_size": self.kl_reference_size,
+                "target_block": self.target_block, "vocabulary": list(self.vocab.tokens),
+                "skipped": json.loads(json.dumps(self.skipped))}
