@@ -223,3 +223,21 @@ def test_smiles_train_sample_eval(tmp_path, capsys):
                            "intdiv1", "intdiv2", "kl_score", "fcd", "fcd_score", "fcd_n", "sample_length"}
     assert (run / "eval-test.png").stat().st_size > 10_000
     assert os.environ["INSERTGEN_CACHE"].endswith("insertgen-cache")
+
+
+def test_generation_order_by_token_class():
+    from insertgen.analysis import class_order_statistics
+
+    task = get_task("smiles", {"train_size": 10})
+    ids = task.parse_target([], "c1ccccc1C(=O)O")
+    canvas = [task.vocab.bos_id, *ids, task.vocab.eos_id]
+    # a "scaffold first" trajectory: ring digits at step 0, branches at 1, everything else later in order
+    classes = [task.token_class(task.vocab.tokens[i]) for i in ids]
+    um = [0] + [0 if c == "ring" else 1 if c == "branch" else 2 + k for k, c in enumerate(classes)] + [0]
+    record = {"canvas": canvas, "insert_step": [0] * len(canvas), "unmask_step": um}
+    stats = class_order_statistics(task, [ids], [record])["classes"]
+    assert set(stats) == {"ring", "branch", "atom", "bond"}
+    assert stats["ring"]["unmask"] == 0.0 and stats["ring"]["tokens"] == 2
+    assert stats["ring"]["unmask"] < stats["branch"]["unmask"] < stats["atom"]["unmask"]
+    assert stats["atom"]["insert"] == 0.5  # all inserted at once: no order
+    assert class_order_statistics(get_task("star-easy"), [ids], [record]) is None

@@ -138,3 +138,17 @@ def test_warm_start_copies_matching_weights_and_refuses_mismatches(tiny_run, tmp
     with pytest.raises(InsertgenError, match=r"has shape \([\d, ]*32,?\) there but \([\d, ]*48,?\) here \(the two models differ in size\)"):
         prepare_run("star-easy", "flexmdm", None, 1, tmp_path / "y", 0,
                     {**small, "d_model": 48, "n_heads": 4, "init_from": str(tiny_run)}, resume=False)
+
+
+def test_every_preset_names_a_known_task_model_and_valid_options():
+    from insertgen.models import _registry
+    from insertgen.presets import PRESETS
+    from insertgen.tasks import TASKS
+
+    assert len(PRESETS) > 100
+    for name, preset in PRESETS.items():
+        assert preset["task"] in TASKS and name.startswith(preset["task"]), name
+        assert name.endswith(("-cpu", "-gpu")), name
+        TrainConfig.from_dict(preset["train"])
+        _registry()[preset["model"]][1].from_dict(dict(preset["model_config"]))
+        assert set(preset.get("task_options", {})) <= {"train_size", "test_size"}

@@ -215,7 +215,8 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
     with the distance from the junction, and the learned insertion schedule (LoFlexMDM). Writes
     RUN_DIR/order.json and RUN_DIR/order.png."""
     from insertgen import load_run
-    from insertgen.analysis import insertion_time_profile, order_statistics, save_order_report
+    from insertgen.analysis import (class_order_statistics, insertion_time_profile, order_statistics,
+                                    plot_class_order, save_order_report)
     from insertgen.evaluate import evaluate_model
 
     model = load_run(run_dir)
@@ -225,6 +226,15 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
     examples = task.examples(split)[:limit]
     metrics, pairs = evaluate_model(model, task, examples, options, seed=seed, progress=True)
     stats = order_statistics(task, examples, [o for o, _ in pairs], [r for _, r in pairs])
+    classes = class_order_statistics(task, [o for o, _ in pairs], [r for _, r in pairs])
+    if stats is None and classes is not None:
+        (Path(run_dir) / "order.json").write_text(json.dumps(classes, indent=2) + "\n")
+        png = plot_class_order(classes, Path(run_dir) / "order.png", title=f"{model.model_id} on {task.name}")
+        for name, v in classes["classes"].items():
+            click.echo(f"{name:>10}: mean step decided {v['unmask']:.3f}, inserted {v['insert']:.3f} "
+                       f"({v['tokens']:,} tokens)")
+        click.echo(f"wrote {Path(run_dir) / 'order.json'} and {png}")
+        return
     if stats is None:
         raise InsertgenError(f"task {task.name!r} defines no reference order to analyse")
     profile = insertion_time_profile(model, task, examples)

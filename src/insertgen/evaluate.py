@@ -7,7 +7,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from insertgen.analysis import order_statistics
+from insertgen.analysis import class_order_statistics, order_statistics
 from insertgen.tasks.base import Example
 
 
@@ -41,4 +41,7 @@ def evaluate_model(model, task, examples: list[Example], options, seed: int = 0,
     order = order_statistics(task, examples, outputs, records)
     if order is not None:
         metrics.update({k: v for k, v in order.items() if k != "per_example"})
+    classes = class_order_statistics(task, outputs, records)
+    if classes is not None:
+        metrics.update({f"order_step_{name}": v["unmask"] for name, v in classes["classes"].items()})
     return metrics, list(zip(outputs, records))

@@ -92,6 +92,44 @@ for _family in ("perfect", "imperfect", "braided"):
             PRESETS[f"{_task}-{_model}-{_suffix}"] = _baseline(_flex, _model)
 
 
+# Molecules (smiles, safe): CPU scale = d_model 128 x 4 on 100,000 MOSES training molecules, meant for
+# about an hour of training (steps is a cap; pass --time-budget); paper scale = LoFlexMDM's SAFE setting
+# (768 x 12, batch 2048, lr 1e-4 with 2,000 warm-up steps then cosine, 50k steps; loflexmdm.md §3.6) for
+# `safe`, and the IP paper's SMILES decoder (18 layers, width 256, 8 heads; posterior 3 x 128, 4 heads;
+# lr 5e-4 with 1,000 warm-up steps then cosine; insertion_process.md §6.3) for `smiles`, both on the
+# whole MOSES training set, meant for GPUs. (Our cosine is one half-period, not the reference's 3 cycles.)
+def _molecule_cpu(task: str) -> dict:
+    preset = {"task": task, "task_options": {"train_size": 100_000}, **_star(128, 4, 4, 1e-3, 100_000, 5_000)}
+    preset["train"].update(warmup_steps=200, checkpoint_every=1_000)
+    return preset
+
+
+def _molecule_paper(task: str) -> dict:
+    if task == "safe":
+        preset = _star(768, 12, 12, 1e-4, 50_000, 5_000)
+        preset["train"].update(batch_size=2048, warmup_steps=2_000, lr_schedule="cosine", min_lr=1e-6,
+                               ema_decay=0.9999, checkpoint_every=1_000)
+    else:
+        preset = _star(256, 18, 8, 5e-4, 200_000, 10_000)
+        preset["train"].update(warmup_steps=1_000, lr_schedule="cosine", ema_decay=0.9999, weight_decay=1e-12,
+                               checkpoint_every=2_000)
+    return {"task": task, "task_options": {"train_size": 0, "test_size": 0}, **preset}
+
+
+for _task in ("smiles", "safe"):
+    for _scale, _make, _aux in (("cpu", _molecule_cpu, (64, 2, 2)),
+                                ("gpu", _molecule_paper, (768, 6, 12) if _task == "safe" else (128, 3, 4))):
+        _flex = _make(_task)
+        _name = f"{_task}-cpu" if _scale == "cpu" else f"{_task}-paper-gpu"
+        PRESETS[_name] = _flex
+        _stem = _name[: -len(_scale) - 1]
+        PRESETS[f"{_stem}-loflexmdm-{_scale}"] = _loflex(_flex, *_aux)
+        for _model in ("ip", "ao-ip"):
+            PRESETS[f"{_stem}-{_model}-{_scale}"] = _insertion(_flex, _model, _aux)
+        for _model in ("arm", "mdm"):
+            PRESETS[f"{_stem}-{_model}-{_scale}"] = _baseline(_flex, _model)
+
+
 def get_preset(name: str) -> dict:
     try:
         preset = PRESETS[name]

@@ -71,6 +71,12 @@ class Task(ABC):
         distance along the path from the junction); None when the task or the output has none."""
         return None
 
+    def token_class(self, token: str) -> str | None:
+        """A class name for a data token, used to study generation order by kind of token (molecules:
+        ring digit, branch, atom, ...); the default (None for every task that does not override it)
+        means the task has no classes."""
+        return None
+
     def augment(self, tokens, seed: tuple[int, int]):
         """Training-time augmentation of a batch of ``[prompt, BOS, target, EOS, PAD...]`` rows, drawn
         deterministically from ``seed = (run seed, step)`` so that resumed runs repeat it; the default

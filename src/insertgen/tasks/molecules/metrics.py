@@ -148,7 +148,9 @@ def discrete_kl(reference: np.ndarray, sampled: np.ndarray) -> float:
     from scipy.stats import entropy
 
     p, bins = np.histogram(reference, bins=10, density=True)
-    q, _ = np.histogram(sampled, bins=bins, density=True)
+    with np.errstate(invalid="ignore", divide="ignore"):  # no sample inside the reference's bins: all zero
+        q, _ = np.histogram(sampled, bins=bins, density=True)
+    q = np.nan_to_num(q)
     return float(entropy(p + 1e-10, q + 1e-10))
 
 

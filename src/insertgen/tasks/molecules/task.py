@@ -177,6 +177,21 @@ class MoleculeTask(Task):
         text = self.format(ids)
         return bracket_safe.decode(text) if self.kind == "safe" else metrics.canonical(text)
 
+    def token_class(self, token: str) -> str:
+        """``ring`` (ring-closure digits), ``branch`` (parentheses), ``attachment`` (bracket SAFE ``<n>``),
+        ``fragment`` (the ``.`` separator), ``bond`` or ``atom``."""
+        if token.isdigit() or token.startswith("%"):
+            return "ring"
+        if token in {"(", ")"}:
+            return "branch"
+        if token.startswith("<"):
+            return "attachment"
+        if token == ".":
+            return "fragment"
+        if token in {"-", "=", "#", "$", ":", "/", "\\"}:
+            return "bond"
+        return "atom"
+
     # -- metrics -----------------------------------------------------------------------------
 
     def training_set(self) -> frozenset[str]:
