@@ -253,5 +253,6 @@ def test_every_model_trains_samples_and_evaluates_on_a_maze(model, tmp_path, cap
     assert call_main(["eval", "--run", run, "--limit", "6", "--steps", "4", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["n"] == 6 and set(metrics) >= {"success", "optimal", "exact_match", "token_accuracy"}
+    assert json.loads((run / "eval-test.json").read_text())["sampler"]["top_k"] == 1  # greedy plans
     png = run / "eval-test.png"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"

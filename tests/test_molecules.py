@@ -222,6 +222,7 @@ def test_smiles_train_sample_eval(tmp_path, capsys):
     assert set(result) >= {"validity", "uniqueness", "novelty", "quality_all", "quality_unique", "diversity",
                            "intdiv1", "intdiv2", "kl_score", "fcd", "fcd_score", "fcd_n", "sample_length"}
     assert (run / "eval-test.png").stat().st_size > 10_000
+    assert json.loads((run / "eval-test.json").read_text())["sampler"]["top_k"] is None  # sampled, not greedy
     assert os.environ["INSERTGEN_CACHE"].endswith("insertgen-cache")
 
 

@@ -26,7 +26,8 @@ def sampler_options(f):
         click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=1.0),
         click.option("--confidence", type=click.Choice(["top_prob", "prob_diff"]), default=None,
                      help="Unmask the most confident masked slots first."),
-        click.option("--greedy/--no-greedy", default=None, help="Greedy token choice (top-k 1); the default for eval."),
+        click.option("--greedy/--no-greedy", default=None, help="Greedy token choice (top-k 1); the default for eval on conditional tasks "
+                     "(unconditional ones, e.g. molecules, sample from the model's distribution)."),
         click.option("--order", type=click.Choice(["joint", "insert_first"]), default=None,
                      help="joint: insert and unmask together (tau-leaping); insert_first: all insertions, then "
                           "confidence-ordered unmasking (default: the run's eval setting)."),
@@ -186,8 +187,8 @@ def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperat
     from insertgen.evaluate import evaluate_model
 
     model = load_run(run_dir)
-    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy=True,
-                            run_config=model.run_config)
+    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
+                            default_greedy=model.task.conditional, run_config=model.run_config)
     examples = model.task.examples(split)[:limit or model.task.eval_size]
     metrics, pairs = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
     metrics.update(split=split, sampler=options.__dict__)
@@ -221,8 +222,8 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
 
     model = load_run(run_dir)
     task = model.task
-    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy=True,
-                            run_config=model.run_config)
+    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
+                            default_greedy=task.conditional, run_config=model.run_config)
     examples = task.examples(split)[:limit]
     metrics, pairs = evaluate_model(model, task, examples, options, seed=seed, progress=True)
     stats = order_statistics(task, examples, [o for o, _ in pairs], [r for _, r in pairs])

@@ -203,7 +203,8 @@ class Trainer:
         self.model.eval()
         with self.ema.applied(self.model):
             metrics, _ = evaluate_model(self.model, self.task, examples,
-                                        SamplerOptions(steps=self.cfg.eval_sampler_steps, top_k=1,
+                                        SamplerOptions(steps=self.cfg.eval_sampler_steps,
+                                                       top_k=1 if self.task.conditional else None,
                                                        order=self.cfg.eval_sampler_order), seed=0)
         self.model.train()
         return metrics
