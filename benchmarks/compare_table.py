@@ -92,8 +92,38 @@ def combined(rows: list[tuple]) -> list[str]:
 MODEL_ORDER = ("flexmdm", "loflexmdm", "ao-ip", "ip", "arm", "mdm")
 
 
-def maze(rows: list[tuple]) -> list[str]:
-    """Maze tables: rows are (task, model, seed, point)."""
+def plot_maze_grid(best: dict, path: Path) -> None:
+    """Grouped bars: success (solid) and optimal (hatched) of each model's best sampler per maze task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({t for t, _ in best})
+    models = [m for m in MODEL_ORDER if any(m == mm for _, mm in best)]
+    width = 0.8 / max(1, len(models))
+    fig, ax = plt.subplots(figsize=(1.6 * len(tasks) + 3, 4.2))
+    for j, model in enumerate(models):
+        xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(tasks))]
+        succ = [best.get((t, model), (0.0, 0.0, ""))[0] for t in tasks]
+        opt = [best.get((t, model), (0.0, 0.0, ""))[1] for t in tasks]
+        bars = ax.bar(xs, succ, width, label=model, alpha=0.85)
+        ax.bar(xs, opt, width, color="none", edgecolor="black", hatch="//", lw=0.5)
+        for bar, value in zip(bars, succ):
+            ax.text(bar.get_x() + bar.get_width() / 2, value + 0.01, f"{value:.0%}", ha="center", fontsize=6)
+    ax.set_xticks(range(len(tasks)), [t.replace("maze-", "") for t in tasks])
+    ax.set_ylabel("success (bars), optimal (hatched)")
+    ax.set_ylim(0, 1.25)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.legend(ncol=len(models), fontsize=8, loc="upper center")
+    ax.set_title("maze planning at equal training wall-clock (best sampler per model)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def maze(rows: list[tuple], plot: Path | None = None) -> list[str]:
+    """Maze tables: rows are (task, model, seed, point); ``plot`` also draws the grid as a PNG."""
     groups = defaultdict(list)
     for task, model, seed, point in rows:
         for s in SAMPLERS:
@@ -121,6 +151,8 @@ def maze(rows: list[tuple]) -> list[str]:
     for task in tasks:
         cells = [f"{best[(task, m)][0]:.1%} ({best[(task, m)][1]:.1%})" if (task, m) in best else "—" for m in models]
         out.append(f"| {task} | " + " | ".join(cells) + " |")
+    if plot is not None:
+        plot_maze_grid(best, plot)
     return out
 
 
@@ -130,6 +162,7 @@ def main() -> None:
     parser.add_argument("--point", type=int, default=-1, help="which evaluation point (index) to report")
     parser.add_argument("--combined", action="store_true", help="one table across all model families")
     parser.add_argument("--maze", action="store_true", help="maze tables (success / optimal)")
+    parser.add_argument("--plot", type=Path, default=None, help="with --maze: also draw the grid to this PNG")
     args = parser.parse_args()
     if args.maze:
         from insertgen.presets import get_preset
@@ -139,7 +172,7 @@ def main() -> None:
             data = json.loads(path.read_text())
             rows.append((get_preset(data["preset"])["task"], data.get("model", "?"), data["seed"],
                          data["points"][args.point]))
-        print("\n".join(maze(rows)))
+        print("\n".join(maze(rows, args.plot)))
         return
     families: dict[tuple, list] = defaultdict(list)
     for path in args.files:
