@@ -175,10 +175,15 @@ def test_auxiliary_network_follows_the_hazard_weighted_elbo_when_the_generator_d
     aux = [k for k in grads["split"] if k.startswith("aux.")]
     gen = [k for k in grads["split"] if not k.startswith("aux.")]
     assert aux and gen
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+        """Equal up to float32 summation order: the largest difference is 1e-4 of the tensor's scale
+        (an element-wise rtol fails on entries that are sums cancelling to ~0)."""
+        return float((a - b).abs().max()) <= 1e-4 * float(torch.maximum(a.abs().max(), b.abs().max()))
+
     for k in aux:
-        assert torch.allclose(grads["split"][k], grads["elbo"][k], rtol=1e-4, atol=1e-7), k
+        assert same(grads["split"][k], grads["elbo"][k]), k
     for k in gen:
-        assert torch.allclose(grads["split"][k], grads["naive"][k], rtol=1e-4, atol=1e-7), k
+        assert same(grads["split"][k], grads["naive"][k]), k
     assert not all(torch.allclose(grads["split"][k], grads["naive"][k], rtol=1e-3, atol=1e-6) for k in aux)
 
 
