@@ -519,3 +519,8 @@ def test_baseline_train_sample_eval_score(cli, tmp_path, prompts, model_id, boun
     other = "elbo" if bound == "exact" else "exact"
     code, _, err = cli("score", "--run", out, "--input", texts, "--bound", other)
     assert code == 2 and f"cannot give a {other!r} log-likelihood" in err
+    too_long = tmp_path / "long.jsonl"
+    too_long.write_text(json.dumps({"prompt": prompts[0], "text": " ".join(["1"] * 40)}) + "\n")
+    code, _, err = cli("score", "--run", out, "--input", too_long, "--output", tmp_path / "long-scores.jsonl")
+    assert code == 2 and "long.jsonl:1: the text has 40 tokens, more than the 14" in err
+    assert not (tmp_path / "long-scores.jsonl").exists()

@@ -2,12 +2,13 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from insertgen import load_run
 from insertgen.checkpoint import CHECKPOINT, load_checkpoint
-from insertgen.data import BatchOrder, collate
+from insertgen.data import BatchOrder, collate, micro_batch_indices
 from insertgen.errors import InsertgenError
 from insertgen.flex.sampler import SamplerOptions
 from insertgen.models import build_model
@@ -113,9 +114,22 @@ def test_batch_order_covers_each_epoch_once_and_resumes():
     again = BatchOrder(100, 10, seed=0)
     again.load_state_dict(state)
     assert torch.equal(torch.from_numpy(nxt), torch.from_numpy(again.next()))
-    shards = [BatchOrder(100, 10, seed=0, rank=r, world_size=2) for r in range(2)]
-    both = [i for _ in range(5) for s in shards for i in s.next().tolist()]
-    assert sorted(both) == list(range(100))
+
+
+def test_micro_batches_of_every_rank_split_each_epoch_without_overlap_or_loss():
+    """4 ranks x 2 accumulation steps over 103 examples with global batch 24: each epoch's 4 batches
+    give 32 disjoint micro-batches of 3 that cover exactly the first 96 indices of the epoch's permutation
+    (the trailing 7 are the dropped partial batch)."""
+    order = BatchOrder(103, 24, seed=5)
+    for epoch in range(2):
+        batches = [order.next() for _ in range(4)]
+        parts = [micro_batch_indices(batch, r * 2 + m, 8) for batch in batches for r in range(4) for m in range(2)]
+        assert all(len(p) == 3 for p in parts)
+        seen = [i for p in parts for i in p.tolist()]
+        assert len(seen) == len(set(seen)) == 96
+        assert sorted(seen) == sorted(np.random.default_rng([5, epoch]).permutation(103)[:96].tolist())
+    with pytest.raises(ValueError, match="does not split into 5"):
+        micro_batch_indices(order.next(), 0, 5)
 
 
 def test_warm_start_copies_matching_weights_and_refuses_mismatches(tiny_run, tmp_path):

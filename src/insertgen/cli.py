@@ -109,17 +109,31 @@ def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: flo
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
 @click.option("--set", "sets", multiple=True, help="Override an option: model.KEY=VALUE or train.KEY=VALUE.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--from-previous", is_flag=True,
+              help="With --resume: continue from the checkpoint before the last (when the last is corrupt).")
 @click.option("--time-budget", type=click.FloatRange(min=1), default=None, help="Stop after this many seconds.")
+@click.option("--device", default=None, help="torch device (default: cuda:LOCAL_RANK when CUDA is available, else cpu).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(task, model, preset, steps, out, seed, sets, resume, time_budget, quiet):
-    """Train a model; writes config.json, checkpoint.safetensors and metrics.jsonl into --out."""
+def train(task, model, preset, steps, out, seed, sets, resume, from_previous, time_budget, device, quiet):
+    """Train a model; writes config.json, checkpoint.safetensors and metrics.jsonl into --out.
+
+    Under torchrun (e.g. `torchrun --standalone --nproc_per_node=4 -m insertgen.cli train ...`) every
+    process trains its share of each global batch (data parallel); rank 0 writes the run directory."""
+    from insertgen.distributed import init_world, shutdown
     from insertgen.training_run import prepare_run, run_training
 
-    run_dir, trainer = prepare_run(task=task, model=model, preset=preset, steps=steps, out=out, seed=seed,
-                                   overrides=_parse_set(sets), resume=resume, time_budget=time_budget)
-    click.echo(f"run directory: {run_dir}")
-    last = run_training(trainer, progress=not quiet)
-    click.echo(f"finished at step {trainer.step}: loss {last.get('loss', float('nan')):.4f}")
+    world, device = init_world(device)
+    try:
+        run_dir, trainer = prepare_run(task=task, model=model, preset=preset, steps=steps, out=out, seed=seed,
+                                       overrides=_parse_set(sets), resume=resume, time_budget=time_budget,
+                                       device=device, world=world, from_previous=from_previous)
+        if world.is_main:
+            click.echo(f"run directory: {run_dir}" + (f" ({world.world_size} processes)" if world.distributed else ""))
+        last = run_training(trainer, progress=not quiet)
+        if world.is_main:
+            click.echo(f"finished at step {trainer.step}: loss {last.get('loss', float('nan')):.4f}")
+    finally:
+        shutdown()
 
 
 @cli.command()
@@ -277,7 +291,11 @@ def score(run_dir, input_path, output, bound, samples, seed):
     for lineno, row in enumerate(rows, start=1):
         try:
             prompt = task.parse_prompt(row["prompt"]) if task.conditional else []
-            pairs.append((prompt, task.parse_target(prompt, row["text"])))
+            target = task.parse_target(prompt, row["text"])
+            if len(target) > task.target_block:
+                raise InsertgenError(f"the text has {len(target)} tokens, more than the {task.target_block} "
+                                     f"that {task.name} allows")
+            pairs.append((prompt, target))
         except InsertgenError as e:
             raise InsertgenError(f"{input_path}:{lineno}: {e}") from None
     values = model.log_likelihood(pairs, bound=bound, samples=samples, seed=seed)

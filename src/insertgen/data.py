@@ -81,18 +81,19 @@ def split_output(row: list[int], vocab: Vocab) -> list[int]:
 
 
 class BatchOrder:
-    """Shuffled mini-batches over ``n`` examples, epoch after epoch, with a resumable position.
+    """Shuffled global mini-batches over ``n`` examples, epoch after epoch, with a resumable position.
 
     The order of epoch e is ``permutation(n)`` from ``numpy.random.default_rng([seed, e])``, so the
-    state ``(epoch, cursor)`` alone determines every later batch. A trailing partial batch is dropped.
-    With ``world_size > 1`` each rank takes every ``world_size``-th batch.
+    state ``(epoch, cursor)`` alone determines every later batch. A trailing partial batch is dropped
+    (each epoch uses the first ``(n // batch_size) * batch_size`` indices of its permutation, each once).
+    Data-parallel ranks and gradient-accumulation steps split each global batch with
+    :func:`micro_batch_indices`, so the examples of a step do not depend on how many processes share it.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, n: int, batch_size: int, seed: int):
         if n < batch_size:
             raise ValueError(f"batch size {batch_size} is larger than the {n} training examples")
         self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.rank, self.world_size = rank, world_size
         self.epoch, self.cursor = 0, 0
         self._perm = None
 
@@ -102,11 +103,10 @@ class BatchOrder:
         return self._perm[1]
 
     def next(self) -> np.ndarray:
-        """Indices of the next batch (this rank's share)."""
-        per_epoch = self.n // (self.batch_size * self.world_size)
-        if self.cursor >= per_epoch:
+        """Indices of the next global batch."""
+        if self.cursor >= self.n // self.batch_size:
             self.epoch, self.cursor = self.epoch + 1, 0
-        start = (self.cursor * self.world_size + self.rank) * self.batch_size
+        start = self.cursor * self.batch_size
         self.cursor += 1
         return self._permutation()[start : start + self.batch_size]
 
@@ -115,3 +115,12 @@ class BatchOrder:
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])
+
+
+def micro_batch_indices(batch: np.ndarray, part: int, parts: int) -> np.ndarray:
+    """Part ``part`` of ``parts`` equal consecutive shares of a global batch (rank r, accumulation step m
+    take part ``r * grad_accum + m``); the parts are disjoint and cover the batch."""
+    if len(batch) % parts:
+        raise ValueError(f"a batch of {len(batch)} does not split into {parts} equal micro-batches")
+    size = len(batch) // parts
+    return batch[part * size : (part + 1) * size]

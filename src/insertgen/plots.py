@@ -21,7 +21,8 @@ def read_metrics(run_dir: Path) -> list[dict]:
 def plot_training(run_dir: Path) -> Path | None:
     """training.png: training loss (and its parts) against step, and validation metrics if logged."""
     records = read_metrics(run_dir)
-    train = [r for r in records if "loss" in r]
+    train = [r for r in records if "loss" in r and "skipped" not in r]
+    skipped = [r["step"] for r in records if "skipped" in r]
     val = [r for r in records if r.get("split") == "validation"]
     if not train:
         return None
@@ -32,6 +33,8 @@ def plot_training(run_dir: Path) -> Path | None:
     for part in ("unmask", "insert"):
         if part in train[0]:
             ax.plot(steps, [r[part] for r in train], label=part, lw=0.8, alpha=0.8)
+    for k, step in enumerate(skipped):
+        ax.axvline(step, color="red", lw=0.6, alpha=0.6, label="skipped (non-finite)" if k == 0 else None)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_yscale("log")

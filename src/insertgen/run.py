@@ -84,7 +84,10 @@ def load_run(run_dir, weights: str = "ema", device: str | torch.device = "cpu"):
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     task, model = model_from_config(config)
-    tensors, _ = load_checkpoint(run_dir / CHECKPOINT)
+    tensors, state = load_checkpoint(run_dir / CHECKPOINT)
+    from insertgen.train import check_checkpoint_identity
+
+    check_checkpoint_identity(state, model, task.vocab, run_dir / CHECKPOINT)
     prefix = "ema" if weights == "ema" and any(k.startswith("ema.") for k in tensors) else "model"
     params = split_prefix(tensors, prefix)
     if prefix == "ema":  # EMA holds trainable parameters; buffers come from the raw state

@@ -7,24 +7,37 @@ The learning rate at step s (0-based) with peak ``lr``, warm-up W and total S st
           = lr                                                 (constant)
           = min_lr + (lr - min_lr) (1 + cos(pi (s - W) / (S - W))) / 2     (cosine)
 
-Exact resume: the checkpoint holds parameters, EMA, optimiser moments, the noise generator's state, the
-global torch RNG state and the data order's (epoch, cursor); resuming replays nothing and reproduces the
-uninterrupted run bit for bit.
+Exact resume: the checkpoint holds parameters, EMA, optimiser moments, the global torch RNG state and
+the data order's (epoch, cursor); the noise of each micro-batch is seeded from (seed, step, micro-batch)
+(distributed.micro_batch_seed), so resuming replays nothing and reproduces the uninterrupted run bit for
+bit, whatever moment the run was killed at.
+
+One optimiser step consumes a global batch of ``batch_size`` examples split into ``world_size x
+grad_accum`` equal micro-batches (torchrun ranks x accumulation steps; distributed.py); the gradient is
+the mean of the micro-batch gradients, so a run's trajectory does not depend on how many processes share
+it (up to float summation order).
+
+A non-finite loss or gradient norm stops the run with the last good checkpoint untouched
+(``on_nonfinite="stop"``), or skips that step's update (``"skip"``: the batch is consumed, parameters,
+optimiser and EMA are left as they were) until ``max_nonfinite_skips`` steps in a row have failed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
-from insertgen.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, split_prefix
-from insertgen.data import Batch, BatchOrder, collate
+from insertgen.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint, split_prefix
+from insertgen.data import Batch, BatchOrder, collate, micro_batch_indices
+from insertgen.distributed import World, all_reduce_floats, all_reduce_gradients, micro_batch_seed
 from insertgen.ema import EMA
 from insertgen.errors import InsertgenError
 from insertgen.options import from_dict
@@ -50,6 +63,9 @@ class TrainConfig:
     log_every: int = 20
     time_budget_s: float | None = None  # stop (with a checkpoint) once training has run this long
     init_from: str | None = None  # warm start: a run directory whose (EMA) weights seed the matching parameters
+    grad_accum: int = 1  # micro-batches per rank and step (batch_size is the global batch of one step)
+    on_nonfinite: str = "stop"  # non-finite loss / gradient: "stop" (keep the last good checkpoint) or "skip"
+    max_nonfinite_skips: int = 10  # with "skip": stop after this many failed steps in a row
 
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):
@@ -64,6 +80,11 @@ class TrainConfig:
             raise ValueError("eval_sampler_order must be 'joint' or 'insert_first'")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay must be in [0, 1)")
+        if self.grad_accum < 1 or self.batch_size % self.grad_accum:
+            raise ValueError(f"grad_accum must be a positive divisor of batch_size ({self.batch_size}), "
+                             f"not {self.grad_accum}")
+        if self.on_nonfinite not in ("stop", "skip") or self.max_nonfinite_skips < 1:
+            raise ValueError("on_nonfinite must be 'stop' or 'skip' and max_nonfinite_skips >= 1")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -142,41 +163,85 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> No
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-class Trainer:
-    """Trains ``model`` on ``task`` into ``run_dir`` (which already holds config.json)."""
+def vocab_digest(vocab) -> str:
+    """A short hash of the token list: a checkpoint is tied to the vocabulary it was trained on."""
+    return hashlib.sha256("\n".join(vocab.tokens).encode()).hexdigest()[:16]
 
-    def __init__(self, run_dir: Path, task, model, cfg: TrainConfig, seed: int, device="cpu"):
+
+def check_checkpoint_identity(state: dict, model, vocab, path: Path) -> None:
+    """Refuse a checkpoint written for another model id or vocabulary than the run's config describes
+    (checkpoints written before these were recorded are accepted; their shapes are still checked)."""
+    saved_model, saved_vocab = state.get("model"), state.get("vocab")
+    if saved_model is not None and saved_model != model.model_id:
+        raise InsertgenError(f"{path} holds a {saved_model!r} model but the run's config says {model.model_id!r}")
+    if saved_vocab is not None and saved_vocab != vocab_digest(vocab):
+        raise InsertgenError(f"{path} was trained on another vocabulary than the run's task builds now "
+                             f"({len(vocab)} tokens, digest {vocab_digest(vocab)} != {saved_vocab})")
+
+
+class Trainer:
+    """Trains ``model`` on ``task`` into ``run_dir`` (which already holds config.json).
+
+    Under torchrun every rank builds the same Trainer (``world``); rank 0 alone writes the run directory.
+    """
+
+    def __init__(self, run_dir: Path, task, model, cfg: TrainConfig, seed: int, device="cpu",
+                 world: World | None = None):
         self.run_dir, self.task, self.model, self.cfg, self.seed = Path(run_dir), task, model, cfg, seed
+        self.world = world or World()
+        self.parts = self.world.world_size * cfg.grad_accum
+        if cfg.batch_size % self.parts:
+            raise InsertgenError(f"batch_size {cfg.batch_size} (the global batch) does not split into "
+                                 f"{self.world.world_size} ranks x {cfg.grad_accum} accumulation steps")
         self.device = torch.device(device)
         torch.manual_seed(seed)
         self.model.to(self.device).train()
+        self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
         self.ema = EMA(model, cfg.ema_decay)
-        self.noise_gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.noise_gen = torch.Generator(device=self.device)
         train = task.examples("train")
         self.buffer_len = task.prompt_block + task.target_block + 2
         full = collate(train, task.vocab, self.buffer_len)
         self.data_tokens, self.data_fixed = full.tokens, full.fixed
         self.order = BatchOrder(len(train), cfg.batch_size, seed)
         self.step = 0
+        self.checkpoint_step: int | None = None  # step of the last checkpoint written or resumed from
+        self.nonfinite_steps = 0  # steps skipped so far (on_nonfinite="skip")
 
     # ----- checkpoints -----
     def save(self) -> None:
+        if not self.world.is_main:
+            return
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update({f"ema.{k}": v for k, v in self.ema.shadow.items()})
         opt_tensors, opt_meta = _optimizer_tensors(self.opt)
         tensors.update(opt_tensors)
-        tensors["rng.noise"] = self.noise_gen.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
         state = {"step": self.step, "order": self.order.state_dict(), "ema_updates": self.ema.num_updates,
-                 "optimizer": opt_meta, "seed": self.seed}
+                 "optimizer": opt_meta, "seed": self.seed, "model": self.model.model_id,
+                 "vocab": vocab_digest(self.task.vocab), "nonfinite_steps": self.nonfinite_steps,
+                 "world_size": self.world.world_size, "grad_accum": self.cfg.grad_accum}
         save_checkpoint(self.run_dir / CHECKPOINT, tensors, state)
+        self.checkpoint_step = self.step
 
-    def resume(self) -> None:
-        tensors, state = load_checkpoint(self.run_dir / CHECKPOINT)
+    def resume(self, from_previous: bool = False) -> None:
+        """Load the run's checkpoint (``from_previous``: the one before it, kept by save_checkpoint) and drop
+        the metrics logged after it, which the resumed run is about to log again."""
+        path = self.run_dir / (PREVIOUS if from_previous else CHECKPOINT)
+        if not from_previous and not path.exists() and (self.run_dir / PREVIOUS).exists():
+            path = self.run_dir / PREVIOUS  # killed between the two renames of save_checkpoint
+            print(f"{self.run_dir / CHECKPOINT} is missing; resuming from the previous checkpoint {path}")
+        try:
+            tensors, state = load_checkpoint(path)
+        except InsertgenError as e:
+            hint = (f"; `insertgen train --resume --from-previous` continues from {PREVIOUS} instead"
+                    if not from_previous and (self.run_dir / PREVIOUS).exists() else "")
+            raise InsertgenError(f"{e}{hint}") from None
         if "optimizer" not in state:
-            raise InsertgenError(f"{self.run_dir / CHECKPOINT} holds exported weights only (no optimiser or RNG "
+            raise InsertgenError(f"{path} holds exported weights only (no optimiser or RNG "
                                  "state), so training cannot resume from it; start a new run instead")
+        check_checkpoint_identity(state, self.model, self.task.vocab, path)
         try:
             self.model.load_state_dict(split_prefix(tensors, "model"), strict=True)
         except RuntimeError as e:
@@ -185,15 +250,29 @@ class Trainer:
             self.ema.shadow[k].copy_(v)
         self.ema.num_updates = state["ema_updates"]
         _load_optimizer(self.opt, tensors, state["optimizer"])
-        self.noise_gen.set_state(tensors["rng.noise"])
         torch.set_rng_state(tensors["rng.torch"])
         self.order.load_state_dict(state["order"])
-        self.step = int(state["step"])
+        self.step = self.checkpoint_step = int(state["step"])
+        self.nonfinite_steps = int(state.get("nonfinite_steps", 0))
+        if self.world.is_main:
+            self._truncate_metrics(self.step)
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Rewrite metrics.jsonl without the records of steps after ``step`` (atomically)."""
+        path = self.run_dir / METRICS
+        if not path.is_file():
+            return
+        kept = [line for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(path)
 
     # ----- loop -----
     def _log(self, record: dict) -> None:
-        with open(self.run_dir / METRICS, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        if self.world.is_main:
+            with open(self.run_dir / METRICS, "a") as f:
+                f.write(json.dumps(record) + "\n")
 
     def validate(self) -> dict:
         from insertgen.evaluate import evaluate_model
@@ -209,46 +288,88 @@ class Trainer:
         self.model.train()
         return metrics
 
+    def _gradient_step(self) -> tuple[float, dict, torch.Tensor]:
+        """Accumulate this rank's micro-batch gradients of the next global batch and average them over
+        ranks. Returns (mean loss, mean stats with summed ``tokens``, total gradient norm before clipping),
+        identical on every rank."""
+        batch_idx = torch.from_numpy(self.order.next())
+        tokens_all = self.task.augment(self.data_tokens[batch_idx], (self.seed, self.step))
+        fixed_all = self.data_fixed[batch_idx]
+        positions = np.arange(len(batch_idx))
+        accum = self.cfg.grad_accum
+        self.opt.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {}
+        for m in range(accum):
+            part = self.world.rank * accum + m
+            rows = torch.from_numpy(micro_batch_indices(positions, part, self.parts))
+            tokens, fixed = tokens_all[rows], fixed_all[rows]
+            width = int((tokens != self.task.vocab.pad_id).sum(1).max())  # trim common padding
+            batch = Batch(tokens[:, :width], fixed[:, :width]).to(self.device)
+            self.noise_gen.manual_seed(micro_batch_seed(self.seed, self.step, part))
+            loss, stats = self.model.loss(batch, self.noise_gen)
+            (loss / accum if accum > 1 else loss).backward()
+            for key, value in {"loss": float(loss.detach()), **stats}.items():
+                totals[key] = totals.get(key, 0.0) + float(value) / accum
+        all_reduce_gradients(self.params, self.world)
+        totals = all_reduce_floats(totals, self.world)
+        if "tokens" in totals:  # a count: summed over micro-batches and ranks
+            totals["tokens"] *= accum * self.world.world_size
+        grad_norm = clip_gradients(self.model, self.cfg.grad_clip)
+        return totals.pop("loss"), totals, grad_norm
+
+    def _nonfinite(self, loss: float, bar) -> None:
+        """Stop, or count a skipped step, after a non-finite loss or gradient norm."""
+        where = (f"the last good checkpoint (step {self.checkpoint_step}) in {self.run_dir} is kept"
+                 if self.checkpoint_step is not None else f"no checkpoint had been written to {self.run_dir} yet")
+        if self.cfg.on_nonfinite == "stop":
+            bar.close()
+            raise InsertgenError(f"non-finite loss or gradient at step {self.step} (loss {loss}); training "
+                                 f"stopped, {where} (train.on_nonfinite=skip skips such steps instead)")
+        self.opt.zero_grad(set_to_none=True)
+        self.nonfinite_steps += 1
+        self._consecutive_skips += 1
+        self._log({"step": self.step + 1, "skipped": "non-finite loss or gradient", "loss": loss})
+        bar.write(f"step {self.step + 1}: non-finite loss or gradient, update skipped")
+        if self._consecutive_skips >= self.cfg.max_nonfinite_skips:
+            bar.close()
+            raise InsertgenError(f"{self._consecutive_skips} steps in a row had a non-finite loss or gradient "
+                                 f"(last: step {self.step + 1}); training stopped, {where}")
+
     def train(self, progress: bool = True) -> dict:
         cfg = self.cfg
         start_time = time.time()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc="train", dynamic_ncols=True)
-        window_tokens, window_start = 0, time.time()
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress or not self.world.is_main,
+                   desc="train", dynamic_ncols=True)
+        window_tokens, window_start = 0.0, time.time()
         last: dict = {}
+        self._consecutive_skips = 0
         while self.step < cfg.steps:
-            idx = torch.from_numpy(self.order.next())
-            tokens, fixed = self.data_tokens[idx], self.data_fixed[idx]
-            tokens = self.task.augment(tokens, (self.seed, self.step))
-            width = int((tokens != self.task.vocab.pad_id).sum(1).max())  # trim common padding
-            batch = Batch(tokens[:, :width], fixed[:, :width]).to(self.device)
             lr = learning_rate(cfg, self.step)
             for group in self.opt.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
-            loss, stats = self.model.loss(batch, self.noise_gen)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = clip_gradients(self.model, cfg.grad_clip)
-            if not torch.isfinite(loss) or not torch.isfinite(grad_norm):
-                bar.close()
-                raise InsertgenError(
-                    f"non-finite loss or gradient at step {self.step} (loss {float(loss)}); training stopped, "
-                    f"the last good checkpoint in {self.run_dir} is kept"
-                )
-            self.opt.step()
-            self.ema.update(self.model)
+            loss, stats, grad_norm = self._gradient_step()
+            finite = math.isfinite(loss) and bool(torch.isfinite(grad_norm))
+            if finite:
+                self.opt.step()
+                self.ema.update(self.model)
+                self._consecutive_skips = 0
+            else:
+                self._nonfinite(loss, bar)
             self.step += 1
-            window_tokens += stats.pop("tokens", 0)
+            window_tokens += stats.pop("tokens", 0.0)
             out_of_time = cfg.time_budget_s is not None and time.time() - start_time >= cfg.time_budget_s
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
+            if self.world.distributed:  # every rank stops at the same step
+                out_of_time = all_reduce_floats({"stop": float(out_of_time)}, self.world)["stop"] > 0
+            if finite and (self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time):
                 elapsed = time.time() - window_start
                 tok_s = window_tokens / max(elapsed, 1e-9)
-                last = {"step": self.step, "loss": float(loss.detach()), "lr": lr, "grad_norm": float(grad_norm),
+                last = {"step": self.step, "loss": loss, "lr": lr, "grad_norm": float(grad_norm),
                         "tokens_per_s": tok_s, "elapsed_s": time.time() - start_time, **stats}
                 self._log(last)
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", tok_s=f"{tok_s:,.0f}")
-                window_tokens, window_start = 0, time.time()
+                bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}")
+                window_tokens, window_start = 0.0, time.time()
             bar.update(1)
-            if cfg.eval_every and self.step % cfg.eval_every == 0:
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.world.is_main:
                 metrics = self.validate()
                 self._log({"step": self.step, "split": "validation", **metrics})
                 bar.write(f"step {self.step}: validation " + ", ".join(
@@ -259,10 +380,11 @@ class Trainer:
                 bar.write(f"time budget of {cfg.time_budget_s:.0f}s reached at step {self.step}")
                 break
         bar.close()
-        try:
-            from insertgen.plots import plot_training
+        if self.world.is_main:
+            try:
+                from insertgen.plots import plot_training
 
-            plot_training(self.run_dir)
-        except Exception as e:  # a plot must never cost a finished training run
-            print(f"warning: could not draw the training curves: {e}")
+                plot_training(self.run_dir)
+            except Exception as e:  # a plot must never cost a finished training run
+                print(f"warning: could not draw the training curves: {e}")
         return last

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from insertgen.distributed import World, barrier, check_same_on_every_rank
 from insertgen.errors import InsertgenError
 from insertgen.models import build_model, task_defaults
 from insertgen.presets import PRESETS, get_preset
@@ -60,11 +61,18 @@ def warm_start(model: torch.nn.Module, task: str, source: Path) -> Path:
 
 def prepare_run(task: str | None, model: str | None, preset: str | None, steps: int | None, out: Path | None,
                 seed: int | None, overrides: dict, resume: bool, time_budget: float | None = None,
-                device: str = "cpu") -> tuple[Path, Trainer]:
-    """Create (or reopen with ``resume``) a run directory and return it with a ready Trainer."""
+                device: str | torch.device = "cpu", world: World | None = None,
+                from_previous: bool = False) -> tuple[Path, Trainer]:
+    """Create (or reopen with ``resume``; ``from_previous``: from the checkpoint before the last) a run
+    directory and return it with a ready Trainer. Under torchrun (``world``) every rank calls this with
+    the same arguments; rank 0 alone writes the directory."""
+    world = world or World()
+    if from_previous and not resume:
+        raise InsertgenError("--from-previous only applies with --resume")
     if resume:
         if out is None:
             raise InsertgenError("--resume needs --out RUN_DIR (the run to continue)")
+        check_same_on_every_rank(str(Path(out).resolve()), "the run directory", world)
         config = read_config(out)
         if steps is not None:
             config["train"]["steps"] = steps
@@ -75,9 +83,11 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
             train_cfg = TrainConfig.from_dict(config["train"])
         except (ValueError, TypeError) as e:
             raise InsertgenError(f"bad training option: {e}") from None
-        trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=config["seed"], device=device)
-        trainer.resume()  # refuses a missing or corrupt checkpoint before anything is rewritten
-        write_config(out, config)
+        trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=config["seed"], device=device, world=world)
+        trainer.resume(from_previous)  # refuses a missing or corrupt checkpoint before anything is rewritten
+        barrier(world)  # every rank has read the checkpoint before rank 0 may write again
+        if world.is_main:
+            write_config(out, config)
         return out, trainer
 
     if preset is None and task is not None:  # the task's CPU preset for this model, else the task's
@@ -109,15 +119,21 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
     model_obj = build_model(model, task_obj.vocab, model_config)
     if train_cfg.init_from:
         train_cfg.init_from = str(warm_start(model_obj, task, Path(train_cfg.init_from)))
+    if out is None and world.distributed:
+        raise InsertgenError("give --out RUN_DIR when training with several processes")
     out = out or Path("runs") / f"{task}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_same_on_every_rank(str(Path(out).resolve()), "the run directory", world)
     if (out / CONFIG).exists():
         raise InsertgenError(f"{out} already holds a run; use --resume to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=seed, device=device)
+    barrier(world)  # every rank has checked before rank 0 writes the config
+    trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=seed, device=device, world=world)
     config = {"task": task, "task_options": task_options, "model": model, "preset": preset, "seed": seed,
               "model_config": model_obj.config.to_dict(),
               "train": train_cfg.to_dict(), "task_config": task_obj.config(), "environment": environment()}
-    write_config(out, config)
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_config(out, config)
+    barrier(world)
     return out, trainer
 
 

@@ -167,9 +167,10 @@ class MoleculeTask(Task):
         """A SMILES / bracket-SAFE string -> ids; a character no token covers, or a token outside the
         task's vocabulary, raises InsertgenError naming it."""
         tokens = tokenize(text.strip())
-        unknown = [t for t in tokens if t not in self.vocab._index]
+        unknown = [t for t in tokens if self.vocab._index.get(t, -1) < self.vocab.num_special]
         if unknown:
-            raise InsertgenError(f"token {unknown[0]!r} of {text.strip()!r} is not in the {self.name} vocabulary")
+            what = "a special token" if unknown[0] in self.vocab._index else f"not in the {self.name} vocabulary"
+            raise InsertgenError(f"token {unknown[0]!r} of {text.strip()!r} is {what}")
         return self.vocab.encode(tokens)
 
     def to_smiles(self, ids) -> str | None:
