@@ -56,7 +56,7 @@ def assert_close(a: dict, b: dict, what: str) -> None:
 
 def test_two_ranks_match_each_other_and_one_process_with_the_same_global_batch(tmp_path):
     runs = {model: {**COMMON, **SIZES[model]} for model in SIZES}
-    torchrun(str(ROOT / "tests" / "helpers" / "ddp_worker.py"), str(tmp_path / "ddp"), json.dumps(runs), cwd=tmp_path)
+    torchrun(str(ROOT / "benchmarks" / "ddp_worker.py"), str(tmp_path / "ddp"), json.dumps(runs), cwd=tmp_path)
     for model, overrides in runs.items():
         rank0 = load_file(str(tmp_path / "ddp" / model / "rank0.safetensors"))
         rank1 = load_file(str(tmp_path / "ddp" / model / "rank1.safetensors"))

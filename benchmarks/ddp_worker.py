@@ -1,8 +1,8 @@
-"""Run under torchrun by tests/test_distributed.py: every rank trains each model given on the command line
+"""Run under torchrun by tests/test_distributed.py and benchmarks/ddp_parity.py: every rank trains each model given on the command line
 for a few steps (the same code path as `insertgen train`) and saves its own final parameters, so the test
 can compare the ranks with each other and with a single process.
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/helpers/ddp_worker.py OUT '{"MODEL": {OVERRIDES}, ...}'
+    python -m torch.distributed.run --standalone --nproc_per_node 2 benchmarks/ddp_worker.py OUT '{"MODEL": {OVERRIDES}, ...}'
 """
 
 import json
