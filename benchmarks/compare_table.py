@@ -14,6 +14,12 @@ sampler family.
 
 prints the maze tables instead: success / optimal / exact match per (task, model, sampler), and a grid
 of task x model with each model's best sampler by success (mean over seeds).
+
+    python benchmarks/compare_table.py benchmarks/results/accuracy_vs_time-mol600-*.json --molecules
+
+prints the de novo molecule tables: validity, uniqueness, novelty, quality, diversity, IntDiv, KL score,
+FCD (with its sample size) and lengths per (task, model, sampler), and the generation-order statistic
+(mean normalised step of ring digits / branches / bonds / atoms / attachment points).
 """
 
 from __future__ import annotations
@@ -156,15 +162,49 @@ def maze(rows: list[tuple], plot: Path | None = None) -> list[str]:
     return out
 
 
+def molecules(rows: list[tuple]) -> list[str]:
+    """De novo molecule tables: rows are (task, model, seed, point); one row per (task, model, sampler)
+    with the means over seeds of the chemistry metrics and the generation-order statistic."""
+    groups = defaultdict(list)
+    for task, model, seed, point in rows:
+        for s in SAMPLERS:
+            if s in point:
+                groups[(task, model, s)].append(point)
+
+    def mean(points, s, key):
+        values = [p[s][key] for p in points if p[s].get(key) is not None]
+        return sum(values) / len(values) if values else None
+
+    out = ["| task | model | sampler | seeds | steps | validity | uniqueness | novelty | quality (all) | "
+           "quality (unique) | diversity | IntDiv1 | KL score | FCD (n) | length: samples / data |",
+           "|" + "---|" * 15]
+    order = ["| task | model | sampler | ring digits | branches | bonds | atoms | attachment points |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (task, model, s), points in sorted(groups.items(), key=lambda kv: (kv[0][0], MODEL_ORDER.index(kv[0][1]), kv[0][2])):
+        fcd_n = mean(points, s, "fcd_n")
+        out.append("| " + " | ".join([
+            task, model, s, str(len(points)), f"{sum(p['step'] for p in points) / len(points):,.0f}",
+            *(fmt(mean(points, s, k), True) for k in ("validity", "uniqueness", "novelty", "quality_all",
+                                                      "quality_unique")),
+            *(fmt(mean(points, s, k)) for k in ("diversity", "intdiv1", "kl_score")),
+            f"{fmt(mean(points, s, 'fcd'))} ({fcd_n:.0f})" if fcd_n else "—",
+            f"{fmt(mean(points, s, 'sample_length'))} / {fmt(mean(points, s, 'data_length'))}"]) + " |")
+        order.append("| " + " | ".join([task, model, s, *(fmt(mean(points, s, f"order_step_{c}"))
+                                                           for c in ("ring", "branch", "bond", "atom", "attachment"))]) + " |")
+    return out + ["", "Mean normalised generation step (0 = first token placed, 1 = last) per token class:", "",
+                  *order]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--point", type=int, default=-1, help="which evaluation point (index) to report")
     parser.add_argument("--combined", action="store_true", help="one table across all model families")
     parser.add_argument("--maze", action="store_true", help="maze tables (success / optimal)")
+    parser.add_argument("--molecules", action="store_true", help="de novo molecule tables (validity ... FCD)")
     parser.add_argument("--plot", type=Path, default=None, help="with --maze: also draw the grid to this PNG")
     args = parser.parse_args()
-    if args.maze:
+    if args.maze or args.molecules:
         from insertgen.presets import get_preset
 
         rows = []
@@ -172,7 +212,7 @@ def main() -> None:
             data = json.loads(path.read_text())
             rows.append((get_preset(data["preset"])["task"], data.get("model", "?"), data["seed"],
                          data["points"][args.point]))
-        print("\n".join(maze(rows, args.plot)))
+        print("\n".join(maze(rows, args.plot) if args.maze else molecules(rows)))
         return
     families: dict[tuple, list] = defaultdict(list)
     for path in args.files:
