@@ -122,6 +122,25 @@ def test_sample_writes_one_line_per_prompt(cli, tiny_run, tmp_path, prompts):
     assert not (tiny_run / "samples.jsonl").exists()  # --output was honoured
 
 
+def test_sample_skips_bad_lines_on_request_and_counts_them(cli, tiny_run, tmp_path, prompts):
+    lines = [json.dumps({"prompt": prompts[0]}), "{not json", json.dumps({"prompt": "1 2 99 4 1 4"}),
+             json.dumps({"text": "x"}), json.dumps({"prompt": prompts[1]})]
+    inp = write_lines(tmp_path / "P.jsonl", lines)
+    out = tmp_path / "O.jsonl"
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", inp, "--output", out, "--steps", 4),
+                      "P.jsonl:2: malformed JSON")
+    assert not out.exists()
+    code, _, err = cli("sample", "--run", tiny_run, "--input", inp, "--output", out, "--steps", 4, "--skip-bad-lines")
+    assert code == 0, err
+    assert "P.jsonl:2: malformed JSON" in err and "P.jsonl:3: node id '99'" in err and "P.jsonl:4: missing key 'prompt'" in err
+    assert "skipped 3 of 5 lines" in err
+    rows = read_jsonl(out)
+    assert [(r["line"], r["prompt"]) for r in rows] == [(1, prompts[0]), (5, prompts[1])]
+    bad = write_lines(tmp_path / "bad.jsonl", ["[]", "{}"])
+    assert_user_error(cli("sample", "--run", tiny_run, "--input", bad, "--skip-bad-lines"),
+                      "bad.jsonl has no usable line (2 skipped)")
+
+
 def test_sample_trajectory(cli, tiny_run, tmp_path, prompts):
     inp = prompt_file(tmp_path / "P.jsonl", prompts)
     out = tmp_path / "O.jsonl"
@@ -524,3 +543,9 @@ def test_baseline_train_sample_eval_score(cli, tmp_path, prompts, model_id, boun
     code, _, err = cli("score", "--run", out, "--input", too_long, "--output", tmp_path / "long-scores.jsonl")
     assert code == 2 and "long.jsonl:1: the text has 40 tokens, more than the 14" in err
     assert not (tmp_path / "long-scores.jsonl").exists()
+    mixed = write_lines(tmp_path / "mixed.jsonl", [json.dumps({"prompt": prompts[0], "text": " ".join(["1"] * 40)}),
+                                                   json.dumps({"prompt": prompts[0], "text": "1 2 2 3"})])
+    code, _, err = cli("score", "--run", out, "--input", mixed, "--output", tmp_path / "m.jsonl", "--skip-bad-lines")
+    assert code == 0 and "skipped 1 of 2 lines" in err
+    (row,) = read_jsonl(tmp_path / "m.jsonl")
+    assert row["line"] == 2 and row["log_likelihood"] < 0

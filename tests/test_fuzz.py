@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from insertgen.cli import _parse_set
 from insertgen.errors import InsertgenError
-from insertgen.io import read_jsonl
+from insertgen.io import parse_jsonl_line, read_jsonl, read_jsonl_lines
 from insertgen.models import build_model
 from insertgen.tasks import get_task
 from insertgen.train import TrainConfig
@@ -118,6 +118,12 @@ def test_jsonl_reader(tmp_path_factory, data):
     rows = attempt("read_jsonl", read_jsonl, path, ("prompt",))
     if rows is not None:
         assert rows and all(isinstance(r, dict) and isinstance(r["prompt"], str) for r in rows)
+    lenient = attempt("read_jsonl_lines(lenient)", read_jsonl_lines, path,
+                      lambda line: parse_jsonl_line(line, ("prompt",)), True)
+    if lenient is not None:  # every line is either kept or reported: none vanish
+        kept, skipped = lenient
+        assert len(kept) + len(skipped) == len(data.decode("utf-8").splitlines())
+        assert rows is None or len(rows) == len(kept)
 
 
 @FUZZ

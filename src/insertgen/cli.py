@@ -69,6 +69,37 @@ def _parse_set(pairs: tuple[str, ...]) -> dict[str, object]:
     return out
 
 
+SKIP_BAD_LINES = click.option(
+    "--skip-bad-lines", is_flag=True,
+    help="Skip input lines that cannot be used (each reported, then counted) instead of stopping at the "
+         "first; output lines then carry the input's line number as \"line\".")
+
+
+def _read_inputs(path: Path, parse, lenient: bool) -> list[tuple[int, dict, object]]:
+    """``[(line number, JSON object, parse(object))]`` for a user's JSONL file, every problem named by
+    file and line; ``lenient`` skips bad lines, reports each on stderr and counts them."""
+    from insertgen.io import parse_jsonl_line, read_jsonl_lines
+
+    def parse_line(line: str):
+        obj = parse_jsonl_line(line)
+        return obj, parse(obj)
+
+    parsed, skipped = read_jsonl_lines(path, parse_line, lenient=lenient)
+    for message in skipped:
+        click.echo(f"skipped {message}", err=True)
+    if skipped:
+        click.echo(f"skipped {len(skipped)} of {len(parsed) + len(skipped)} lines of {path}", err=True)
+    return [(lineno, obj, value) for lineno, (obj, value) in parsed]
+
+
+def _required_text(obj: dict, key: str) -> str:
+    if key not in obj:
+        raise InsertgenError(f"missing key {key!r}")
+    if not isinstance(obj[key], str):
+        raise InsertgenError(f"{key!r} must be a string")
+    return obj[key]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="insertgen")
 def cli():
@@ -144,13 +175,14 @@ def train(task, model, preset, steps, out, seed, sets, resume, from_previous, ti
               help="Output JSONL (default RUN_DIR/samples.jsonl).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--trajectory", is_flag=True, help="Add per-token insertion/unmasking steps to each line.")
+@SKIP_BAD_LINES
 @sampler_options
-def sample(run_dir, input_path, n, output, seed, trajectory, steps, top_k, top_p, temperature, confidence, greedy,
-           order):
+def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, steps, top_k, top_p, temperature,
+           confidence, greedy, order):
     """Generate outputs for prompts (or -n unconditional samples)."""
     from insertgen import load_run
     from insertgen.evaluate import generate
-    from insertgen.io import read_jsonl, write_jsonl
+    from insertgen.io import write_jsonl
 
     model = load_run(run_dir)
     task = model.task
@@ -159,22 +191,20 @@ def sample(run_dir, input_path, n, output, seed, trajectory, steps, top_k, top_p
     if task.conditional:
         if input_path is None:
             raise InsertgenError(f"task {task.name} is conditional: give --input PROMPTS.jsonl")
-        rows = read_jsonl(input_path, required=("prompt",))
-        prompts = []
-        for lineno, row in enumerate(rows, start=1):
-            try:
-                prompts.append(task.parse_prompt(row["prompt"]))
-            except InsertgenError as e:
-                raise InsertgenError(f"{input_path}:{lineno}: {e}") from None
+        inputs = _read_inputs(input_path, lambda obj: task.parse_prompt(_required_text(obj, "prompt")),
+                              skip_bad_lines)
+        prompts = [prompt for _, _, prompt in inputs]
     else:
         if n is None:
             raise InsertgenError(f"task {task.name} is unconditional: give -n N")
         prompts = [[] for _ in range(n)]
     outputs, records = generate(model, prompts, options, seed=seed)
     out_rows = []
-    raw_prompts = [row["prompt"] for row in rows] if task.conditional else [None] * len(prompts)
-    for raw, out, rec in zip(raw_prompts, outputs, records):
-        row = {"prompt": raw, "output": task.format(out)} if task.conditional else {"output": task.format(out)}
+    sources = inputs if task.conditional else [None] * len(prompts)
+    for source, out, rec in zip(sources, outputs, records):
+        row = {"prompt": source[1]["prompt"], "output": task.format(out)} if source else {"output": task.format(out)}
+        if source and skip_bad_lines:
+            row = {"line": source[0], **row}
         if hasattr(task, "to_smiles"):  # molecules: the canonical SMILES, or null when it does not decode
             row["smiles"] = task.to_smiles(out)
         if trajectory:
@@ -271,10 +301,11 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
               help="Kind of value (default: the model's usual one: exact for arm, elbo for ip / ao-ip / mdm).")
 @click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def score(run_dir, input_path, output, bound, samples, seed):
+@SKIP_BAD_LINES
+def score(run_dir, input_path, output, bound, samples, seed, skip_bad_lines):
     """Log-likelihood (or a bound on it) of each text under the model."""
     from insertgen import load_run
-    from insertgen.io import read_jsonl, write_jsonl
+    from insertgen.io import write_jsonl
 
     model = load_run(run_dir)
     supported = getattr(model, "likelihood_bounds", ())
@@ -285,19 +316,18 @@ def score(run_dir, input_path, output, bound, samples, seed):
         raise InsertgenError(
             f"model {model.model_id!r} cannot give a {bound!r} log-likelihood (it supports: {what})")
     task = model.task
-    required = ("prompt", "text") if task.conditional else ("text",)
-    rows = read_jsonl(input_path, required=required)
-    pairs = []
-    for lineno, row in enumerate(rows, start=1):
-        try:
-            prompt = task.parse_prompt(row["prompt"]) if task.conditional else []
-            target = task.parse_target(prompt, row["text"])
-            if len(target) > task.target_block:
-                raise InsertgenError(f"the text has {len(target)} tokens, more than the {task.target_block} "
-                                     f"that {task.name} allows")
-            pairs.append((prompt, target))
-        except InsertgenError as e:
-            raise InsertgenError(f"{input_path}:{lineno}: {e}") from None
+
+    def parse(obj: dict) -> tuple[list[int], list[int]]:
+        prompt = task.parse_prompt(_required_text(obj, "prompt")) if task.conditional else []
+        target = task.parse_target(prompt, _required_text(obj, "text"))
+        if len(target) > task.target_block:
+            raise InsertgenError(f"the text has {len(target)} tokens, more than the {task.target_block} "
+                                 f"that {task.name} allows")
+        return prompt, target
+
+    inputs = _read_inputs(input_path, parse, skip_bad_lines)
+    pairs = [pair for _, _, pair in inputs]
+    rows = [({"line": lineno, **obj} if skip_bad_lines else obj) for lineno, obj, _ in inputs]
     values = model.log_likelihood(pairs, bound=bound, samples=samples, seed=seed)
     out_rows = [{**row, "log_likelihood": float(v), "bound": bound} for row, v in zip(rows, values)]
     output = output or Path(run_dir) / "scores.jsonl"
