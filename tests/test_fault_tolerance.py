@@ -176,3 +176,25 @@ def test_checkpoint_for_another_model_or_vocabulary_is_refused(tmp_path, field, 
         load_run(run)
     with pytest.raises(InsertgenError, match=message):
         prepare_run(task=None, model=None, preset=None, steps=None, out=run, seed=None, overrides={}, resume=True)
+
+
+class _Payload:
+    """Unpickling this object would create the file ``path``: the classic pickle code-execution hole."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pickled_checkpoint_from_elsewhere_is_refused_without_running_its_code(tmp_path):
+    run = tmp_path / "run"
+    train_here(run, "flexmdm", steps=3)
+    marker = tmp_path / "pwned"
+    torch.save({"model": _Payload(str(marker))}, run / CHECKPOINT)  # what a pickle-based tool would load
+    with pytest.raises(InsertgenError, match="corrupt or unreadable"):
+        load_run(run)
+    with pytest.raises(InsertgenError, match="corrupt or unreadable"):
+        prepare_run(task=None, model=None, preset=None, steps=None, out=run, seed=None, overrides={}, resume=True)
+    assert not marker.exists()
