@@ -128,13 +128,19 @@ def plot_maze_grid(best: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def maze(rows: list[tuple], plot: Path | None = None) -> list[str]:
-    """Maze tables: rows are (task, model, seed, point); ``plot`` also draws the grid as a PNG."""
+def by_task_model_sampler(rows: list[tuple]) -> dict[tuple, list]:
+    """(task, model, sampler) -> the evaluation points of its seeds; rows are (task, model, seed, point)."""
     groups = defaultdict(list)
-    for task, model, seed, point in rows:
+    for task, model, _seed, point in rows:
         for s in SAMPLERS:
             if s in point:
                 groups[(task, model, s)].append(point)
+    return groups
+
+
+def maze(rows: list[tuple], plot: Path | None = None) -> list[str]:
+    """Maze tables: rows are (task, model, seed, point); ``plot`` also draws the grid as a PNG."""
+    groups = by_task_model_sampler(rows)
 
     def mean(points, s, key):
         return sum(p[s][key] for p in points) / len(points)
@@ -165,11 +171,7 @@ def maze(rows: list[tuple], plot: Path | None = None) -> list[str]:
 def molecules(rows: list[tuple]) -> list[str]:
     """De novo molecule tables: rows are (task, model, seed, point); one row per (task, model, sampler)
     with the means over seeds of the chemistry metrics and the generation-order statistic."""
-    groups = defaultdict(list)
-    for task, model, seed, point in rows:
-        for s in SAMPLERS:
-            if s in point:
-                groups[(task, model, s)].append(point)
+    groups = by_task_model_sampler(rows)
 
     def mean(points, s, key):
         values = [p[s][key] for p in points if p[s].get(key) is not None]
