@@ -198,3 +198,19 @@ def test_a_pickled_checkpoint_from_elsewhere_is_refused_without_running_its_code
     with pytest.raises(InsertgenError, match="corrupt or unreadable"):
         prepare_run(task=None, model=None, preset=None, steps=None, out=run, seed=None, overrides={}, resume=True)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("model", ["loflexmdm", "ip"])
+def test_a_run_killed_before_its_first_checkpoint_starts_again_identically(tmp_path, model):
+    """Killed after writing config.json and a few metrics but before any checkpoint: --resume trains it
+    from step 0 again (same initial parameters from the seed) and ends where the uninterrupted run ends."""
+    train_here(tmp_path / "reference", model, steps=6)
+    run = tmp_path / "run"
+    one_thread(lambda: prepare_run(task="star-easy", model=model, preset=None, steps=6, out=run, seed=11,
+                                   overrides={**TRAIN, **SIZES[model]}, resume=False))
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')  # logged before the kill
+    resumed = train_here(run, model, steps=6, resume=True)
+    assert resumed.step == 6
+    ref, got = tensors_of(tmp_path / "reference"), tensors_of(run)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == list(range(1, 7))

@@ -257,6 +257,13 @@ class Trainer:
         if self.world.is_main:
             self._truncate_metrics(self.step)
 
+    def restart(self) -> None:
+        """Begin a run that was stopped before its first checkpoint again: the step-0 state is a function
+        of the seed, so only the metrics it logged have to go."""
+        self.step, self.checkpoint_step = 0, None
+        if self.world.is_main:
+            self._truncate_metrics(0)
+
     def _truncate_metrics(self, step: int) -> None:
         """Rewrite metrics.jsonl without the records of steps after ``step`` (atomically)."""
         path = self.run_dir / METRICS

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from insertgen.checkpoint import CHECKPOINT, PREVIOUS
 from insertgen.distributed import World, barrier, check_same_on_every_rank
 from insertgen.errors import InsertgenError
 from insertgen.models import build_model, task_defaults
@@ -37,7 +38,7 @@ def warm_start(model: torch.nn.Module, task: str, source: Path) -> Path:
     The source must be a run of the same task (same vocabulary) and its shared tensors must have the same
     shapes (same sizes); the rest of the model keeps its fresh initialisation. Returns the resolved
     source path."""
-    from insertgen.checkpoint import CHECKPOINT, load_checkpoint, split_prefix
+    from insertgen.checkpoint import load_checkpoint, split_prefix
 
     config = read_config(source)
     if config["task"] != task:
@@ -78,13 +79,27 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
             config["train"]["steps"] = steps
         if time_budget is not None:
             config["train"]["time_budget_s"] = time_budget
-        task_obj, model_obj = model_from_config(config)
         try:
             train_cfg = TrainConfig.from_dict(config["train"])
         except (ValueError, TypeError) as e:
             raise InsertgenError(f"bad training option: {e}") from None
+        # killed before its first checkpoint: nothing to resume, so start again exactly as the run began
+        from_start = not from_previous and not any((Path(out) / name).exists() for name in (CHECKPOINT, PREVIOUS))
+        if from_start:
+            task_obj = get_task(config["task"], config.get("task_options"))
+            torch.manual_seed(config["seed"])  # the initial parameters, as when the run was created
+            model_obj = build_model(config["model"], task_obj.vocab, config["model_config"])
+            if train_cfg.init_from:
+                warm_start(model_obj, config["task"], Path(train_cfg.init_from))
+        else:
+            task_obj, model_obj = model_from_config(config)
         trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=config["seed"], device=device, world=world)
-        trainer.resume(from_previous)  # refuses a missing or corrupt checkpoint before anything is rewritten
+        if from_start:
+            if world.is_main:
+                print(f"{out} has no checkpoint yet: training it again from step 0")
+            trainer.restart()
+        else:
+            trainer.resume(from_previous)  # refuses a corrupt checkpoint before anything is rewritten
         barrier(world)  # every rank has read the checkpoint before rank 0 may write again
         if world.is_main:
             write_config(out, config)
