@@ -211,7 +211,9 @@ class Trainer:
 
     # ----- checkpoints -----
     def save(self) -> None:
+        """Write the checkpoint (rank 0; every rank records the step, for its messages)."""
         if not self.world.is_main:
+            self.checkpoint_step = self.step
             return
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update({f"ema.{k}": v for k, v in self.ema.shadow.items()})
