@@ -65,6 +65,27 @@ for _level in ("easy", "medium", "hard"):
         PRESETS[f"star-{_level}-{_model}-cpu"] = _baseline(PRESETS[f"star-{_level}-cpu"], _model)
 
 
+# Star graphs at the papers' scale, meant for a GPU (loflexmdm.md §3.6, §5): a 768 x 12 trunk with 12 heads,
+# batch 64, AdamW 1e-4 constant, EMA 0.9999, 80,000 steps; LoFlexMDM's auxiliary network a separate
+# 768 x 6 trunk ("xtiny"), rates min 1.001 (easy) / 1.01 (medium, hard); the other models at the same size.
+def _star_paper(level: str) -> dict:
+    preset = {"task": f"star-{level}", **_star(768, 12, 12, 1e-4, 80_000, 5_000)}
+    preset["train"].update(warmup_steps=0, ema_decay=0.9999, checkpoint_every=2_000)
+    return preset
+
+
+for _level in ("easy", "medium", "hard"):
+    _flex = _star_paper(_level)
+    PRESETS[f"star-{_level}-paper-gpu"] = _flex
+    _lo = _loflex(_flex, 768, 6, 6)
+    _lo["model_config"]["aux_min_rate"] = 1.001 if _level == "easy" else 1.01
+    PRESETS[f"star-{_level}-paper-loflexmdm-gpu"] = _lo
+    for _model in ("ip", "ao-ip"):
+        PRESETS[f"star-{_level}-paper-{_model}-gpu"] = _insertion(_flex, _model, (768, 6, 6))
+    for _model in ("arm", "mdm"):
+        PRESETS[f"star-{_level}-paper-{_model}-gpu"] = _baseline(_flex, _model)
+
+
 # Mazes: the same sizes and training options per tier as the star levels (easy/medium/hard), and the
 # paper's scale for the 41x41 tier (decoder 128 x 12 with 8 heads, AdamW 1e-4 with 1,000 warm-up steps
 # and cosine decay, batch 64, 78,100 steps: insertion_process.md §6.1-6.2), meant for a GPU.
