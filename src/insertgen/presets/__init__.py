@@ -66,10 +66,11 @@ for _level in ("easy", "medium", "hard"):
 
 
 # Star graphs at the papers' scale, meant for a GPU (loflexmdm.md §3.6, §5): a 768 x 12 trunk with 12 heads,
-# batch 64, AdamW 1e-4 constant, EMA 0.9999, 80,000 steps; LoFlexMDM's auxiliary network a separate
+# batch 64, AdamW 1e-4 constant, EMA 0.9999, 80,000 steps, the hazard-weighted (reference) loss; LoFlexMDM's auxiliary network a separate
 # 768 x 6 trunk ("xtiny"), rates min 1.001 (easy) / 1.01 (medium, hard); the other models at the same size.
 def _star_paper(level: str) -> dict:
     preset = {"task": f"star-{level}", **_star(768, 12, 12, 1e-4, 80_000, 5_000)}
+    preset["model_config"]["time_weighting"] = "hazard"  # the reference objective (the ELBO)
     preset["train"].update(warmup_steps=0, ema_decay=0.9999, checkpoint_every=2_000)
     return preset
 
