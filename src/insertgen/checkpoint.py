@@ -7,6 +7,7 @@ complete checkpoint or the new one. The previous checkpoint is kept as ``checkpo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -60,3 +61,19 @@ def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, tor
     """The entries of ``tensors`` under ``prefix.`` with the prefix removed."""
     n = len(prefix) + 1
     return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def vocab_digest(vocab) -> str:
+    """A short hash of the token list: a checkpoint is tied to the vocabulary it was trained on."""
+    return hashlib.sha256("\n".join(vocab.tokens).encode()).hexdigest()[:16]
+
+
+def check_checkpoint_identity(state: dict, model, vocab, path: Path) -> None:
+    """Refuse a checkpoint written for another model id or vocabulary than the run's config describes
+    (checkpoints written before these were recorded are accepted; their shapes are still checked)."""
+    saved_model, saved_vocab = state.get("model"), state.get("vocab")
+    if saved_model is not None and saved_model != model.model_id:
+        raise InsertgenError(f"{path} holds a {saved_model!r} model but the run's config says {model.model_id!r}")
+    if saved_vocab is not None and saved_vocab != vocab_digest(vocab):
+        raise InsertgenError(f"{path} was trained on another vocabulary than the run's task builds now "
+                             f"({len(vocab)} tokens, digest {vocab_digest(vocab)} != {saved_vocab})")

@@ -75,13 +75,14 @@ SKIP_BAD_LINES = click.option(
          "first; output lines then carry the input's line number as \"line\".")
 
 
-def _read_inputs(path: Path, parse, lenient: bool) -> list[tuple[int, dict, object]]:
-    """``[(line number, JSON object, parse(object))]`` for a user's JSONL file, every problem named by
-    file and line; ``lenient`` skips bad lines, reports each on stderr and counts them."""
+def _read_inputs(path: Path, required: tuple[str, ...], parse, lenient: bool) -> list[tuple[int, dict, object]]:
+    """``[(line number, JSON object, parse(object))]`` for a user's JSONL file whose objects carry the
+    ``required`` string keys, every problem named by file and line; ``lenient`` skips bad lines, reports
+    each on stderr and counts them."""
     from insertgen.io import parse_jsonl_line, read_jsonl_lines
 
     def parse_line(line: str):
-        obj = parse_jsonl_line(line)
+        obj = parse_jsonl_line(line, required)
         return obj, parse(obj)
 
     parsed, skipped = read_jsonl_lines(path, parse_line, lenient=lenient)
@@ -90,14 +91,6 @@ def _read_inputs(path: Path, parse, lenient: bool) -> list[tuple[int, dict, obje
     if skipped:
         click.echo(f"skipped {len(skipped)} of {len(parsed) + len(skipped)} lines of {path}", err=True)
     return [(lineno, obj, value) for lineno, (obj, value) in parsed]
-
-
-def _required_text(obj: dict, key: str) -> str:
-    if key not in obj:
-        raise InsertgenError(f"missing key {key!r}")
-    if not isinstance(obj[key], str):
-        raise InsertgenError(f"{key!r} must be a string")
-    return obj[key]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -191,8 +184,7 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
     if task.conditional:
         if input_path is None:
             raise InsertgenError(f"task {task.name} is conditional: give --input PROMPTS.jsonl")
-        inputs = _read_inputs(input_path, lambda obj: task.parse_prompt(_required_text(obj, "prompt")),
-                              skip_bad_lines)
+        inputs = _read_inputs(input_path, ("prompt",), lambda obj: task.parse_prompt(obj["prompt"]), skip_bad_lines)
         prompts = [prompt for _, _, prompt in inputs]
     else:
         if n is None:
@@ -318,14 +310,14 @@ def score(run_dir, input_path, output, bound, samples, seed, skip_bad_lines):
     task = model.task
 
     def parse(obj: dict) -> tuple[list[int], list[int]]:
-        prompt = task.parse_prompt(_required_text(obj, "prompt")) if task.conditional else []
-        target = task.parse_target(prompt, _required_text(obj, "text"))
+        prompt = task.parse_prompt(obj["prompt"]) if task.conditional else []
+        target = task.parse_target(prompt, obj["text"])
         if len(target) > task.target_block:
             raise InsertgenError(f"the text has {len(target)} tokens, more than the {task.target_block} "
                                  f"that {task.name} allows")
         return prompt, target
 
-    inputs = _read_inputs(input_path, parse, skip_bad_lines)
+    inputs = _read_inputs(input_path, ("prompt", "text") if task.conditional else ("text",), parse, skip_bad_lines)
     pairs = [pair for _, _, pair in inputs]
     rows = [({"line": lineno, **obj} if skip_bad_lines else obj) for lineno, obj, _ in inputs]
     values = model.log_likelihood(pairs, bound=bound, samples=samples, seed=seed)

@@ -82,20 +82,19 @@ def all_reduce_gradients(params: list[torch.nn.Parameter], world: World) -> None
     offset = 0
     for p in params:
         n = p.numel()
-        p.grad = flat[offset : offset + n].view_as(p).clone()
+        p.grad = flat[offset : offset + n].view_as(p)  # views into the reduced buffer: no copy
         offset += n
 
 
-def all_reduce_floats(values: dict[str, float], world: World, op: str = "mean") -> dict[str, float]:
-    """``values`` averaged (or summed / maximised, by ``op``) over ranks; every rank passes the same keys."""
+def all_reduce_floats(values: dict[str, float], world: World) -> dict[str, float]:
+    """``values`` averaged over ranks; every rank passes the same keys."""
     if not world.distributed:
         return values
     keys = sorted(values)
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
     buf = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(buf, op={"mean": dist.ReduceOp.SUM, "sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op])
-    if op == "mean":
-        buf /= world.world_size
+    dist.all_reduce(buf)
+    buf /= world.world_size
     return dict(zip(keys, buf.tolist()))
 
 

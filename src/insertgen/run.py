@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from insertgen.checkpoint import CHECKPOINT, load_checkpoint, split_prefix
+from insertgen.checkpoint import CHECKPOINT, check_checkpoint_identity, load_checkpoint, split_prefix
 from insertgen.errors import InsertgenError
 from insertgen.models import build_model
 from insertgen.tasks import get_task
@@ -85,8 +85,6 @@ def load_run(run_dir, weights: str = "ema", device: str | torch.device = "cpu"):
     config = read_config(run_dir)
     task, model = model_from_config(config)
     tensors, state = load_checkpoint(run_dir / CHECKPOINT)
-    from insertgen.train import check_checkpoint_identity
-
     check_checkpoint_identity(state, model, task.vocab, run_dir / CHECKPOINT)
     prefix = "ema" if weights == "ema" and any(k.startswith("ema.") for k in tensors) else "model"
     params = split_prefix(tensors, prefix)

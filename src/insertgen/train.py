@@ -24,7 +24,6 @@ optimiser and EMA are left as they were) until ``max_nonfinite_skips`` steps in 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -35,7 +34,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from insertgen.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint, split_prefix
+from insertgen.checkpoint import (CHECKPOINT, PREVIOUS, check_checkpoint_identity, load_checkpoint,
+                                  save_checkpoint, split_prefix, vocab_digest)
 from insertgen.data import Batch, BatchOrder, collate, micro_batch_indices
 from insertgen.distributed import World, all_reduce_floats, all_reduce_gradients, micro_batch_seed
 from insertgen.ema import EMA
@@ -161,22 +161,6 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> No
         idx, key = name.split(".", 1)
         state.setdefault(int(idx), {})[key] = val
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def vocab_digest(vocab) -> str:
-    """A short hash of the token list: a checkpoint is tied to the vocabulary it was trained on."""
-    return hashlib.sha256("\n".join(vocab.tokens).encode()).hexdigest()[:16]
-
-
-def check_checkpoint_identity(state: dict, model, vocab, path: Path) -> None:
-    """Refuse a checkpoint written for another model id or vocabulary than the run's config describes
-    (checkpoints written before these were recorded are accepted; their shapes are still checked)."""
-    saved_model, saved_vocab = state.get("model"), state.get("vocab")
-    if saved_model is not None and saved_model != model.model_id:
-        raise InsertgenError(f"{path} holds a {saved_model!r} model but the run's config says {model.model_id!r}")
-    if saved_vocab is not None and saved_vocab != vocab_digest(vocab):
-        raise InsertgenError(f"{path} was trained on another vocabulary than the run's task builds now "
-                             f"({len(vocab)} tokens, digest {vocab_digest(vocab)} != {saved_vocab})")
 
 
 class Trainer:

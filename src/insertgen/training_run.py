@@ -12,7 +12,7 @@ from insertgen.distributed import World, barrier, check_same_on_every_rank
 from insertgen.errors import InsertgenError
 from insertgen.models import build_model, task_defaults
 from insertgen.presets import PRESETS, get_preset
-from insertgen.run import CONFIG, environment, model_from_config, read_config, write_config
+from insertgen.run import CONFIG, environment, read_config, write_config
 from insertgen.tasks import get_task
 from insertgen.train import Trainer, TrainConfig
 
@@ -85,14 +85,11 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
             raise InsertgenError(f"bad training option: {e}") from None
         # killed before its first checkpoint: nothing to resume, so start again exactly as the run began
         from_start = not from_previous and not any((Path(out) / name).exists() for name in (CHECKPOINT, PREVIOUS))
-        if from_start:
-            task_obj = get_task(config["task"], config.get("task_options"))
-            torch.manual_seed(config["seed"])  # the initial parameters, as when the run was created
-            model_obj = build_model(config["model"], task_obj.vocab, config["model_config"])
-            if train_cfg.init_from:
-                warm_start(model_obj, config["task"], Path(train_cfg.init_from))
-        else:
-            task_obj, model_obj = model_from_config(config)
+        task_obj = get_task(config["task"], config.get("task_options"))
+        torch.manual_seed(config["seed"])  # the initial parameters, as when the run was created
+        model_obj = build_model(config["model"], task_obj.vocab, config["model_config"])
+        if from_start and train_cfg.init_from:
+            warm_start(model_obj, config["task"], Path(train_cfg.init_from))
         trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=config["seed"], device=device, world=world)
         if from_start:
             if world.is_main:
