@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from insertgen.distributed import init_world, shutdown
+from insertgen.distributed import barrier, init_world, shutdown
 from insertgen.training_run import prepare_run
 
 
@@ -26,6 +26,7 @@ def main() -> None:
         trainer.train(progress=False)
         save_file({k: v.contiguous() for k, v in trainer.model.state_dict().items()},
                   str(out / model / f"rank{world.rank}.safetensors"))
+    barrier(world)
     shutdown()
 
 

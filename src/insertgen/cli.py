@@ -143,7 +143,7 @@ def train(task, model, preset, steps, out, seed, sets, resume, from_previous, ti
 
     Under torchrun (e.g. `torchrun --standalone --nproc_per_node=4 -m insertgen.cli train ...`) every
     process trains its share of each global batch (data parallel); rank 0 writes the run directory."""
-    from insertgen.distributed import init_world, shutdown
+    from insertgen.distributed import barrier, init_world, shutdown
     from insertgen.training_run import prepare_run, run_training
 
     world, device = init_world(device)
@@ -156,6 +156,7 @@ def train(task, model, preset, steps, out, seed, sets, resume, from_previous, ti
         last = run_training(trainer, progress=not quiet)
         if world.is_main:
             click.echo(f"finished at step {trainer.step}: loss {last.get('loss', float('nan')):.4f}")
+        barrier(world)  # rank 0 may still be drawing its plots: tearing gloo down under it aborts the peer
     finally:
         shutdown()
 
