@@ -140,7 +140,7 @@ def insertion_time_profile(model, task, examples, quantiles=(0.25, 0.5, 0.75)) -
     Only for models with an auxiliary schedule network (``schedule_rates``); None otherwise."""
     if not hasattr(model, "schedule_rates"):
         return None
-    batch = collate(examples, task.vocab)
+    batch = collate(examples, task.vocab, prompt_in_target=task.prompt_in_target)
     device = next(model.parameters()).device
     b_in, _ = model.schedule_rates(batch.tokens.to(device), torch.full((len(examples),), 0.5, device=device))
     b_in = b_in.float().cpu()

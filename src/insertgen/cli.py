@@ -124,6 +124,28 @@ def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: flo
     run_demo(out, train=do_train, n_graphs=n_graphs, seed=seed, train_seconds=train_seconds, models=chosen)
 
 
+@cli.command(name="fragment-prompts")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output JSONL (default: the benchmark file shipped in the package).")
+@click.option("--check", is_flag=True, help="Rebuild and compare with --out (or the shipped file) byte for byte.")
+def fragment_prompts(out, check):
+    """Build the fragment-constrained benchmark prompts (100 per task, from MOSES test molecules)."""
+    from insertgen.tasks.molecules.fragment_task import BENCHMARK_FILE, build_benchmark_file
+
+    out = out or BENCHMARK_FILE
+    text = build_benchmark_file()
+    if check:
+        if not out.is_file() or out.read_text(encoding="utf-8") != text:
+            raise InsertgenError(f"{out} differs from the rebuilt benchmark")
+        click.echo(f"{out}: identical to the rebuilt benchmark ({text.count(chr(10))} prompts)")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    click.echo(f"wrote {text.count(chr(10))} prompts to {out}")
+
+
 @cli.command()
 @click.option("--task", default=None, help="Task id, e.g. star-easy.")
 @click.option("--model", default=None, help="Model id, e.g. flexmdm.")
@@ -191,7 +213,7 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
         if n is None:
             raise InsertgenError(f"task {task.name} is unconditional: give -n N")
         prompts = [[] for _ in range(n)]
-    outputs, records = generate(model, prompts, options, seed=seed)
+    outputs, records = generate(model, prompts, options, seed=seed, prompt_in_target=task.prompt_in_target)
     out_rows = []
     sources = inputs if task.conditional else [None] * len(prompts)
     for source, out, rec in zip(sources, outputs, records):
@@ -225,7 +247,7 @@ def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperat
 
     model = load_run(run_dir)
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
-                            default_greedy=model.task.conditional, run_config=model.run_config)
+                            default_greedy=model.task.greedy_by_default, run_config=model.run_config)
     examples = model.task.examples(split)[:limit or model.task.eval_size]
     metrics, pairs = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
     metrics.update(split=split, sampler=options.__dict__)
@@ -260,7 +282,7 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
     model = load_run(run_dir)
     task = model.task
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
-                            default_greedy=task.conditional, run_config=model.run_config)
+                            default_greedy=task.greedy_by_default, run_config=model.run_config)
     examples = task.examples(split)[:limit]
     metrics, pairs = evaluate_model(model, task, examples, options, seed=seed, progress=True)
     stats = order_statistics(task, examples, [o for o, _ in pairs], [r for _, r in pairs])
@@ -309,6 +331,9 @@ def score(run_dir, input_path, output, bound, samples, seed, skip_bad_lines):
         raise InsertgenError(
             f"model {model.model_id!r} cannot give a {bound!r} log-likelihood (it supports: {what})")
     task = model.task
+    if task.prompt_in_target:
+        raise InsertgenError(f"score does not support task {task.name} yet (its prompt is part of the target); "
+                             f"score the molecules with a model trained on the de novo task 'safe'")
 
     def parse(obj: dict) -> tuple[list[int], list[int]]:
         prompt = task.parse_prompt(obj["prompt"]) if task.conditional else []

@@ -7,6 +7,14 @@ Layout of a training sequence (spec loflexmdm.md §1.1):
 
 For sampling the canvas is ``[prompt..., BOS, EOS, PAD...]`` with prompt and BOS fixed; everything is
 inserted between BOS and EOS.
+
+When the task's targets begin with their prompt (``prompt_in_target``, fragment-constrained molecules)
+the prompt is not repeated before BOS; its tokens are the fixed start of the target instead:
+
+    x_1   = [BOS, prompt..., rest of target..., EOS, PAD...]
+    fixed = [ 1 ,    1     ,        0         ,  1 ,  0 ...]
+
+and the sampling canvas is ``[BOS, prompt..., EOS]`` with BOS and the prompt fixed.
 """
 
 from __future__ import annotations
@@ -30,9 +38,17 @@ class Batch:
         return Batch(self.tokens.to(device), self.fixed.to(device))
 
 
-def collate(examples: list[Example], vocab: Vocab, length: int | None = None) -> Batch:
-    """Pad ``[prompt, BOS, target, EOS]`` to ``length`` (default: the longest in the batch)."""
-    rows = [list(ex.prompt) + [vocab.bos_id] + list(ex.target) + [vocab.eos_id] for ex in examples]
+def collate(examples: list[Example], vocab: Vocab, length: int | None = None,
+            prompt_in_target: bool = False) -> Batch:
+    """Pad ``[prompt, BOS, target, EOS]`` (``prompt_in_target``: ``[BOS, target, EOS]`` with the prompt
+    fixed at the start of the target) to ``length`` (default: the longest in the batch)."""
+    if prompt_in_target:
+        bad = next((ex for ex in examples if tuple(ex.target[: len(ex.prompt)]) != tuple(ex.prompt)), None)
+        if bad is not None:
+            raise ValueError(f"a target does not begin with its prompt (prompt {list(bad.prompt)[:8]}...)")
+        rows = [[vocab.bos_id] + list(ex.target) + [vocab.eos_id] for ex in examples]
+    else:
+        rows = [list(ex.prompt) + [vocab.bos_id] + list(ex.target) + [vocab.eos_id] for ex in examples]
     width = max(len(r) for r in rows) if length is None else length
     if any(len(r) > width for r in rows):
         raise ValueError(f"a sequence is longer than the buffer length {width}")
@@ -40,21 +56,22 @@ def collate(examples: list[Example], vocab: Vocab, length: int | None = None) ->
     fixed = torch.zeros((len(rows), width), dtype=torch.bool)
     for i, (row, ex) in enumerate(zip(rows, examples)):
         tokens[i, : len(row)] = torch.tensor(row)
-        fixed[i, : len(ex.prompt) + 1] = True  # prompt and BOS
+        fixed[i, : len(ex.prompt) + 1] = True  # prompt and BOS (BOS and prompt when prompt_in_target)
         fixed[i, len(row) - 1] = True  # EOS
     return Batch(tokens, fixed)
 
 
-def prompt_canvas(prompts: list[list[int]], vocab: Vocab, buffer_len: int) -> tuple[Tensor, Tensor]:
-    """Initial sampling state ``[prompt, BOS, EOS, PAD...]`` (B, buffer_len) and its fixed mask (prompt+BOS)."""
+def prompt_canvas(prompts: list[list[int]], vocab: Vocab, buffer_len: int,
+                  prompt_in_target: bool = False) -> tuple[Tensor, Tensor]:
+    """Initial sampling state ``[prompt, BOS, EOS, PAD...]`` (``prompt_in_target``: ``[BOS, prompt, EOS]``)
+    (B, buffer_len) and its fixed mask (prompt and BOS)."""
     tokens = torch.full((len(prompts), buffer_len), vocab.pad_id, dtype=torch.long)
     fixed = torch.zeros((len(prompts), buffer_len), dtype=torch.bool)
     for i, p in enumerate(prompts):
         if len(p) + 2 > buffer_len:
             raise ValueError(f"prompt of {len(p)} tokens does not fit a buffer of {buffer_len}")
-        tokens[i, : len(p)] = torch.tensor(list(p), dtype=torch.long)
-        tokens[i, len(p)] = vocab.bos_id
-        tokens[i, len(p) + 1] = vocab.eos_id
+        row = [vocab.bos_id] + list(p) if prompt_in_target else list(p) + [vocab.bos_id]
+        tokens[i, : len(p) + 2] = torch.tensor(row + [vocab.eos_id], dtype=torch.long)
         fixed[i, : len(p) + 1] = True
     return tokens, fixed
 

@@ -27,7 +27,7 @@ def task_defaults(model_id: str, task) -> dict:
     import dataclasses
 
     fields = {f.name for f in dataclasses.fields(_registry()[model_id][1])} if model_id in _registry() else set()
-    defaults = {"max_len": task.prompt_block + task.target_block + 2, "target_len": task.target_block}
+    defaults = {"max_len": task.buffer_len, "target_len": task.target_block}
     return {k: v for k, v in defaults.items() if k in fields}
 
 

@@ -185,8 +185,8 @@ class Trainer:
         self.ema = EMA(model, cfg.ema_decay)
         self.noise_gen = torch.Generator(device=self.device)
         train = task.examples("train")
-        self.buffer_len = task.prompt_block + task.target_block + 2
-        full = collate(train, task.vocab, self.buffer_len)
+        self.buffer_len = task.buffer_len
+        full = collate(train, task.vocab, self.buffer_len, prompt_in_target=task.prompt_in_target)
         self.data_tokens, self.data_fixed = full.tokens, full.fixed
         self.order = BatchOrder(len(train), cfg.batch_size, seed)
         self.step = 0
@@ -276,7 +276,7 @@ class Trainer:
         with self.ema.applied(self.model):
             metrics, _ = evaluate_model(self.model, self.task, examples,
                                         SamplerOptions(steps=self.cfg.eval_sampler_steps,
-                                                       top_k=1 if self.task.conditional else None,
+                                                       top_k=1 if self.task.greedy_by_default else None,
                                                        order=self.cfg.eval_sampler_order), seed=0)
         self.model.train()
         return metrics
@@ -286,8 +286,8 @@ class Trainer:
         ranks. Returns (mean loss, mean stats with summed ``tokens``, total gradient norm before clipping),
         identical on every rank."""
         batch_idx = torch.from_numpy(self.order.next())
-        tokens_all = self.task.augment(self.data_tokens[batch_idx], (self.seed, self.step))
         fixed_all = self.data_fixed[batch_idx]
+        tokens_all = self.task.augment(self.data_tokens[batch_idx], (self.seed, self.step), fixed_all)
         positions = np.arange(len(batch_idx))
         accum = self.cfg.grad_accum
         self.opt.zero_grad(set_to_none=True)

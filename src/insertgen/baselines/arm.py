@@ -90,24 +90,33 @@ class ARM(nn.Module):
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], options: SamplerOptions | None = None,
                generator: torch.Generator | None = None, return_trajectory: bool = False,
-               use_cache: bool = True):
+               use_cache: bool = True, prompt_in_target: bool = False):
         """Left-to-right decoding with temperature / top-k / top-p / greedy (``options.steps``,
         ``confidence`` and ``order`` do not apply). ``use_cache=False`` re-encodes the whole prefix at
-        every step (the reference the cached decoder must reproduce)."""
+        every step (the reference the cached decoder must reproduce). With ``prompt_in_target`` the
+        prompt is the forced start of the output: decoding reads ``[BOS, prompt]`` and continues."""
         options = options or SamplerOptions()
         v = self.vocab
         device = next(self.parameters()).device
-        caps = [self.config.max_len - len(p) - 2 for p in prompts]
+        if prompt_in_target:
+            caps = [self.config.max_len - 2] * len(prompts)
+            starts = [[v.bos_id] + list(p) for p in prompts]
+            outputs: list[list[int]] = [list(p) for p in prompts]
+            if any(len(p) > self.config.max_len - 2 for p in prompts):
+                raise InsertgenError(f"a prompt is longer than the model's buffer ({self.config.max_len} tokens)")
+        else:
+            caps = [self.config.max_len - len(p) - 2 for p in prompts]
+            starts = [list(p) + [v.bos_id] for p in prompts]
+            outputs = [[] for _ in prompts]
         if caps and min(caps) < 0:
             raise InsertgenError(f"a prompt is longer than the model's buffer ({self.config.max_len} tokens)")
-        outputs: list[list[int]] = [[] for _ in prompts]
         terminated = [False] * len(prompts)
         evals = [0] * len(prompts)
         choose = dict(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
-        alive = [i for i in range(len(prompts)) if caps[i] > 0]
+        alive = [i for i in range(len(prompts)) if len(outputs[i]) < caps[i]]
         forward_calls = 0
         if alive:
-            tokens, pad_mask = self._left_padded([list(prompts[i]) + [v.bos_id] for i in alive], device)
+            tokens, pad_mask = self._left_padded([starts[i] for i in alive], device)
             cache = KVCache.empty(self.config.n_layers) if use_cache else None
             logp = self(tokens, pad_mask, cache)[:, -1]
         while alive:
@@ -137,8 +146,12 @@ class ARM(nn.Module):
                 logp = self(tokens, pad_mask)[:, -1]
         if not return_trajectory:
             return outputs
-        rows_out = [list(p) + [v.bos_id] + o + [v.eos_id] for p, o in zip(prompts, outputs)]
-        steps = [[-1] * (len(p) + 1) + list(range(len(o))) + [-1] for p, o in zip(prompts, outputs)]
+        if prompt_in_target:
+            rows_out = [[v.bos_id] + o + [v.eos_id] for o in outputs]
+            steps = [[-1] * (len(p) + 1) + list(range(len(o) - len(p))) + [-1] for p, o in zip(prompts, outputs)]
+        else:
+            rows_out = [list(p) + [v.bos_id] + o + [v.eos_id] for p, o in zip(prompts, outputs)]
+            steps = [[-1] * (len(p) + 1) + list(range(len(o))) + [-1] for p, o in zip(prompts, outputs)]
         return outputs, SampleOutput(tokens=rows_out, insert_step=steps, unmask_step=[list(s) for s in steps],
                                      model_evals=evals, forward_calls=forward_calls, terminated=terminated)
 

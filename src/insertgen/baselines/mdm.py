@@ -81,10 +81,17 @@ class MDM(nn.Module):
         h, cond = self.trunk(tokens, real, t if self.config.time_conditioning else None)
         return self.head(h, cond).float().masked_fill(self.banned, float("-inf"))
 
-    def canvas(self, prompts: list[list[int]], targets: list[list[int]] | None, device=None) -> tuple[Tensor, Tensor, Tensor]:
+    def canvas(self, prompts: list[list[int]], targets: list[list[int]] | None, device=None,
+               prompt_in_target: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """(tokens, real, slot) for ``[prompt, BOS, target + PAD...]`` rows of width max prompt + 1 + N;
-        ``slot`` marks the N target slots. ``targets=None`` gives all-MASK targets."""
+        ``slot`` marks the N target slots. ``targets=None`` gives all-MASK targets; with
+        ``prompt_in_target`` the rows are ``[BOS, prompt, MASK...]`` (the prompt fills the first slots)."""
         v, N = self.vocab, self.target_len
+        if prompt_in_target:
+            if targets is not None:
+                raise InsertgenError("MDM canvases with the prompt inside the target are built for sampling only")
+            targets = [list(p) + [v.mask_id] * (N - len(p)) for p in prompts]
+            prompts = [[] for _ in prompts]
         width = max(len(p) for p in prompts) + 1 + N
         tokens = torch.full((len(prompts), width), v.pad_id, dtype=torch.long)
         real = torch.zeros((len(prompts), width), dtype=torch.bool)
@@ -101,11 +108,14 @@ class MDM(nn.Module):
         return tokens.to(device), real.to(device), slot.to(device)
 
     def _canvas_from_batch(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
-        """The training batch ``[prompt, BOS, target, EOS, PAD...]`` rewritten as MDM canvases."""
+        """The training batch ``[prompt, BOS, target, EOS, PAD...]`` rewritten as MDM canvases; ``slot``
+        marks the slots that are noised (target slots that are not fixed: a prompt inside the target
+        stays unmasked)."""
         v, N = self.vocab, self.target_len
         tokens, fixed = batch.tokens, batch.fixed
         bos = (tokens == v.bos_id).float().argmax(1, keepdim=True)
-        length = (~fixed & (tokens != v.pad_id)).sum(1, keepdim=True)
+        eos = (tokens == v.eos_id).float().argmax(1, keepdim=True)
+        length = eos - bos - 1
         if bool((length > N).any()):
             raise InsertgenError(f"a target of {int(length.max())} tokens exceeds the canvas of {N}")
         width = int(bos.max()) + 1 + N
@@ -113,7 +123,9 @@ class MDM(nn.Module):
         col = torch.arange(width, device=tokens.device)[None]
         slot = (col > bos) & (col <= bos + N)
         canvas = torch.where(slot & (col > bos + length), torch.full_like(tokens, v.pad_id), tokens)
-        return canvas, col <= bos + N, slot
+        fixed = F.pad(fixed, (0, max(0, width - fixed.shape[1])), value=False)[:, :width]
+        given = fixed & (col > bos) & (col <= bos + length)  # prompt tokens at the start of the target
+        return canvas, col <= bos + N, slot & ~given
 
     @staticmethod
     def mask_at(slot: Tensor, t: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -145,12 +157,16 @@ class MDM(nn.Module):
 
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], options: SamplerOptions | None = None,
-               generator: torch.Generator | None = None, return_trajectory: bool = False):
-        """Unmask the all-MASK target in ``min(steps, N)`` steps (module doc); ``order`` does not apply."""
+               generator: torch.Generator | None = None, return_trajectory: bool = False,
+               prompt_in_target: bool = False):
+        """Unmask the all-MASK target in ``min(steps, N)`` steps (module doc); ``order`` does not apply.
+        With ``prompt_in_target`` the prompt fills the first target slots, unmasked, and is part of the
+        output."""
         options = options or SamplerOptions()
         v, N = self.vocab, self.target_len
         device = next(self.parameters()).device
-        tokens, real, slot = self.canvas(prompts, None, device)
+        tokens, real, slot = self.canvas(prompts, None, device, prompt_in_target)
+        prefix = [[] for _ in prompts] if prompt_in_target else prompts
         B = tokens.shape[0]
         S = min(options.steps, N)
         unmask_step = torch.full(tokens.shape, -1, dtype=torch.long, device=device)
@@ -170,7 +186,7 @@ class MDM(nn.Module):
             tokens = torch.where(fire, drawn, tokens)
             unmask_step = torch.where(fire, torch.full_like(unmask_step, s), unmask_step)
         outputs, rows, steps = [], [], []
-        for i, p in enumerate(prompts):
+        for i, p in enumerate(prefix):
             cols = [j for j in range(len(p) + 1, len(p) + 1 + N) if int(tokens[i, j]) != v.pad_id]
             outputs.append([int(tokens[i, j]) for j in cols])
             rows.append(list(p) + [v.bos_id] + outputs[-1] + [v.eos_id])

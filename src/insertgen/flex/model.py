@@ -135,17 +135,21 @@ class FlexMDM(nn.Module):
 
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], options: SamplerOptions | None = None,
-               generator: torch.Generator | None = None, return_trajectory: bool = False):
+               generator: torch.Generator | None = None, return_trajectory: bool = False,
+               prompt_in_target: bool = False):
         """Generate a target for each prompt (data-token ids). Returns the outputs (lists of ids), or
-        ``(outputs, SampleOutput)`` with per-token insertion/unmasking steps when ``return_trajectory``."""
+        ``(outputs, SampleOutput)`` with per-token insertion/unmasking steps when ``return_trajectory``.
+        With ``prompt_in_target`` each prompt's tokens start on the canvas after BOS, fixed, and the
+        sampler inserts around and between them; the output is the whole canvas."""
         options = options or SamplerOptions()
         device = next(self.parameters()).device
-        tokens, fixed = prompt_canvas(prompts, self.vocab, self.config.max_len)
+        tokens, fixed = prompt_canvas(prompts, self.vocab, self.config.max_len, prompt_in_target)
+        open_from = torch.tensor([1 if prompt_in_target else len(p) + 1 for p in prompts], dtype=torch.long)
         v = self.vocab
         result = tau_leaping_sample(
             self.predictor(), self.schedule.integrated_hazard, tokens.to(device), fixed.to(device),
             banned_tokens=[v.pad_id, v.mask_id, v.bos_id, v.eos_id], pad_id=v.pad_id, mask_id=v.mask_id,
-            options=options, generator=generator, insertion_unit=self.insertion_unit,
+            options=options, generator=generator, insertion_unit=self.insertion_unit, open_from=open_from,
         )
         outputs = [split_output(row, v) for row in result.tokens]
         return (outputs, result) if return_trajectory else outputs

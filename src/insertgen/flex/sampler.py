@@ -11,7 +11,8 @@ State: a canvas ``[prompt, BOS, ..., EOS, PAD...]``; prompt and BOS are fixed. O
   ``prob_diff``: top1 - top2 of K) the NUMBER of fired slots is kept (so the hazard still sets how many
   tokens appear per step, unlike the reference FlexMDM code) but the slots are the highest-scoring
   masked ones;
-- insertion: gap k (left of token k, not inside the fixed prefix) has the model's insertion multiplier
+- insertion: gap k (left of token k, after BOS; with a prompt given in the canvas also around and
+  between its fixed tokens) has the model's insertion multiplier
   ``g_k`` (the gap's rate is ``g_k h(t)``). Reading the gap as ``g_k / u`` missing tokens of rate ``u``
   each (``u`` = ``insertion_unit``), it receives ``c_k ~ Poisson((g_k / u)(1 - exp(-u dLam)))`` new
   masks, and on the last interval (``dLam = inf``) ``c_k = round(g_k / u)``. For FlexMDM ``u = 1`` and
@@ -149,11 +150,18 @@ def tau_leaping_sample(
     options: SamplerOptions,
     generator: torch.Generator | None = None,
     insertion_unit: float = 1.0,
+    open_from: Tensor | None = None,
 ) -> SampleOutput:
-    """Run the sampler from canvases ``tokens`` (B, W_buf) with ``fixed`` (B, W_buf); see module doc."""
+    """Run the sampler from canvases ``tokens`` (B, W_buf) with ``fixed`` (B, W_buf); see module doc.
+    Gap k (left of position k) may receive insertions iff ``k >= open_from[b]`` (default: the length of
+    the row's leading run of fixed positions, i.e. prompt and BOS); positions before ``open_from`` never
+    move."""
     device = tokens.device
     B, buffer_len = tokens.shape
-    x, fix = tokens.clone(), fixed.clone()
+    x = tokens.clone()
+    if open_from is None:
+        open_from = fixed.long().cumprod(dim=1).sum(1)
+    open_from = open_from.to(device)
     ins_step = torch.full_like(x, -1)
     um_step = torch.full_like(x, -1)
     evals = torch.zeros(B, dtype=torch.long, device=device)
@@ -213,8 +221,9 @@ def tau_leaping_sample(
             x[:, :width] = xs
             um_step[:, :width] = torch.where(fire, torch.full_like(xs, step), um_step[:, :width])
 
-        # --- insertion (gap k is left of slot k; never inside the fixed prefix) ---
-        gap_ok = (torch.arange(width, device=device)[None] < lengths[:, None]) & ~fix[:, :width]
+        # --- insertion (gap k is left of slot k; never inside the prompt prefix or left of BOS) ---
+        cols = torch.arange(width, device=device)[None]
+        gap_ok = (cols < lengths[:, None]) & (cols >= open_from[:, None])
         g = torch.where(gap_ok, g.float(), torch.zeros_like(g, dtype=torch.float32))
         inserted = torch.zeros_like(lengths)
         if inserting:
@@ -223,12 +232,9 @@ def tau_leaping_sample(
             inserted = counts.sum(1)
             if bool(inserted.any()):
                 counts = torch.nn.functional.pad(counts, (0, buffer_len - width))
-                x, fix, ins_step, um_step = _insert_masks(
-                    counts, lengths, [x, fix, ins_step, um_step], [mask_id, False, step, -1]
-                )
+                x, ins_step, um_step = _insert_masks(counts, lengths, [x, ins_step, um_step], [mask_id, step, -1])
                 beyond = torch.arange(buffer_len, device=device)[None] >= (lengths + inserted)[:, None]
                 x = x.masked_fill(beyond, pad_id)
-                fix = fix & ~beyond
                 ins_step = ins_step.masked_fill(beyond, -1)
 
         # --- finished sequences leave the batch ---
@@ -238,7 +244,7 @@ def tau_leaping_sample(
         if bool(done.any()):
             finish(done.nonzero().squeeze(1))
             keep = ~done
-            x, fix, ins_step, um_step, alive = x[keep], fix[keep], ins_step[keep], um_step[keep], alive[keep]
+            x, ins_step, um_step, alive, open_from = x[keep], ins_step[keep], um_step[keep], alive[keep], open_from[keep]
 
     return SampleOutput(
         tokens=[r[0] for r in out_rows], insert_step=[r[1] for r in out_rows], unmask_step=[r[2] for r in out_rows],

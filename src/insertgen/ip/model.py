@@ -102,6 +102,12 @@ class InsertionProcess(nn.Module):
             scores = torch.where(tokens == self.vocab.eos_id, torch.full_like(scores, EOS_LAST_SCORE), scores)
         return scores
 
+    def _given(self, tokens: Tensor, fixed: Tensor) -> Tensor:
+        """(B, L) fixed tokens between BOS and EOS: a prompt given in the canvas (``prompt_in_target``)."""
+        v = self.vocab
+        after_bos = (tokens == v.bos_id).long().cumsum(1) > 0
+        return fixed & after_bos & (tokens != v.bos_id) & (tokens != v.eos_id) & (tokens != v.pad_id)
+
     def _candidates(self, tokens: Tensor, fixed: Tensor) -> tuple[Tensor, Tensor]:
         """(targets, candidates): the target positions, plus the EOS position with classifier termination."""
         targets = ~fixed & (tokens != self.vocab.pad_id)
@@ -128,7 +134,8 @@ class InsertionProcess(nn.Module):
         packed = torch.where(valid, xs.gather(1, index), torch.full_like(index, self.vocab.pad_id))
         tables = self.policy(packed)
         terminal = (m_k == decisions.repeat(K) - 1) & (self.termination == "policy")
-        values, entropy = step_value(tables, xs, inserted, cand_k, scores_k, terminal)
+        given = self._given(xs, fixed_k)  # on the canvas from the start; slots count them too
+        values, entropy = step_value(tables, xs, inserted, cand_k, scores_k, terminal, given)
         values, prefix_log_q = values.view(K, B), prefix_log_q.view(K, B)
         surrogate = rloo_surrogate(values, prefix_log_q, decisions, score_function=self.posterior is not None)
         elbo = decisions.float() * values.mean(0)
@@ -162,23 +169,31 @@ class InsertionProcess(nn.Module):
     # ----- sampling -----
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], options: SamplerOptions | None = None,
-               generator: torch.Generator | None = None, return_trajectory: bool = False):
+               generator: torch.Generator | None = None, return_trajectory: bool = False,
+               prompt_in_target: bool = False):
         """Ancestral insertion: location (or TERM), then token, one insertion per model evaluation, with
         temperature / top-k / top-p / greedy applied to both choices. A sequence stops at TERM (or EOS in
         the last slot) or when its canvas reaches the length cap ``max_len - len(prompt) - 2``
-        (counted as not terminated); finished sequences leave the batch."""
+        (counted as not terminated); finished sequences leave the batch. With ``prompt_in_target`` the
+        canvas starts as the prompt (``[BOS, prompt, EOS]``), insertions go anywhere in it, and the
+        output is the whole canvas."""
         options = options or SamplerOptions()
         v = self.vocab
         device = next(self.parameters()).device
         B = len(prompts)
+        if prompt_in_target:
+            canvases: list[list[int]] = [list(p) for p in prompts]
+            steps: list[list[int]] = [[-1] * len(p) for p in prompts]
+            prompts = [[] for _ in prompts]
+        else:
+            canvases = [[] for _ in range(B)]
+            steps = [[] for _ in range(B)]
         caps = [self.config.max_len - len(p) - 2 for p in prompts]
-        if min(caps) < 0:
+        if min(caps) < 0 or any(len(c) > cap for c, cap in zip(canvases, caps)):
             raise InsertgenError(f"a prompt is longer than the model's buffer ({self.config.max_len} tokens)")
-        canvases: list[list[int]] = [[] for _ in range(B)]
-        steps: list[list[int]] = [[] for _ in range(B)]
         terminated = [False] * B
         evals = [0] * B
-        alive = [i for i in range(B) if caps[i] > 0]  # a prompt that fills the buffer gets an empty output
+        alive = [i for i in range(B) if len(canvases[i]) < caps[i]]  # a prompt that fills the buffer: no insertion
         forward_calls = step = 0
         choose = dict(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
         while alive:

@@ -25,15 +25,17 @@ from insertgen.ip.posterior import next_index_log_probs
 
 
 def step_value(tables: PolicyTables, tokens: Tensor, inserted: Tensor, candidates: Tensor, scores: Tensor,
-               all_inserted: Tensor) -> tuple[Tensor, Tensor]:
+               all_inserted: Tensor, given: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """F_i per row (B,) and the entropy of q(. | sigma<i) (B,).
 
     ``tokens``, ``inserted``, ``candidates``, ``scores``: (B, L) in the ORIGINAL layout of x_1 (prompt,
     BOS, targets, EOS); the packed decoder input keeps prompt and BOS in place, so slot k of a canvas is
-    packed position ``bos + k``. ``all_inserted`` (B,) marks the rows whose next decision is TERM."""
+    packed position ``bos + k``. ``all_inserted`` (B,) marks the rows whose next decision is TERM.
+    ``given`` (B, L) marks target tokens on the canvas from the start (a prompt inside the target):
+    they are not candidates but count in the slot index, ``k(j) = #{s in sigma<i or given : s < j}``."""
     remaining = candidates & ~inserted
     log_q = next_index_log_probs(scores, remaining)  # (B, L), -inf off the remaining set
-    slot = slot_of_remaining(inserted)
+    slot = slot_of_remaining(inserted if given is None else inserted | given)
     width = tables.location.shape[1]
     pos = (tables.bos[:, None] + slot).clamp(max=width - 1)  # packed position of each j's slot
     loc = tables.location.gather(1, pos)

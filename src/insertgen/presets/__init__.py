@@ -120,6 +120,10 @@ for _family in ("perfect", "imperfect", "braided"):
 # `safe`, and the IP paper's SMILES decoder (18 layers, width 256, 8 heads; posterior 3 x 128, 4 heads;
 # lr 5e-4 with 1,000 warm-up steps then cosine; insertion_process.md §6.3) for `smiles`, both on the
 # whole MOSES training set, meant for GPUs. (Our cosine is one half-period, not the reference's 3 cycles.)
+# The fragment tasks (fragment-{linker,motif,scaffold,superstructure,all}) take the `safe` settings.
+FRAGMENT_TASK_IDS = tuple(f"fragment-{w}" for w in ("linker", "motif", "scaffold", "superstructure", "all"))
+
+
 def _molecule_cpu(task: str) -> dict:
     preset = {"task": task, "task_options": {"train_size": 100_000}, **_star(128, 4, 4, 1e-3, 100_000, 5_000)}
     preset["train"].update(warmup_steps=200, checkpoint_every=1_000)
@@ -127,7 +131,7 @@ def _molecule_cpu(task: str) -> dict:
 
 
 def _molecule_paper(task: str) -> dict:
-    if task == "safe":
+    if task != "smiles":
         preset = _star(768, 12, 12, 1e-4, 50_000, 5_000)
         preset["train"].update(batch_size=2048, warmup_steps=2_000, lr_schedule="cosine", min_lr=1e-6,
                                ema_decay=0.9999, checkpoint_every=1_000)
@@ -135,12 +139,13 @@ def _molecule_paper(task: str) -> dict:
         preset = _star(256, 18, 8, 5e-4, 200_000, 10_000)
         preset["train"].update(warmup_steps=1_000, lr_schedule="cosine", ema_decay=0.9999, weight_decay=1e-12,
                                checkpoint_every=2_000)
-    return {"task": task, "task_options": {"train_size": 0, "test_size": 0}, **preset}
+    options = {"train_size": 0} if task in FRAGMENT_TASK_IDS else {"train_size": 0, "test_size": 0}
+    return {"task": task, "task_options": options, **preset}
 
 
-for _task in ("smiles", "safe"):
+for _task in ("smiles", "safe") + FRAGMENT_TASK_IDS:
     for _scale, _make, _aux in (("cpu", _molecule_cpu, (64, 2, 2)),
-                                ("gpu", _molecule_paper, (768, 6, 12) if _task == "safe" else (128, 3, 4))):
+                                ("gpu", _molecule_paper, (768, 6, 12) if _task != "smiles" else (128, 3, 4))):
         _flex = _make(_task)
         _name = f"{_task}-cpu" if _scale == "cpu" else f"{_task}-paper-gpu"
         PRESETS[_name] = _flex

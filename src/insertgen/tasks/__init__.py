@@ -37,10 +37,21 @@ def _molecules(kind: str):
     return make
 
 
+def _fragments(which: str):
+    def make(**options) -> Task:
+        from insertgen.tasks.molecules.fragment_task import FragmentTask
+
+        return FragmentTask(which, **options)
+
+    return make
+
+
 TASKS = {f"star-{level}": _star(level) for level in ("easy", "medium", "hard")}
 TASKS.update({f"maze-{family}-{tier}": _maze(family, tier)
               for family in ("perfect", "imperfect", "braided") for tier in ("easy", "medium", "hard", "paper")})
 TASKS.update({kind: _molecules(kind) for kind in ("smiles", "safe")})
+TASKS.update({f"fragment-{which}": _fragments(which)
+              for which in ("linker", "motif", "scaffold", "superstructure", "all")})
 
 
 def get_task(name: str, options: dict | None = None) -> Task:

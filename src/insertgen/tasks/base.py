@@ -32,6 +32,8 @@ class Task(ABC):
         prompt_block: the most prompt tokens any example of the task has.
         target_block: room for the generated target in a sampling buffer (>= longest target).
         conditional: whether examples have prompts (unconditional tasks are sampled with ``-n N``).
+        prompt_in_target: whether each target begins with its prompt, whose tokens are then given in the
+            canvas (fixed, after BOS) instead of preceding BOS (fragment-constrained molecules).
         eval_size: the number of examples (samples, for unconditional tasks) ``eval`` uses by default.
     """
 
@@ -40,7 +42,20 @@ class Task(ABC):
     prompt_block: int
     target_block: int
     conditional: bool = True
+    prompt_in_target: bool = False
     eval_size: int | None = None  # how many examples `eval` uses by default (None: the whole split)
+
+    @property
+    def buffer_len(self) -> int:
+        """Length of a training / sampling sequence: prompt (unless it is inside the target), BOS,
+        target, EOS."""
+        return (0 if self.prompt_in_target else self.prompt_block) + self.target_block + 2
+
+    @property
+    def greedy_by_default(self) -> bool:
+        """Whether ``eval`` decodes greedily unless told otherwise (conditional tasks with one right
+        answer); tasks scored on a distribution of samples say False."""
+        return self.conditional
 
     @abstractmethod
     def examples(self, split: str) -> list[Example]:
@@ -77,10 +92,10 @@ class Task(ABC):
         means the task has no classes."""
         return None
 
-    def augment(self, tokens, seed: tuple[int, int]):
-        """Training-time augmentation of a batch of ``[prompt, BOS, target, EOS, PAD...]`` rows, drawn
-        deterministically from ``seed = (run seed, step)`` so that resumed runs repeat it; the default
-        returns the batch unchanged."""
+    def augment(self, tokens, seed: tuple[int, int], fixed=None):
+        """Training-time augmentation of a batch of ``[prompt, BOS, target, EOS, PAD...]`` rows (``fixed``:
+        their fixed mask), drawn deterministically from ``seed = (run seed, step)`` so that resumed runs
+        repeat it; it may move only tokens that are not fixed. The default returns the batch unchanged."""
         return tokens
 
     def save_figure(self, examples: list[Example], outputs: list[list[int]], path) -> Path | None:

@@ -140,7 +140,7 @@ class MoleculeTask(Task):
         idx = np.random.default_rng(seed).choice(len(test), size=min(n, len(test)), replace=False)
         return [test[int(i)] for i in idx]
 
-    def augment(self, tokens: torch.Tensor, seed: tuple[int, int]) -> torch.Tensor:
+    def augment(self, tokens: torch.Tensor, seed: tuple[int, int], fixed=None) -> torch.Tensor:
         """Training-time augmentation of a batch ``[BOS, x, EOS, PAD...]``: for SAFE, the fragments of
         each sequence in a random order drawn from ``default_rng(seed)`` (same tokens, same length)."""
         if not self.augment_fragments:
