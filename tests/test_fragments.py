@@ -211,7 +211,13 @@ def test_augmentation_keeps_the_prompt_and_the_molecule(task):
 
 def test_parse_prompt_renumbers_and_refuses_bad_fragments(task):
     assert task.format(task.parse_prompt("c1ccc<3>cc1.C<3>C<7>")) == "c1ccc<1>cc1.C<1>C<2>"
-    for text, message in (("", "needs a fragment"), ("*c1ccccc1", "attachment points as <1>"),
+    assert task.format(task.parse_prompt("*c1ccccc1")) == "c1<1>ccccc1"
+    assert task.format(task.parse_prompt("[*:2]c1ccccc1.[1*]C1CCNCC1")) == "C1<1>CCNCC1.c1<2>ccccc1"
+    ids = task.parse_prompt("O=C(c1ccccc1)N1CCC(*)CC1")  # BRICS-cut like the training prompts
+    assert task.format(ids) == "N1<1>CCC<2>CC1.c1<3>ccccc1.O=C<1><3>"
+    assert FragmentQuery.of(task.format(ids), "motif").matches(Chem.MolFromSmiles("O=C(c1ccccc1)N1CCC(C)CC1"))
+    for text, message in (("", "needs a fragment"), ("C(*)(*)C=*", "must be a dummy atom with one single bond"),
+                          ("*1CC1", "must be a dummy atom"), ("c1cc*", "cannot read"),
                           ("c1ccc[Se]cc1<1>", "not in the fragment-all vocabulary"),
                           ("C<1>C<1>C<1>", "occurs 3 times"), ("<1>CC", "starts with an attachment")):
         with pytest.raises(InsertgenError, match=message):
@@ -350,13 +356,15 @@ def test_cli_train_eval_sample_on_a_fragment_task(tmp_path, capsys):
                       "--quiet"]) == 0
     assert call_main(["eval", "--run", run, "--json"]) == 0
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text(json.dumps({"prompt": "c1ccc<1>cc1.c1ccncc1<2>"}) + "\n" + json.dumps({"prompt": "C*"}) + "\n")
+    prompts.write_text("\n".join(json.dumps({"prompt": p}) for p in ("c1ccc<1>cc1.c1ccncc1<2>", "c1ccc[Se]cc1<1>",
+                                                                      "*c1ccccc1")) + "\n")
     assert call_main(["sample", "--run", run, "--input", prompts, "--output", tmp_path / "s.jsonl"]) != 0
     assert ":2" in capsys.readouterr().err and not (tmp_path / "s.jsonl").exists()
     assert call_main(["sample", "--run", run, "--input", prompts, "--output", tmp_path / "s.jsonl",
                       "--skip-bad-lines"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
-    assert len(rows) == 1 and rows[0]["output"].startswith("c1ccc<1>cc1.c1ccncc1<2>")
+    assert [r["line"] for r in rows] == [1, 3] and rows[0]["output"].startswith("c1ccc<1>cc1.c1ccncc1<2>")
+    assert rows[1]["output"].startswith("c1<1>ccccc1") and "smiles" in rows[1]
     texts = tmp_path / "texts.jsonl"
     texts.write_text(json.dumps({"prompt": "c1ccc<1>cc1", "text": "c1ccc<1>cc1.C<1>"}) + "\n")
     assert call_main(["score", "--run", run, "--input", texts]) != 0

@@ -30,7 +30,7 @@ REFUSED: Counter = Counter()
 
 numeric_text = st.text(alphabet=" \t\n0123456789-+.x", max_size=200) | st.text(max_size=60)
 smiles_text = st.text(alphabet="CNOSPFIBrclnos()[]=#@+-0123456789%./\\H<>*:", max_size=90) | st.text(max_size=40)
-TASKS = ["star-easy", "star-medium", "maze-braided-easy", "maze-perfect-medium", "smiles", "safe"]
+TASKS = ["star-easy", "star-medium", "maze-braided-easy", "maze-perfect-medium", "smiles", "safe", "fragment-all"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,9 +55,10 @@ def attempt(target: str, fn, *args, allowed=(InsertgenError,)):
 @pytest.mark.parametrize("task_id", TASKS)
 def test_task_text_parsers(task_id):
     task = get_task(task_id)
+    prompts = (smiles_text if hasattr(task, "to_smiles") else numeric_text) if task.conditional else st.text(max_size=20)
 
     @FUZZ
-    @given(prompt=numeric_text if task.conditional else st.text(max_size=20), text=numeric_text | smiles_text)
+    @given(prompt=prompts, text=numeric_text | smiles_text)
     def check(prompt, text):
         ids = attempt(f"{task_id}.parse_prompt", task.parse_prompt, prompt)
         if ids is not None:

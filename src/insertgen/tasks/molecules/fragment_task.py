@@ -41,8 +41,8 @@ from insertgen.errors import InsertgenError
 from insertgen.tasks.base import SPLITS, Example
 from insertgen.tasks.molecules import bracket_safe, fragment_metrics, fragments, metrics, moses
 from insertgen.tasks.molecules.fragments import FRAGMENT_TASKS, FragmentPrompt, FragmentQuery
-from insertgen.tasks.molecules.task import MoleculeTask, _cached_lines
-from insertgen.tasks.molecules.tokens import tokenize
+from insertgen.tasks.molecules.task import BLOCKS, MoleculeTask, _cached_lines, _digest
+from insertgen.tasks.molecules.tokens import SAFE_TOKENS, tokenize
 
 BENCHMARK_FILE = Path(__file__).parent / "data" / "fragment_prompts.jsonl"
 TASK_IDS = tuple(f"fragment-{t}" for t in FRAGMENT_TASKS) + ("fragment-all",)
@@ -59,11 +59,19 @@ def benchmark_prompts(path: Path = BENCHMARK_FILE) -> dict[str, list[FragmentPro
     return out
 
 
+def fits(prompt: FragmentPrompt) -> bool:
+    """Whether a prompt's target uses only SAFE-vocabulary tokens and fits the SAFE block (80 tokens)."""
+    tokens = tokenize(prompt.target)
+    return len(tokens) <= BLOCKS["safe"] and set(tokens) <= _SAFE_TOKEN_SET
+
+
+_SAFE_TOKEN_SET = frozenset(SAFE_TOKENS)
+
+
 def build_benchmark_file() -> str:
     """The benchmark file's text: :func:`fragments.build_benchmark` over the MOSES test set, test prompts
     of the four tasks in order, one JSON object per line (sorted keys)."""
     metrics.quiet_rdkit()
-    fits = FragmentTask("all", train_size=1).fits
     bench = fragments.build_benchmark(moses.read_split("test").strings, fits)
     return "".join(fragments.prompt_line(p) + "\n" for t in FRAGMENT_TASKS for p in bench[t]["test"])
 
@@ -89,16 +97,11 @@ class FragmentTask(MoleculeTask):
         self.tasks = FRAGMENT_TASKS if which == "all" else (which,)
         self.denovo_fraction = float(denovo_fraction)
         self.samples_per_prompt, self.prompts = int(samples_per_prompt), int(prompts)
+        self.prompt_block = self.target_block - 1  # the prompt is inside the target, with room to generate
         self.eval_size = None
         self._queries: dict[tuple, tuple[str, FragmentQuery, str]] = {}
 
     # -- data ------------------------------------------------------------------------------
-
-    def fits(self, prompt: FragmentPrompt) -> bool:
-        """Whether a prompt's target uses only vocabulary tokens and fits the block."""
-        tokens = tokenize(prompt.target)
-        return len(tokens) <= self.target_block and all(
-            self.vocab._index.get(t, -1) >= self.vocab.num_special for t in tokens)
 
     def _example(self, p: FragmentPrompt) -> Example:
         prompt, target = self.vocab.encode(tokenize(p.prompt)), self.vocab.encode(tokenize(p.target))
@@ -109,7 +112,7 @@ class FragmentTask(MoleculeTask):
     def _train_records(self) -> list[str]:
         """JSON lines ``{"task", "prompt", "target", "source"}`` of the training split (cached on disk)."""
         smiles = moses.subsample(moses.read_split("train").strings, self.train_size, self.seed)
-        digest = __import__("hashlib").sha256("\n".join(smiles).encode()).hexdigest()[:12]
+        digest = _digest(smiles)
         name = (f"fragments-v2-{self.which}-train-{len(smiles)}-seed{self.seed}-denovo{self.denovo_fraction}-"
                 f"{digest}.jsonl")
 
@@ -125,7 +128,7 @@ class FragmentTask(MoleculeTask):
                 if rng.random() >= self.denovo_fraction:
                     for task in rng.permutation(self.tasks):
                         p = fragments.build_prompt(s, str(task), self.seed, i)
-                        if p is not None and self.fits(p):
+                        if p is not None and fits(p):
                             record = {"task": p.task, "prompt": p.prompt, "target": p.target, "source": p.source}
                             break
                 if record is None:
@@ -146,7 +149,7 @@ class FragmentTask(MoleculeTask):
             test = [ex for t in self.tasks for p in bench[t][: self.prompts]
                     for ex in [self._example(p)] * self.samples_per_prompt]
             metrics.quiet_rdkit()
-            rebuilt = fragments.build_benchmark(moses.read_split("test").strings, self.fits)
+            rebuilt = fragments.build_benchmark(moses.read_split("test").strings, fits)
             validation = [self._example(p) for t in self.tasks for p in rebuilt[t]["validation"]]
             train, skipped = [], {"not_encodable": 0, "too_long": 0}
             counts: dict[str, int] = {}
@@ -173,7 +176,7 @@ class FragmentTask(MoleculeTask):
         out, start = [], 0
         while len(out) < n and start < len(ordered):
             task = self.tasks[len(out) % len(self.tasks)]
-            got, start = fragments.build_prompts(ordered, task, 1, seed, self.fits, start=start)
+            got, start = fragments.build_prompts(ordered, task, 1, seed, fits, start=start)
             out += [self._example(p) for p in got]
         return out
 
@@ -198,16 +201,18 @@ class FragmentTask(MoleculeTask):
     # -- text --------------------------------------------------------------------------------
 
     def parse_prompt(self, text: str) -> list[int]:
-        """A fragment in bracket SAFE (attachments ``<k>``, pieces joined by ``.``) -> ids; labels are
-        renumbered by first appearance, as in training. Raises InsertgenError when it is empty, does not
-        tokenise, uses a token outside the vocabulary, has a label used more than twice, or is longer
-        than the block."""
+        """A fragment in bracket SAFE (attachments ``<k>``, pieces joined by ``.``), or as SMILES with
+        dummy atoms ``*`` / ``[*]`` / ``[1*]`` for the attachment points (converted as the builders write
+        prompts: :func:`fragments.prompt_from_smiles`) -> ids; labels are renumbered by first appearance,
+        as in training. Raises InsertgenError when it is empty, does not tokenise or parse, uses a token
+        outside the vocabulary, has a label used more than twice, or is longer than the block."""
         text = text.strip()
         if not text:
-            raise InsertgenError(f"task {self.name} needs a fragment prompt (bracket SAFE, e.g. 'c1ccc<1>cc1')")
+            raise InsertgenError(f"task {self.name} needs a fragment prompt (bracket SAFE, e.g. 'c1ccc<1>cc1', "
+                                 f"or SMILES with * attachments, e.g. '*c1ccccc1')")
         if "*" in text:
-            raise InsertgenError(f"write attachment points as <1>, <2>, ... after their atom (bracket SAFE), not "
-                                 f"as '*': {text!r}")
+            metrics.quiet_rdkit()
+            text = fragments.prompt_from_smiles(text)
         text = fragments.renumber(text)
         ids = self.parse_target([], text)
         fragments.query_smarts(text)  # checks labels

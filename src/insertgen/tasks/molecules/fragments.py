@@ -254,6 +254,37 @@ def _piece_string(piece) -> str:
     return re.sub(r"\((<\d+>)\)", r"\1", smiles)
 
 
+def prompt_from_smiles(smiles: str) -> str:
+    """A fragment written as SMILES with attachment points as dummy atoms (``*``, ``[*]``, ``[1*]``,
+    ``[*:1]``; pieces joined by ``.``) -> the bracket-SAFE prompt the builders would write: BRICS-cut,
+    pieces by decreasing size, each dummy an attachment ``<k>``, labels numbered by first appearance.
+    Raises InsertgenError when RDKit cannot read it or a dummy atom is not a single-bonded end."""
+    from rdkit import Chem
+    from rdkit.Chem import BRICS
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None or mol.GetNumAtoms() == 0:
+        raise InsertgenError(f"RDKit cannot read the fragment {smiles!r}")
+    dummies = [a for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
+    for k, atom in enumerate(dummies, start=1):
+        if atom.GetDegree() != 1 or atom.GetBonds()[0].GetBondType() != Chem.BondType.SINGLE:
+            raise InsertgenError(f"attachment point {k} of {smiles!r} must be a dummy atom with one single bond")
+        atom.SetAtomMapNum(0)
+        atom.SetIsotope(k)
+    if len(dummies) == mol.GetNumAtoms():
+        raise InsertgenError(f"the fragment {smiles!r} has no atoms besides its attachment points")
+    heavy = {a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() != 0}
+    bonds = [mol.GetBondBetweenAtoms(*pair).GetIdx() for pair, _ in BRICS.FindBRICSBonds(mol)
+             if set(pair) <= heavy and mol.GetBondBetweenAtoms(*pair).GetBondType() == Chem.BondType.SINGLE]
+    labels = [(len(dummies) + k + 1,) * 2 for k in range(len(bonds))]
+    try:
+        cut = Chem.FragmentOnBonds(mol, bonds, dummyLabels=labels) if bonds else Chem.Mol(mol)
+        pieces = [_piece_string(piece) for piece in Chem.GetMolFrags(cut, asMols=True, sanitizeFrags=True)]
+    except Exception as e:  # RDKit refuses a piece (sanitisation): say which input, not RDKit's internals
+        raise InsertgenError(f"cannot write the fragment {smiles!r} as bracket SAFE ({type(e).__name__})") from None
+    return renumber(".".join(sorted(pieces, key=lambda s: (-len(tokenize(s)), s))))
+
+
 def renumber(text: str) -> str:
     """Attachment labels renumbered 1, 2, ... in order of first appearance."""
     labels: dict[str, str] = {}
