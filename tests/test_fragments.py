@@ -369,3 +369,25 @@ def test_cli_train_eval_sample_on_a_fragment_task(tmp_path, capsys):
     texts.write_text(json.dumps({"prompt": "c1ccc<1>cc1", "text": "c1ccc<1>cc1.C<1>"}) + "\n")
     assert call_main(["score", "--run", run, "--input", texts]) != 0
     assert "does not support task fragment-linker" in capsys.readouterr().err
+
+
+def test_fine_tuning_a_de_novo_safe_run_on_a_fragment_task(tmp_path):
+    """init_from accepts a run of another task with the same vocabulary (safe -> fragment-*)."""
+    from insertgen import load_run
+    from insertgen.training_run import prepare_run
+
+    small = {"d_model": 32, "n_layers": 1, "n_heads": 2, "eval_every": 0}
+    source_dir = tmp_path / "denovo"
+    assert call_main(["train", "--task", "safe", "--model", "arm", "--steps", "1", "--out", source_dir, "--quiet",
+                      "--set", "task.train_size=200", "--set", "task.test_size=20",
+                      *[x for k, v in small.items() for x in ("--set", f"{k}={v}")]]) == 0
+    _, trainer = prepare_run("fragment-motif", "arm", None, 1, tmp_path / "tuned", 0,
+                             {**small, "init_from": str(source_dir), "task.train_size": 200}, resume=False)
+    source = load_run(source_dir).state_dict()
+    assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in source.items())
+    star = tmp_path / "star"
+    assert call_main(["train", "--task", "star-easy", "--model", "arm", "--steps", "1", "--out", star, "--quiet",
+                      *[x for k, v in small.items() for x in ("--set", f"{k}={v}")]]) == 0
+    with pytest.raises(InsertgenError, match="whose vocabulary is not that of 'fragment-motif'"):
+        prepare_run("fragment-motif", "arm", None, 1, tmp_path / "x", 0, {**small, "init_from": str(star)},
+                    resume=False)

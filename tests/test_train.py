@@ -146,7 +146,7 @@ def test_warm_start_copies_matching_weights_and_refuses_mismatches(tiny_run, tmp
     assert all(torch.equal(v, fresh.model.state_dict()[k]) for k, v in target.items() if k.startswith("aux."))
     assert not torch.equal(target["trunk.embed.weight"], fresh.model.state_dict()["trunk.embed.weight"])
     assert json.loads((tmp_path / "warm" / "config.json").read_text())["train"]["init_from"] == str(tiny_run.resolve())
-    with pytest.raises(InsertgenError, match="a run of task 'star-easy', not 'star-medium'"):
+    with pytest.raises(InsertgenError, match="a run of task 'star-easy', whose vocabulary is not that of 'star-medium'"):
         prepare_run("star-medium", "loflexmdm", None, 1, tmp_path / "x", 0, {**small, "init_from": str(tiny_run)},
                     resume=False)
     with pytest.raises(InsertgenError, match=r"has shape \([\d, ]*32,?\) there but \([\d, ]*48,?\) here \(the two models differ in size\)"):

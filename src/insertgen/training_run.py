@@ -32,17 +32,19 @@ def _apply_overrides(model_config: dict, train_config: dict, overrides: dict, ta
             model_config[key] = value
 
 
-def warm_start(model: torch.nn.Module, task: str, source: Path) -> Path:
+def warm_start(model: torch.nn.Module, task, source: Path) -> Path:
     """Copy into ``model`` the weights of run ``source`` (its EMA weights when it has them) for every
-    parameter or buffer of the same name, e.g. a FlexMDM run's trunk and heads into a LoFlexMDM generator.
-    The source must be a run of the same task (same vocabulary) and its shared tensors must have the same
-    shapes (same sizes); the rest of the model keeps its fresh initialisation. Returns the resolved
-    source path."""
+    parameter or buffer of the same name, e.g. a FlexMDM run's trunk and heads into a LoFlexMDM generator,
+    or a de novo ``safe`` run into a fragment task (fine-tuning). The source must be a run of a task with
+    the same vocabulary as ``task`` and its shared tensors must have the same shapes (same sizes); the rest
+    of the model keeps its fresh initialisation. Returns the resolved source path."""
     from insertgen.checkpoint import load_checkpoint, split_prefix
 
     config = read_config(source)
-    if config["task"] != task:
-        raise InsertgenError(f"init_from={source} is a run of task {config['task']!r}, not {task!r}")
+    vocabulary = config.get("task_config", {}).get("vocabulary")
+    if config["task"] != task.name and vocabulary != list(task.vocab.tokens):
+        raise InsertgenError(f"init_from={source} is a run of task {config['task']!r}, whose vocabulary is not "
+                             f"that of {task.name!r}")
     tensors, _ = load_checkpoint(source / CHECKPOINT)
     weights = {**split_prefix(tensors, "model"), **split_prefix(tensors, "ema")}
     own = model.state_dict()
@@ -89,7 +91,7 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         torch.manual_seed(config["seed"])  # the initial parameters, as when the run was created
         model_obj = build_model(config["model"], task_obj.vocab, config["model_config"])
         if from_start and train_cfg.init_from:
-            warm_start(model_obj, config["task"], Path(train_cfg.init_from))
+            warm_start(model_obj, task_obj, Path(train_cfg.init_from))
         trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=config["seed"], device=device, world=world)
         if from_start:
             if world.is_main:
@@ -130,7 +132,7 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
     torch.manual_seed(seed)  # the initial parameters are a function of the seed
     model_obj = build_model(model, task_obj.vocab, model_config)
     if train_cfg.init_from:
-        train_cfg.init_from = str(warm_start(model_obj, task, Path(train_cfg.init_from)))
+        train_cfg.init_from = str(warm_start(model_obj, task_obj, Path(train_cfg.init_from)))
     if out is None and world.distributed:
         raise InsertgenError("give --out RUN_DIR when training with several processes")
     out = out or Path("runs") / f"{task}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
