@@ -3,8 +3,9 @@
     python benchmarks/sampling_throughput.py [--run RUN_DIR] [--n 1000] [--steps 16 32 64 128] [--name NAME]
 
 Without --run it uses the star-easy FlexMDM model shipped with the package. Each setting samples the
-first ``n`` test prompts in batches of 500 and also reports the exact match it reaches (and, for IP /
-AO-IP and ARM, the termination rate). The Insertion Process and ARM have no time grid (one token per
+first ``n`` test prompts in batches of 500 and also reports the exact match it reaches (mazes: also
+success and optimal plans; star graphs and mazes: token accuracy; IP / AO-IP and ARM: the termination
+rate). The Insertion Process and ARM have no time grid (one token per
 model evaluation until they stop), so for them ``--steps`` and ``--orders`` are ignored and one setting
 is run; MDM runs its random and top_prob orders at every step count.
 Writes benchmarks/results/sampling_throughput[-NAME].json.
@@ -50,6 +51,7 @@ def main() -> None:
                             "sequences_per_s": len(examples) / seconds,
                             "model_evals_per_seq": metrics["model_evals_per_seq"],
                             "exact_match": metrics["exact_match"],
+                            **{k: metrics[k] for k in ("success", "optimal", "token_accuracy") if k in metrics},
                             "termination_rate": metrics.get("termination_rate")})
             print(results[-1], flush=True)
     save("sampling_throughput" + (f"-{args.name}" if args.name else ""),

@@ -391,3 +391,15 @@ def test_fine_tuning_a_de_novo_safe_run_on_a_fragment_task(tmp_path):
     with pytest.raises(InsertgenError, match="whose vocabulary is not that of 'fragment-motif'"):
         prepare_run("fragment-motif", "arm", None, 1, tmp_path / "x", 0, {**small, "init_from": str(star)},
                     resume=False)
+
+
+def test_every_benchmark_prompt_is_its_own_group_even_when_two_tasks_cut_it_alike():
+    """Motif extension and superstructure generation can cut the same molecule identically; the groups
+    keep them apart, so every task scores exactly its 100 prompts."""
+    task = get_task("fragment-all", {"train_size": 300, "samples_per_prompt": 1})
+    test = task.examples("test")
+    pairs = [(ex.prompt, ex.target) for ex in test]
+    assert len(set(pairs)) < len(pairs)  # the collision this test is about does occur
+    result = task.evaluate(test, [list(ex.target) for ex in test])
+    assert [result[f"{t}/prompts"] for t in FRAGMENT_TASKS] == [100] * 4
+    assert all(result[f"{t}/validity"] == 1.0 for t in FRAGMENT_TASKS)

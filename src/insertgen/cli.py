@@ -124,6 +124,30 @@ def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: flo
     run_demo(out, train=do_train, n_graphs=n_graphs, seed=seed, train_seconds=train_seconds, models=chosen)
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per measurement instead of a table.")
+@click.option("--quick", is_flag=True, help="A small set that finishes in under a minute.")
+@click.option("--preset", "specs", multiple=True,
+              help="Training measurement: PRESET or PRESET:key=value,... (repeatable; default: a fixed list).")
+@click.option("--run", "runs", multiple=True, type=click.Path(path_type=Path),
+              help="Sampling measurement on a trained run (repeatable; default: the shipped star-easy models).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps timed per preset.")
+@click.option("--sample-steps", type=click.IntRange(min=1), multiple=True, help="Sampler step counts (repeatable).")
+@click.option("-n", "sample_n", type=click.IntRange(min=1), default=None, help="Sequences sampled per setting.")
+@click.option("--device", default="cpu", show_default=True)
+def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device):
+    """Training-step time, FLOPs and MFU against the measured matmul peak, and sampling cost."""
+    import json as json_module
+
+    from insertgen import bench as harness
+
+    def report(m: dict) -> None:
+        click.echo(json_module.dumps(m) if as_json else harness.format_row(m))
+
+    harness.run(specs=specs, runs=runs, quick=quick, steps=steps, sample_n=sample_n, sample_steps=sample_steps,
+                device=device, report=report)
+
+
 @cli.command(name="fragment-prompts")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output JSONL (default: the benchmark file shipped in the package).")

@@ -66,6 +66,7 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per rank and step (batch_size is the global batch of one step)
     on_nonfinite: str = "stop"  # non-finite loss / gradient: "stop" (keep the last good checkpoint) or "skip"
     max_nonfinite_skips: int = 10  # with "skip": stop after this many failed steps in a row
+    compile: bool = False  # torch.compile the Transformer trunks (dynamic shapes); see compile_trunks
 
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):
@@ -101,6 +102,18 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
         return cfg.lr
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def compile_trunks(model: torch.nn.Module) -> int:
+    """``torch.compile`` (in place, dynamic shapes: batches differ in length) every Transformer trunk of
+    ``model``: the generator / decoder and the auxiliary / posterior networks. Parameter names and
+    checkpoints are unchanged. Returns the number of trunks compiled."""
+    from insertgen.nn.transformer import Transformer
+
+    trunks = [m for m in model.modules() if isinstance(m, Transformer)]
+    for trunk in trunks:
+        trunk.compile(dynamic=True)
+    return len(trunks)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -180,6 +193,8 @@ class Trainer:
         self.device = torch.device(device)
         torch.manual_seed(seed)
         self.model.to(self.device).train()
+        if cfg.compile:
+            compile_trunks(self.model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
         self.ema = EMA(model, cfg.ema_decay)
@@ -310,6 +325,20 @@ class Trainer:
         grad_norm = clip_gradients(self.model, self.cfg.grad_clip)
         return totals.pop("loss"), totals, grad_norm
 
+    def train_step(self) -> tuple[float, float, dict, torch.Tensor, bool]:
+        """One optimisation step at the current step's learning rate: the gradients of the next global
+        batch, then the optimizer and EMA updates when loss and gradients are finite. Returns
+        ``(lr, loss, stats, grad_norm, finite)``; ``self.step`` is not advanced (``train`` does that)."""
+        lr = learning_rate(self.cfg, self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        loss, stats, grad_norm = self._gradient_step()
+        finite = math.isfinite(loss) and bool(torch.isfinite(grad_norm))
+        if finite:
+            self.opt.step()
+            self.ema.update(self.model)
+        return lr, loss, stats, grad_norm, finite
+
     def _nonfinite(self, loss: float, bar) -> None:
         """Stop, or count a skipped step, after a non-finite loss or gradient norm."""
         where = (f"the last good checkpoint (step {self.checkpoint_step}) in {self.run_dir} is kept"
@@ -337,14 +366,8 @@ class Trainer:
         last: dict = {}
         self._consecutive_skips = 0
         while self.step < cfg.steps:
-            lr = learning_rate(cfg, self.step)
-            for group in self.opt.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
-            loss, stats, grad_norm = self._gradient_step()
-            finite = math.isfinite(loss) and bool(torch.isfinite(grad_norm))
+            lr, loss, stats, grad_norm, finite = self.train_step()
             if finite:
-                self.opt.step()
-                self.ema.update(self.model)
                 self._consecutive_skips = 0
             else:
                 self._nonfinite(loss, bar)

@@ -162,17 +162,18 @@ class LoFlexMDM(FlexMDM):
         b_in, b_um = self.schedule_rates(x1, t)
         aux_weight = self.aux_loss_weight(t)
         b_in_target, b_um_target = (None if b is None else scale_gradient(b, aux_weight[:, None]) for b in (b_in, b_um))
-        losses, log_probs, tokens = [], [], 0
-        parts_sum: dict[str, Tensor] = {}
-        for _ in range(2):
-            t_in, t_um = self.schedule.sample_event_times(
-                b_in.detach(), 1.0 if b_um is None else b_um.detach(), generator)
-            per_seq, parts, st = self.noised_loss(x1, fixed, t, t_in, t_um, b_in_target, b_um_target)
-            losses.append(per_seq)
-            log_probs.append(self.state_log_prob(st, t, b_in, b_um, active))
-            tokens += int(st.valid.sum())
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v.detach() / 2
+        # the two RLOO samples: two draws of event times, noised and scored in ONE generator pass over
+        # the 2B stacked states (rows [sample 0 of every sequence, sample 1 of every sequence])
+        draws = [self.schedule.sample_event_times(b_in.detach(), 1.0 if b_um is None else b_um.detach(), generator)
+                 for _ in range(2)]
+        t_in, t_um = (torch.cat([d[i] for d in draws]) for i in (0, 1))
+        twice = lambda x: None if x is None else torch.cat([x, x])  # noqa: E731
+        per_seq, parts, st = self.noised_loss(twice(x1), twice(fixed), twice(t), t_in, t_um,
+                                              twice(b_in_target), twice(b_um_target))
+        losses = per_seq.view(2, -1)
+        log_probs = self.state_log_prob(st, twice(t), twice(b_in), twice(b_um), twice(active)).view(2, -1)
+        tokens = int(st.valid.sum())
+        parts_sum = {k: v.detach() for k, v in parts.items()}  # the mean over the 2B rows
         generator_loss = (losses[0] + losses[1]) / 2
         advantage = (losses[0] - losses[1]).detach()
         score_term = 0.5 * aux_weight * advantage * (log_probs[0] - log_probs[1])

@@ -65,7 +65,8 @@ class TimeEmbedding(nn.Module):
 
 
 class Rotary(nn.Module):
-    """Rotary embedding: rotate pairs (x_{2i}, x_{2i+1}) of q, k by angle pos * base^(-2i/d)."""
+    """Rotary embedding: rotate the pairs (x_i, x_{i + d/2}) (the two halves of a head) of q and k by the
+    angle pos * base^(-2i/d)."""
 
     def __init__(self, head_dim: int, base: float):
         super().__init__()
@@ -108,8 +109,9 @@ class Block(nn.Module):
     def attention(self, x: Tensor, cos: Tensor, sin: Tensor, attn_mask: Tensor | None,
                   cache: KVCache | None = None, layer: int = 0) -> Tensor:
         B, L, d = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        q, k = Rotary.apply(q, cos, sin), Rotary.apply(k, cos, sin)  # (B, H, L, Dh)
+        qkv = self.qkv(x).view(B, L, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        q, k = Rotary.apply(qkv[:2], cos, sin)  # q and k rotated together: (B, H, L, Dh) each
+        v = qkv[2]
         if cache is not None:
             k, v = cache.extend(layer, k, v)
         y = F.scaled_dot_product_attention(

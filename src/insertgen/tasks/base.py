@@ -17,10 +17,13 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class Example:
-    """One (prompt, target) pair as data-token ids (no PAD/MASK/BOS/EOS)."""
+    """One (prompt, target) pair as data-token ids (no PAD/MASK/BOS/EOS). ``group`` optionally names the
+    prompt an example was made from, for tasks that score several samples per prompt (fragment tasks:
+    ``"linker:17"``); equal prompts of different groups stay apart."""
 
     prompt: tuple[int, ...]
     target: tuple[int, ...]
+    group: str = ""
 
 
 class Task(ABC):

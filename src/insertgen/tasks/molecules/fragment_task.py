@@ -99,15 +99,15 @@ class FragmentTask(MoleculeTask):
         self.samples_per_prompt, self.prompts = int(samples_per_prompt), int(prompts)
         self.prompt_block = self.target_block - 1  # the prompt is inside the target, with room to generate
         self.eval_size = None
-        self._queries: dict[tuple, tuple[str, FragmentQuery, str]] = {}
+        self._groups: dict[str, tuple[str, FragmentQuery, str]] = {}  # group -> (task, query, source)
 
     # -- data ------------------------------------------------------------------------------
 
-    def _example(self, p: FragmentPrompt) -> Example:
+    def _example(self, p: FragmentPrompt, group: str) -> Example:
+        """The example of prompt ``p``, in prompt group ``group`` (``TASK:NAME``)."""
         prompt, target = self.vocab.encode(tokenize(p.prompt)), self.vocab.encode(tokenize(p.target))
-        example = Example(tuple(prompt), tuple(target))
-        self._queries[(example.prompt, example.target)] = (p.task, FragmentQuery.of(p.prompt, p.task), p.source)
-        return example
+        self._groups[group] = (p.task, FragmentQuery.of(p.prompt, p.task), p.source)
+        return Example(tuple(prompt), tuple(target), group)
 
     def _train_records(self) -> list[str]:
         """JSON lines ``{"task", "prompt", "target", "source"}`` of the training split (cached on disk)."""
@@ -146,11 +146,12 @@ class FragmentTask(MoleculeTask):
     def _build(self) -> dict[str, list[Example]]:
         if self._examples is None:
             bench = benchmark_prompts()
-            test = [ex for t in self.tasks for p in bench[t][: self.prompts]
-                    for ex in [self._example(p)] * self.samples_per_prompt]
+            test = [ex for t in self.tasks for i, p in enumerate(bench[t][: self.prompts])
+                    for ex in [self._example(p, f"{t}:{i}")] * self.samples_per_prompt]
             metrics.quiet_rdkit()
             rebuilt = fragments.build_benchmark(moses.read_split("test").strings, fits)
-            validation = [self._example(p) for t in self.tasks for p in rebuilt[t]["validation"]]
+            validation = [self._example(p, f"{t}:validation-{i}") for t in self.tasks
+                          for i, p in enumerate(rebuilt[t]["validation"])]
             train, skipped = [], {"not_encodable": 0, "too_long": 0}
             counts: dict[str, int] = {}
             for line in self._train_records():
@@ -177,7 +178,7 @@ class FragmentTask(MoleculeTask):
         while len(out) < n and start < len(ordered):
             task = self.tasks[len(out) % len(self.tasks)]
             got, start = fragments.build_prompts(ordered, task, 1, seed, fits, start=start)
-            out += [self._example(p) for p in got]
+            out += [self._example(p, f"{task}:fresh-{seed}-{len(out)}") for p in got]
         return out
 
     def augment(self, tokens: torch.Tensor, seed: tuple[int, int], fixed=None) -> torch.Tensor:
@@ -224,17 +225,17 @@ class FragmentTask(MoleculeTask):
     # -- metrics -----------------------------------------------------------------------------
 
     def _query(self, example: Example) -> tuple[str, FragmentQuery, str]:
-        """(task, query, source SMILES) of an example (from its prompt and target when not built here)."""
-        key = (example.prompt, example.target)
-        if key not in self._queries:
-            prompt = self.format(example.prompt)
-            task = self.which if self.which != "all" else "prompt"  # attachments required, as every task but one
+        """(task, query, source SMILES) of an example: recorded for its group when this task built it,
+        else derived from its prompt and target (attachments required, as for every task but one)."""
+        if example.group not in self._groups:
+            task = self.which if self.which != "all" else "prompt"
             source = bracket_safe.decode(self.format(example.target)) or ""
-            self._queries[key] = (task, FragmentQuery.of(prompt, task), source)
-        return self._queries[key]
+            return task, FragmentQuery.of(self.format(example.prompt), task), source
+        return self._groups[example.group]
 
     def evaluate(self, examples: list[Example], outputs: list[list[int]]) -> dict[str, float]:
-        """:mod:`fragment_metrics` over the prompt groups (runs of equal examples), per task."""
+        """:mod:`fragment_metrics` over the prompt groups (runs of equal examples: same prompt, target and
+        group), per task."""
         if len(examples) != len(outputs):
             raise InsertgenError(f"{len(examples)} examples but {len(outputs)} outputs")
         metrics.quiet_rdkit()
