@@ -47,7 +47,8 @@ def test_peak_and_spec_parsing():
     assert peak["peak_gflops"] > 0 and set(peak["rates"]) == {64, 128}
     assert parse_spec("star-medium-cpu:d_model=256,n_heads=8,lr=1e-4,lr_schedule=cosine") == (
         "star-medium-cpu", {"d_model": 256, "n_heads": 8, "lr": 1e-4, "lr_schedule": "cosine"})
-    with pytest.raises(InsertgenError, match="is not key=value"):
+    assert parse_spec("star-easy-cpu:compile=true")[1] == {"compile": True}
+    with pytest.raises(InsertgenError, match="expects key=value"):
         parse_spec("star-easy-cpu:d_model")
 
 

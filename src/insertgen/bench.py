@@ -51,21 +51,12 @@ def peak_gflops(sizes=(512, 1024, 2048), seconds: float = 0.5) -> dict:
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:
-    """``PRESET[:key=value,...]`` -> (preset, overrides); values are read as int, float or text."""
+    """``PRESET[:key=value,...]`` -> (preset, overrides), values read as ``--set`` reads them (JSON when
+    they are JSON: numbers, true / false, else text)."""
+    from insertgen.options import parse_assignments
+
     preset, _, rest = spec.partition(":")
-    overrides: dict = {}
-    for item in filter(None, rest.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InsertgenError(f"bench spec {spec!r}: {item!r} is not key=value")
-        for cast in (int, float):
-            try:
-                value = cast(value)
-                break
-            except ValueError:
-                continue
-        overrides[key.strip()] = value
-    return preset, overrides
+    return preset, parse_assignments([item for item in rest.split(",") if item], f"bench spec {spec!r}")
 
 
 def _cpu_attention_flops():

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from insertgen.errors import InsertgenError
+from insertgen.options import parse_assignments
 
 # glibc's default malloc thresholds make training steps several times slower on this kind of CPU
 # (DESIGN.md §5); the CLI re-executes itself once with these tunables unless they are already set.
@@ -56,17 +57,7 @@ def _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, d
 
 
 def _parse_set(pairs: tuple[str, ...]) -> dict[str, object]:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise InsertgenError(f"--set expects key=value, got {pair!r}")
-        key, raw = pair.split("=", 1)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out[key.strip()] = value
-    return out
+    return parse_assignments(pairs, "--set")
 
 
 SKIP_BAD_LINES = click.option(

@@ -105,19 +105,42 @@ class BatchOrder:
     (each epoch uses the first ``(n // batch_size) * batch_size`` indices of its permutation, each once).
     Data-parallel ranks and gradient-accumulation steps split each global batch with
     :func:`micro_batch_indices`, so the examples of a step do not depend on how many processes share it.
+
+    Length bucketing (``lengths`` given and ``bucket_batches`` > 1): the permutation is cut into windows
+    of ``bucket_batches`` batches; each window is sorted by length (stable), cut into batches, and the
+    batches of the window are put in a random order (same generator). Every batch then holds examples of
+    similar length, so less of it is padding; each example is still used once per epoch.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int):
+    def __init__(self, n: int, batch_size: int, seed: int, lengths=None, bucket_batches: int = 0):
         if n < batch_size:
             raise ValueError(f"batch size {batch_size} is larger than the {n} training examples")
+        if lengths is not None and len(lengths) != n:
+            raise ValueError(f"{len(lengths)} lengths for {n} examples")
         self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.lengths = None if lengths is None or bucket_batches <= 1 else np.asarray(lengths)
+        self.bucket_batches = bucket_batches
         self.epoch, self.cursor = 0, 0
         self._perm = None
 
     def _permutation(self) -> np.ndarray:
         if self._perm is None or self._perm[0] != self.epoch:
-            self._perm = (self.epoch, np.random.default_rng([self.seed, self.epoch]).permutation(self.n))
+            rng = np.random.default_rng([self.seed, self.epoch])
+            perm = rng.permutation(self.n)
+            if self.lengths is not None:
+                perm = self._bucketed(perm[: (self.n // self.batch_size) * self.batch_size], rng)
+            self._perm = (self.epoch, perm)
         return self._perm[1]
+
+    def _bucketed(self, perm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        window = self.bucket_batches * self.batch_size
+        out = []
+        for start in range(0, len(perm), window):
+            part = perm[start : start + window]
+            part = part[np.argsort(self.lengths[part], kind="stable")]
+            batches = part.reshape(-1, self.batch_size)
+            out.append(batches[rng.permutation(len(batches))].reshape(-1))
+        return np.concatenate(out) if out else perm
 
     def next(self) -> np.ndarray:
         """Indices of the next global batch."""

@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
+
+from insertgen.errors import InsertgenError
+
+
+def parse_assignments(pairs, what: str) -> dict[str, object]:
+    """``["key=value", ...]`` -> {key: value}; a value is read as JSON when it is JSON (numbers, true /
+    false, null, lists), else kept as text. ``what`` names the source in the error for a pair without ``=``."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InsertgenError(f"{what} expects key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
 
 
 def _accepts(annotation, value) -> bool:

@@ -67,6 +67,7 @@ class TrainConfig:
     on_nonfinite: str = "stop"  # non-finite loss / gradient: "stop" (keep the last good checkpoint) or "skip"
     max_nonfinite_skips: int = 10  # with "skip": stop after this many failed steps in a row
     compile: bool = False  # torch.compile the Transformer trunks (dynamic shapes); see compile_trunks
+    bucket_batches: int = 0  # > 1: length bucketing over windows of this many batches (data.BatchOrder)
 
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):
@@ -203,7 +204,8 @@ class Trainer:
         self.buffer_len = task.buffer_len
         full = collate(train, task.vocab, self.buffer_len, prompt_in_target=task.prompt_in_target)
         self.data_tokens, self.data_fixed = full.tokens, full.fixed
-        self.order = BatchOrder(len(train), cfg.batch_size, seed)
+        lengths = (self.data_tokens != task.vocab.pad_id).sum(1).numpy() if cfg.bucket_batches > 1 else None
+        self.order = BatchOrder(len(train), cfg.batch_size, seed, lengths, cfg.bucket_batches)
         self.step = 0
         self.checkpoint_step: int | None = None  # step of the last checkpoint written or resumed from
         self.nonfinite_steps = 0  # steps skipped so far (on_nonfinite="skip")
