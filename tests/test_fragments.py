@@ -403,3 +403,17 @@ def test_every_benchmark_prompt_is_its_own_group_even_when_two_tasks_cut_it_alik
     result = task.evaluate(test, [list(ex.target) for ex in test])
     assert [result[f"{t}/prompts"] for t in FRAGMENT_TASKS] == [100] * 4
     assert all(result[f"{t}/validity"] == 1.0 for t in FRAGMENT_TASKS)
+
+
+def test_order_statistics_leave_out_the_given_prompt_tokens(task):
+    """Generation-order statistics count generated tokens only: prompt tokens on the canvas (step -1)
+    would otherwise read as 'generated first'."""
+    from insertgen.analysis import class_order_statistics
+
+    v = task.vocab
+    out = v.encode(["c", "<1>", ".", "C", "<1>"])  # prompt "c<1>", then ".C<1>" generated at steps 3, 1, 2
+    record = {"canvas": [v.bos_id, *out, v.eos_id], "insert_step": [-1, -1, -1, 0, 0, 0, -1],
+              "unmask_step": [-1, -1, -1, 3, 1, 2, -1]}
+    stats = class_order_statistics(task, [out], [record])["classes"]
+    assert stats["fragment"]["unmask"] == 1.0 and stats["atom"]["unmask"] == 0.0
+    assert stats["attachment"] == {"unmask": 0.5, "insert": 0.5, "tokens": 1}

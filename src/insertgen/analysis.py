@@ -88,8 +88,9 @@ def _normalised(steps: list[int]) -> np.ndarray:
 
 
 def class_order_statistics(task, outputs: list[list[int]], records: list[dict]) -> dict | None:
-    """Per token class, the mean normalised unmasking and insertion steps over output tokens
-    (``{"classes": {name: {"unmask", "insert", "tokens"}}}``), or None when the task names no classes."""
+    """Per token class, the mean normalised unmasking and insertion steps over generated output tokens
+    (``{"classes": {name: {"unmask", "insert", "tokens"}}}``), or None when the task names no classes.
+    Tokens given in the canvas (a prompt inside the target: step -1) are not generated and left out."""
     from insertgen.tasks.base import Task
 
     if type(task).token_class is Task.token_class:
@@ -98,9 +99,13 @@ def class_order_statistics(task, outputs: list[list[int]], records: list[dict]) 
     insert: dict[str, list[float]] = {}
     for out, rec in zip(outputs, records):
         ins, um = output_steps(rec, task.vocab)
-        if len(um) < 2 or len(um) != len(out):
+        if len(um) != len(out):
             continue
-        for tok, u, i in zip(out, _normalised(um), _normalised(ins)):
+        generated = [(tok, u, i) for tok, u, i in zip(out, um, ins) if u >= 0]
+        if len(generated) < 2:
+            continue
+        out, um, ins = zip(*generated)
+        for tok, u, i in zip(out, _normalised(list(um)), _normalised(list(ins))):
             name = task.token_class(task.vocab.tokens[int(tok)])
             unmask.setdefault(name, []).append(float(u))
             insert.setdefault(name, []).append(float(i))

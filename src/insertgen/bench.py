@@ -7,6 +7,7 @@ against this machine's measured float32 matmul peak, and the cost of sampling.
   temporary directory; after ``warmup`` steps the median wall time of ``Trainer.train_step`` (batch
   assembly, loss, backward, gradient clipping, AdamW and EMA updates) is measured over ``steps`` steps.
   Tokens/s counts the positions the generator / decoder processes (padding excluded), as the trainer logs.
+  ``warmup_s`` is the time of the warm-up steps (with ``compile=true`` it includes the compilation).
 * **FLOPs.** One further step is run under ``torch.utils.flop_counter.FlopCounterMode``, which counts the
   matrix products (``mm``, ``addmm``, ``bmm``, and attention: PyTorch's formula, registered here for the
   CPU attention kernels it misses) of the forward and backward passes: the model
@@ -98,7 +99,7 @@ def measure_training(spec: str, steps: int, warmup: int, peak: float, device: st
                                  out=Path(tmp) / "run", seed=0,
                                  overrides={"eval_every": 0, "checkpoint_every": 10**9, **overrides}, resume=False,
                                  device=device)
-        times, tokens = [], []
+        times, tokens, warmup_s = [], [], 0.0
         for i in range(warmup + steps):
             start = time.perf_counter()
             _, _, stats, _, _ = trainer.train_step()
@@ -108,6 +109,8 @@ def measure_training(spec: str, steps: int, warmup: int, peak: float, device: st
             if i >= warmup:
                 times.append(elapsed)
                 tokens.append(stats.get("tokens", 0.0))
+            else:
+                warmup_s += elapsed
         flops = count_step_flops(trainer)
         model = trainer.model
         step = statistics.median(times)
@@ -118,6 +121,7 @@ def measure_training(spec: str, steps: int, warmup: int, peak: float, device: st
             "tokens_per_step": statistics.mean(tokens), "tokens_per_s": statistics.mean(tokens) / step,
             "flops_per_step": flops, "achieved_gflops": flops / step / 1e9, "peak_gflops": peak,
             "mfu": flops / step / 1e9 / peak, "steps_measured": steps, "threads": torch.get_num_threads(),
+            "warmup_steps": warmup, "warmup_s": warmup_s,
             "trainer": trainer,
         }
 
