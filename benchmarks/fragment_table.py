@@ -21,6 +21,11 @@ from _common import save  # noqa: E402
 
 TASKS = ("linker", "motif", "scaffold", "superstructure")
 COLUMNS = ("validity", "uniqueness", "quality_all", "quality_unique", "diversity", "distance")
+PERCENT = {"validity", "uniqueness", "quality_all", "quality_unique"}
+# published reference (NVIDIA-Digital-Bio/genmol README, GenMol V2 with bracket SAFE, paper scale; spec
+# data_and_deps.md §6.3): validity / uniqueness / quality (GenMol's: distinct molecules) / diversity / distance
+GENMOL_V2 = {"linker": (1.000, 0.766, 0.184, 0.512, 0.539), "motif": (0.994, 0.845, 0.490, 0.626, 0.659),
+             "scaffold": (0.992, 0.905, 0.397, 0.571, 0.604), "superstructure": (0.997, 0.898, 0.390, 0.551, 0.769)}
 
 
 def training_summary(run: Path) -> dict:
@@ -34,10 +39,10 @@ def training_summary(run: Path) -> dict:
             "task_options": config.get("task_options")}
 
 
-def fmt(value, digits=3) -> str:
+def fmt(value, digits=3, percent=False) -> str:
     if value is None or value != value:
         return "n/a"
-    return f"{value:.{digits}f}"
+    return f"{100 * value:.1f}%" if percent else f"{value:.{digits}f}"
 
 
 def main() -> None:
@@ -59,13 +64,17 @@ def main() -> None:
         print("|---|---|" + "---|" * len(COLUMNS))
         for r in rows:
             e = r["eval"]
-            print(f"| {r['model']} | {r['steps']} | " + " | ".join(fmt(e.get(f"{task}/{c}")) for c in COLUMNS) + " |")
+            print(f"| {r['model']} | {r['steps']} | "
+                  + " | ".join(fmt(e.get(f"{task}/{c}"), percent=c in PERCENT) for c in COLUMNS) + " |")
+        v, u, q, d, dist = GENMOL_V2[task]
+        print(f"| GenMol V2 (reference, paper scale) | — | {fmt(v, percent=True)} | {fmt(u, percent=True)} | — "
+              f"| {fmt(q, percent=True)} | {d:.3f} | {dist:.3f} |")
     print("\n**mean over the four tasks**\n")
     print("| model | " + " | ".join(COLUMNS) + " | sample_length | sample_seconds |")
     print("|---|" + "---|" * (len(COLUMNS) + 2))
     for r in rows:
         e = r["eval"]
-        print(f"| {r['model']} | " + " | ".join(fmt(e.get(c)) for c in COLUMNS)
+        print(f"| {r['model']} | " + " | ".join(fmt(e.get(c), percent=c in PERCENT) for c in COLUMNS)
               + f" | {fmt(e.get('sample_length'), 1)} | {fmt(e.get('sample_seconds'), 0)} |")
     save(f"fragments-{args.name}", {"command": " ".join(sys.argv), "runs": rows}, quiet=True)
     if args.plot:
