@@ -102,13 +102,11 @@ class ARM(nn.Module):
             caps = [self.config.max_len - 2] * len(prompts)
             starts = [[v.bos_id] + list(p) for p in prompts]
             outputs: list[list[int]] = [list(p) for p in prompts]
-            if any(len(p) > self.config.max_len - 2 for p in prompts):
-                raise InsertgenError(f"a prompt is longer than the model's buffer ({self.config.max_len} tokens)")
         else:
             caps = [self.config.max_len - len(p) - 2 for p in prompts]
             starts = [list(p) + [v.bos_id] for p in prompts]
             outputs = [[] for _ in prompts]
-        if caps and min(caps) < 0:
+        if any(cap < 0 or len(out) > cap for out, cap in zip(outputs, caps)):
             raise InsertgenError(f"a prompt is longer than the model's buffer ({self.config.max_len} tokens)")
         terminated = [False] * len(prompts)
         evals = [0] * len(prompts)
