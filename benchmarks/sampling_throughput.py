@@ -14,6 +14,7 @@ Writes benchmarks/results/sampling_throughput[-NAME].json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--steps", type=int, nargs="+", default=[16, 32, 64, 128])
     parser.add_argument("--orders", nargs="+", default=["joint", "insert_first"])
+    parser.add_argument("--grid", choices=["uniform", "unmask"], default="uniform",
+                        help="time grid of the tau-leaping samplers (FlexMDM / LoFlexMDM)")
     parser.add_argument("--name", default=None)
     args = parser.parse_args()
     run = args.run or pretrained_dir()
@@ -43,11 +46,13 @@ def main() -> None:
     for order, make_options in greedy_samplers(model.model_id, args.orders).items():
         for steps in ([None] if order in GRID_FREE_SAMPLERS else args.steps):
             options = make_options(steps)
+            if order in ("joint", "insert_first"):
+                options = dataclasses.replace(options, grid=args.grid)
             start = time.perf_counter()
             with torch.inference_mode():
                 metrics, _ = evaluate_model(model, model.task, examples, options, seed=0)
             seconds = time.perf_counter() - start
-            results.append({"order": order, "steps": steps, "n": len(examples), "seconds": seconds,
+            results.append({"order": order, "grid": options.grid, "steps": steps, "n": len(examples), "seconds": seconds,
                             "sequences_per_s": len(examples) / seconds,
                             "model_evals_per_seq": metrics["model_evals_per_seq"],
                             "exact_match": metrics["exact_match"],

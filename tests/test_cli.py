@@ -173,6 +173,10 @@ def test_eval_json(cli, tiny_run_copy):
         assert 0.0 <= metrics[key] <= 1.0, key
     saved = json.loads((tiny_run_copy / "eval-test.json").read_text())
     assert saved == metrics
+    assert metrics["sampler"]["grid"] == "uniform"
+    code, out, err = cli("eval", "--run", tiny_run_copy, "--limit", 5, "--json", "--steps", 8, "--grid", "unmask")
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["sampler"]["grid"] == "unmask"
 
 
 def test_score_refuses_elbo_for_flexmdm(cli, tiny_run, tmp_path, prompts):

@@ -148,3 +148,23 @@ def test_sampler_options_are_validated():
                 {"order": "insert_first", "steps": 1}, {"unmask_time": 1.0}):
         with pytest.raises(ValueError):
             SamplerOptions(**bad)
+
+
+def test_unmask_time_grid_puts_equal_unmasking_mass_in_every_step():
+    """time_grid("unmask") = quantiles of T_um (linear schedule: T_in ~ U(0,1), T_um | T_in ~ U(T_in, 1)):
+    the closed-form CDF matches Monte Carlo, and each step holds 1/N of the unmasking events."""
+    from insertgen.flex.sampler import time_grid, unmask_time_cdf
+
+    g = torch.Generator().manual_seed(0)
+    t_in = torch.rand(400_000, generator=g, dtype=torch.float64)
+    t_um = t_in + (1 - t_in) * torch.rand(400_000, generator=g, dtype=torch.float64)
+    for t in (0.1, 0.5, 0.9, 0.99):
+        assert float((t_um <= t).double().mean()) == pytest.approx(float(unmask_time_cdf(torch.tensor(t, dtype=torch.float64))), abs=3e-3)
+    grid = time_grid("unmask", 16)
+    assert grid[0] == 0 and grid[-1] == 1 and bool((grid[1:] > grid[:-1]).all())
+    per_step = torch.tensor(
+        [float(((t_um > grid[k].double()) & (t_um <= grid[k + 1].double())).double().mean()) for k in range(16)])
+    assert torch.allclose(per_step, torch.full((16,), 1 / 16, dtype=per_step.dtype), atol=3e-3)
+    assert torch.equal(time_grid("uniform", 4), torch.linspace(0, 1, 5))
+    with pytest.raises(ValueError, match="grid must be one of"):
+        SamplerOptions(grid="cosine")

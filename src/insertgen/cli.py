@@ -32,6 +32,9 @@ def sampler_options(f):
         click.option("--order", type=click.Choice(["joint", "insert_first"]), default=None,
                      help="joint: insert and unmask together (tau-leaping); insert_first: all insertions, then "
                           "confidence-ordered unmasking (default: the run's eval setting)."),
+        click.option("--grid", type=click.Choice(["uniform", "unmask"]), default="uniform", show_default=True,
+                     help="Time grid of the tau-leaping steps: uniform in t, or equal expected unmasking events "
+                          "per step (more steps late, where most tokens are decided)."),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -39,7 +42,7 @@ def sampler_options(f):
 
 
 def _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy: bool,
-                  run_config: dict | None = None):
+                  run_config: dict | None = None, grid: str = "uniform"):
     from insertgen.flex.sampler import SamplerOptions
 
     train = (run_config or {}).get("train", {})
@@ -51,7 +54,7 @@ def _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, d
         top_k = 1
     try:
         return SamplerOptions(steps=steps, top_k=top_k, top_p=top_p, temperature=temperature,
-                              confidence=confidence, order=order)
+                              confidence=confidence, order=order, grid=grid)
     except ValueError as e:
         raise InsertgenError(f"bad sampler option: {e}") from None
 
@@ -209,7 +212,7 @@ def train(task, model, preset, steps, out, seed, sets, resume, from_previous, ti
 @SKIP_BAD_LINES
 @sampler_options
 def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, steps, top_k, top_p, temperature,
-           confidence, greedy, order):
+           confidence, greedy, order, grid):
     """Generate outputs for prompts (or -n unconditional samples)."""
     from insertgen import load_run
     from insertgen.evaluate import generate
@@ -218,7 +221,7 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
     model = load_run(run_dir)
     task = model.task
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy=False,
-                            run_config=model.run_config)
+                            run_config=model.run_config, grid=grid)
     if task.conditional:
         if input_path is None:
             raise InsertgenError(f"task {task.name} is conditional: give --input PROMPTS.jsonl")
@@ -254,7 +257,8 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @sampler_options
-def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperature, confidence, greedy, order):
+def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperature, confidence, greedy, order,
+             grid):
     """Sample for the split's prompts and print the task metrics (also saved to RUN_DIR/eval-SPLIT.json;
     mazes also draw the first plans to RUN_DIR/eval-SPLIT.png)."""
     from insertgen import load_run
@@ -262,7 +266,7 @@ def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperat
 
     model = load_run(run_dir)
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
-                            default_greedy=model.task.greedy_by_default, run_config=model.run_config)
+                            default_greedy=model.task.greedy_by_default, run_config=model.run_config, grid=grid)
     examples = model.task.examples(split)[:limit or model.task.eval_size]
     metrics, pairs = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
     metrics.update(split=split, sampler=options.__dict__)
@@ -285,7 +289,7 @@ def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperat
               help="Analyse the first N examples.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @sampler_options
-def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, confidence, greedy, order):
+def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, confidence, greedy, order, grid):
     """Generation order: when each target token / edge was inserted and unmasked, the order correlation
     with the distance from the junction, and the learned insertion schedule (LoFlexMDM). Writes
     RUN_DIR/order.json and RUN_DIR/order.png."""
@@ -297,7 +301,7 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
     model = load_run(run_dir)
     task = model.task
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
-                            default_greedy=task.greedy_by_default, run_config=model.run_config)
+                            default_greedy=task.greedy_by_default, run_config=model.run_config, grid=grid)
     examples = task.examples(split)[:limit]
     metrics, pairs = evaluate_model(model, task, examples, options, seed=seed, progress=True)
     stats = order_statistics(task, examples, [o for o, _ in pairs], [r for _, r in pairs])

@@ -1,7 +1,8 @@
 """Tau-leaping sampler for variable-length masked diffusion (spec loflexmdm.md §4).
 
 State: a canvas ``[prompt, BOS, ..., EOS, PAD...]``; prompt and BOS are fixed. On a time grid
-``0 = t_0 < ... < t_N = 1`` each step n evaluates the model once on ``(x, t_n)`` and applies, with
+``0 = t_0 < ... < t_N = 1`` (uniform, or ``grid="unmask"``: equal expected numbers of unmasking events
+per step, :func:`time_grid`) each step n evaluates the model once on ``(x, t_n)`` and applies, with
 ``dLam = Lam(t_{n+1}) - Lam(t_n)`` the integrated hazard of the schedule over the step:
 
 - unmasking: each masked slot k fires with probability ``1 - exp(-b_um_k dLam)`` (at least one event
@@ -61,6 +62,7 @@ class SamplerOptions:
     stop_threshold: float = 0.05
     order: str = "joint"  # "joint": insert and unmask together; "insert_first": two phases (module doc)
     unmask_time: float = 0.9  # insert_first: the time fed to the model while unmasking
+    grid: str = "uniform"  # time grid of the steps: "uniform" or "unmask" (see time_grid)
 
     def __post_init__(self):
         if self.steps < 1:
@@ -77,6 +79,38 @@ class SamplerOptions:
             raise ValueError("order='insert_first' needs at least 2 steps")
         if not 0.0 <= self.unmask_time < 1.0:
             raise ValueError("unmask_time must be in [0, 1)")
+        if self.grid not in GRIDS:
+            raise ValueError(f"grid must be one of {', '.join(GRIDS)}, not {self.grid!r}")
+
+
+GRIDS = ("uniform", "unmask")
+
+
+def unmask_time_cdf(t: Tensor) -> Tensor:
+    """P(T_um <= t) for the linear schedule: T_in ~ U(0, 1), T_um | T_in ~ U(T_in, 1), so the density is
+    -ln(1 - t) and the CDF is F(t) = t + (1 - t) ln(1 - t)."""
+    return t + (1.0 - t) * torch.log1p(-t.clamp(max=1.0 - 1e-15))
+
+
+def time_grid(kind: str, steps: int, device=None) -> Tensor:
+    """The sampler's times 0 = t_0 < t_1 < ... < t_N = 1 (float32, N = ``steps``).
+
+    ``uniform``: t_n = n / N. ``unmask``: t_n = F^{-1}(n / N) with F the unmasking-time CDF of the linear
+    schedule (:func:`unmask_time_cdf`), so that every step expects the same number of tokens to be
+    decided; most are decided late (the density -ln(1 - t) grows without bound), where the uniform grid
+    makes each step decide many tokens at once from one model evaluation."""
+    u = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
+    if kind == "unmask":
+        lo, hi = torch.zeros_like(u), torch.ones_like(u)
+        for _ in range(64):  # bisection: F is increasing on [0, 1]
+            mid = (lo + hi) / 2
+            below = unmask_time_cdf(mid) < u
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        u = (lo + hi) / 2
+        u[0], u[-1] = 0.0, 1.0
+    elif kind != "uniform":
+        raise ValueError(f"grid must be one of {', '.join(GRIDS)}, not {kind!r}")
+    return u.to(device=device, dtype=torch.float32)
 
 
 @dataclass
@@ -171,7 +205,7 @@ def tau_leaping_sample(
     forward_calls = 0
     two_phase = options.order == "insert_first"
     insert_steps = options.steps // 2 if two_phase else options.steps
-    grid = torch.linspace(0.0, 1.0, insert_steps + 1, device=device)
+    grid = time_grid(options.grid, insert_steps, device)
     mode = options.confidence or ("top_prob" if two_phase else None)
 
     def finish(local: Tensor):
