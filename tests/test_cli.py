@@ -553,3 +553,34 @@ def test_baseline_train_sample_eval_score(cli, tmp_path, prompts, model_id, boun
     assert code == 0 and "skipped 1 of 2 lines" in err
     (row,) = read_jsonl(tmp_path / "m.jsonl")
     assert row["line"] == 2 and row["log_likelihood"] < 0
+
+
+def test_report_is_one_self_contained_html_page(cli, tiny_run_copy):
+    """report writes RUN_DIR/report.html: well-formed, every image a data URI, nothing fetched from
+    elsewhere, with the run's options, its evaluation and step-by-step trajectories."""
+    from html.parser import HTMLParser
+
+    assert cli("eval", "--run", tiny_run_copy, "--limit", 5, "--json", "--steps", 8)[0] == 0
+    code, out, err = cli("report", "--run", tiny_run_copy, "--examples", 2)
+    assert code == 0, err
+    page = (tiny_run_copy / "report.html").read_text()
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.sources, self.open = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.sources += [v for k, v in attrs if k in ("src", "href")]
+            if tag not in ("meta", "img", "br"):
+                self.open.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.open and self.open.pop() == tag, tag
+
+    parser = Collect()
+    parser.feed(page)
+    assert not parser.open  # every element closed, in order
+    assert parser.sources and all(s.startswith("data:image/png;base64,") for s in parser.sources)
+    assert "<script" not in page and "eval-test" in page and "exact_match" in page
+    assert page.count("<pre>") == 2 and "step " in page and "[BOS]" in page

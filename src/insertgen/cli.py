@@ -142,6 +142,20 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device):
                 device=device, report=report)
 
 
+@cli.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file (default RUN_DIR/report.html).")
+@click.option("--examples", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Generation trajectories to show.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def report(run_dir, out, examples, seed):
+    """A self-contained HTML page of a run: curves, evaluations, figures, trajectories."""
+    from insertgen.report import build_report
+
+    click.echo(f"wrote {build_report(run_dir, out, examples, seed)}")
+
+
 @cli.command(name="fragment-prompts")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output JSONL (default: the benchmark file shipped in the package).")

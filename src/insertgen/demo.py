@@ -34,7 +34,8 @@ def pretrained_dir(model: str = "flexmdm") -> Path:
 
 def render_trajectory(task, record: dict) -> list[str]:
     """Lines showing the target part of the canvas after every step at which something changed.
-    ``_`` is a mask; tokens appear at their insertion step and are revealed at their unmasking step."""
+    ``_`` is a mask; tokens appear at their insertion step and are revealed at their unmasking step.
+    Tokens given in the canvas from the start (a prompt inside the target) show at step -1 as given."""
     vocab = task.vocab
     canvas = record["canvas"]
     start = canvas.index(vocab.bos_id) + 1
@@ -44,8 +45,11 @@ def render_trajectory(task, record: dict) -> list[str]:
     lines = []
     for step in sorted(set(ins) | set(um)):
         shown = [(tok if u <= step else "_") for tok, i, u in zip(toks, ins, um) if i <= step]
-        events = [f"+{sum(1 for i in ins if i == step)} mask" if step in ins else "",
-                  f"{sum(1 for u in um if u == step)} unmasked" if step in um else ""]
+        given = sum(1 for i, u in zip(ins, um) if i == u == step < 0)
+        masks = sum(1 for i in ins if i == step) - given
+        revealed = sum(1 for u in um if u == step) - given
+        events = [f"{given} given" if given else "", f"+{masks} mask" if masks else "",
+                  f"{revealed} unmasked" if revealed else ""]
         lines.append(f"  step {step:>3}: [BOS] {' '.join(shown)} [EOS]   ({', '.join(e for e in events if e)})")
     return lines
 
