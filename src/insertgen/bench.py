@@ -128,15 +128,10 @@ def measure_training(spec: str, steps: int, warmup: int, peak: float, device: st
 
 def measure_sampling(model, n: int, options) -> dict:
     """Sampling cost of a loaded run (``load_run``) on ``n`` prompts of its validation split."""
-    from insertgen.evaluate import generate
+    from insertgen.evaluate import generate, task_prompts
 
     task = model.task
-    if task.conditional:
-        prompts = [list(ex.prompt) for ex in task.examples("validation")[:n]]
-        while len(prompts) < n:
-            prompts += prompts[: n - len(prompts)]
-    else:
-        prompts = [[] for _ in range(n)]
+    prompts = task_prompts(task, n)
     start = time.perf_counter()
     outputs, records = generate(model, prompts, options, seed=0, prompt_in_target=task.prompt_in_target)
     wall = time.perf_counter() - start

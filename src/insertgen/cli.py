@@ -43,20 +43,10 @@ def sampler_options(f):
 
 def _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy: bool,
                   run_config: dict | None = None, grid: str = "uniform"):
-    from insertgen.flex.sampler import SamplerOptions
+    from insertgen.evaluate import run_sampler_options
 
-    train = (run_config or {}).get("train", {})
-    steps = steps or train.get("eval_sampler_steps", 64)
-    order = order or train.get("eval_sampler_order", "joint")
-    if greedy is None:
-        greedy = default_greedy and top_k is None and top_p is None
-    if greedy:
-        top_k = 1
-    try:
-        return SamplerOptions(steps=steps, top_k=top_k, top_p=top_p, temperature=temperature,
-                              confidence=confidence, order=order, grid=grid)
-    except ValueError as e:
-        raise InsertgenError(f"bad sampler option: {e}") from None
+    return run_sampler_options(run_config, default_greedy, steps=steps, top_k=top_k, top_p=top_p,
+                               temperature=temperature, confidence=confidence, greedy=greedy, order=order, grid=grid)
 
 
 def _parse_set(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -171,10 +161,10 @@ def fragment_prompts(out, check):
             raise InsertgenError(f"{out} differs from the rebuilt benchmark")
         click.echo(f"{out}: identical to the rebuilt benchmark ({text.count(chr(10))} prompts)")
         return
+    from insertgen.io import write_text_atomic
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    write_text_atomic(out, text)
     click.echo(f"wrote {text.count(chr(10))} prompts to {out}")
 
 

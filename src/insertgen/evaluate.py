@@ -1,4 +1,5 @@
-"""Evaluate a model on task examples: sample a target for each prompt, score with the task's metrics."""
+"""Evaluate a model on task examples: sample a target for each prompt, score with the task's metrics; the
+sampler options and prompts a run is sampled with by default."""
 
 from __future__ import annotations
 
@@ -8,7 +9,39 @@ import torch
 from tqdm import tqdm
 
 from insertgen.analysis import class_order_statistics, order_statistics
+from insertgen.errors import InsertgenError
+from insertgen.flex.sampler import SamplerOptions
 from insertgen.tasks.base import Example
+
+
+def run_sampler_options(run_config: dict | None, default_greedy: bool, steps: int | None = None,
+                        top_k: int | None = None, top_p: float | None = None, temperature: float = 1.0,
+                        confidence: str | None = None, greedy: bool | None = None, order: str | None = None,
+                        grid: str = "uniform"):
+    """SamplerOptions for a run: the choices given, the rest from the run's evaluation settings
+    (``eval_sampler_steps`` / ``eval_sampler_order`` of its config); greedy (top-k 1) when asked, or by
+    ``default_greedy`` when no top-k / top-p is given. A bad choice raises InsertgenError."""
+    train = (run_config or {}).get("train", {})
+    steps = steps or train.get("eval_sampler_steps", 64)
+    order = order or train.get("eval_sampler_order", "joint")
+    if greedy is None:
+        greedy = default_greedy and top_k is None and top_p is None
+    if greedy:
+        top_k = 1
+    try:
+        return SamplerOptions(steps=steps, top_k=top_k, top_p=top_p, temperature=temperature,
+                              confidence=confidence, order=order, grid=grid)
+    except ValueError as e:
+        raise InsertgenError(f"bad sampler option: {e}") from None
+
+
+def task_prompts(task, n: int) -> list[list[int]]:
+    """``n`` prompts to sample: the task's validation prompts in order, repeated when there are fewer than
+    ``n`` (``n`` empty prompts for an unconditional task)."""
+    if not task.conditional:
+        return [[] for _ in range(n)]
+    prompts = [list(ex.prompt) for ex in task.examples("validation")]
+    return [prompts[i % len(prompts)] for i in range(n)] if prompts else []
 
 
 def generate(model, prompts: list[list[int]], options, seed: int = 0, batch_size: int = 500,

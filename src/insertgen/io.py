@@ -63,13 +63,18 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict]:
     return [obj for _, obj in parsed]
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed into place, so a failure never leaves
+    half a file (and readers see the old or the new content, never a mix)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:
     """Write rows atomically (temporary file, then rename), so a failure never leaves half a file."""
     path = Path(path)
     if not path.parent.is_dir():
         raise InsertgenError(f"cannot write {path}: directory {path.parent} does not exist")
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from insertgen.errors import InsertgenError
+from insertgen.io import write_text_atomic
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
@@ -45,15 +46,11 @@ def trajectories(model, n: int, seed: int = 0) -> list[tuple[str, list[str], str
     """(prompt text, step-by-step lines, output text) for the first ``n`` validation prompts (or ``n``
     unconditional samples), sampled with the run's evaluation settings."""
     from insertgen.demo import render_trajectory
-    from insertgen.evaluate import generate
-    from insertgen.flex.sampler import SamplerOptions
+    from insertgen.evaluate import generate, run_sampler_options, task_prompts
 
     task = model.task
-    train = model.run_config.get("train", {})
-    options = SamplerOptions(steps=train.get("eval_sampler_steps", 64), order=train.get("eval_sampler_order", "joint"),
-                             top_k=1 if task.greedy_by_default else None)
-    prompts = ([list(ex.prompt) for ex in task.examples("validation")[:n]] if task.conditional
-               else [[] for _ in range(n)])
+    options = run_sampler_options(model.run_config, default_greedy=task.greedy_by_default)
+    prompts = task_prompts(task, n)
     outputs, records = generate(model, prompts, options, seed=seed, prompt_in_target=task.prompt_in_target)
     return [(task.format(p) if p else "(unconditional)", render_trajectory(task, rec), task.format(out))
             for p, out, rec in zip(prompts, outputs, records)]
@@ -107,7 +104,5 @@ def build_report(run_dir, out: Path | None = None, examples: int = 3, seed: int 
         parts.append(f"<h3>prompt: {html.escape(prompt)}</h3><pre>{html.escape(chr(10).join(lines))}</pre>"
                      f"<p>output: <code>{html.escape(output)}</code></p>")
     parts.append("</body></html>")
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    tmp.replace(out)
+    write_text_atomic(out, "\n".join(parts))
     return out

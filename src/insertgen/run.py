@@ -19,6 +19,7 @@ import torch
 
 from insertgen.checkpoint import CHECKPOINT, check_checkpoint_identity, load_checkpoint, split_prefix
 from insertgen.errors import InsertgenError
+from insertgen.io import write_text_atomic
 from insertgen.models import build_model
 from insertgen.tasks import get_task
 
@@ -64,10 +65,7 @@ def read_config(run_dir: Path) -> dict:
 
 
 def write_config(run_dir: Path, config: dict) -> None:
-    path = Path(run_dir) / CONFIG
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    tmp.replace(path)
+    write_text_atomic(Path(run_dir) / CONFIG, json.dumps(config, indent=2) + "\n")
 
 
 def model_from_config(config: dict):

@@ -40,6 +40,7 @@ from insertgen.data import Batch, BatchOrder, collate, micro_batch_indices
 from insertgen.distributed import World, all_reduce_floats, all_reduce_gradients, micro_batch_seed
 from insertgen.ema import EMA
 from insertgen.errors import InsertgenError
+from insertgen.io import write_text_atomic
 from insertgen.options import from_dict
 from insertgen.run import METRICS
 
@@ -274,9 +275,7 @@ class Trainer:
             return
         kept = [line for line in path.read_text().splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= step]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        tmp.replace(path)
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
 
     # ----- loop -----
     def _log(self, record: dict) -> None:

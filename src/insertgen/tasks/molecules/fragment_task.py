@@ -72,7 +72,7 @@ def build_benchmark_file() -> str:
     """The benchmark file's text: :func:`fragments.build_benchmark` over the MOSES test set, test prompts
     of the four tasks in order, one JSON object per line (sorted keys)."""
     metrics.quiet_rdkit()
-    bench = fragments.build_benchmark(moses.read_split("test").strings, fits)
+    bench = fragments.build_benchmark(moses.read_split("test").strings, fits, validation=0)
     return "".join(fragments.prompt_line(p) + "\n" for t in FRAGMENT_TASKS for p in bench[t]["test"])
 
 
@@ -132,10 +132,9 @@ class FragmentTask(MoleculeTask):
                             record = {"task": p.task, "prompt": p.prompt, "target": p.target, "source": p.source}
                             break
                 if record is None:
-                    mol = Chem.MolFromSmiles(s)
+                    mol = fragments.canonical_mol(s)
                     if mol is None:
                         continue
-                    mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol))
                     _, target = fragments.write(mol, set(), [])
                     record = {"task": "denovo", "prompt": "", "target": target, "source": Chem.MolToSmiles(mol)}
                 lines.append(json.dumps(record, sort_keys=True))
@@ -149,7 +148,7 @@ class FragmentTask(MoleculeTask):
             test = [ex for t in self.tasks for i, p in enumerate(bench[t][: self.prompts])
                     for ex in [self._example(p, f"{t}:{i}")] * self.samples_per_prompt]
             metrics.quiet_rdkit()
-            rebuilt = fragments.build_benchmark(moses.read_split("test").strings, fits)
+            rebuilt = fragments.build_benchmark(moses.read_split("test").strings, fits, tasks=self.tasks)
             validation = [self._example(p, f"{t}:validation-{i}") for t in self.tasks
                           for i, p in enumerate(rebuilt[t]["validation"])]
             train, skipped = [], {"not_encodable": 0, "too_long": 0}

@@ -398,16 +398,24 @@ def _compiled(smarts: str):
 # ----------------------------------------------------------------------------------- building
 
 
+def canonical_mol(smiles: str):
+    """The RDKit molecule of ``smiles`` with the atom order of its canonical SMILES (so that cuts are
+    enumerated the same way whatever SMILES spelling came in), or None when it does not parse."""
+    from rdkit import Chem
+
+    mol = Chem.MolFromSmiles(smiles)
+    return None if mol is None else Chem.MolFromSmiles(Chem.MolToSmiles(mol))
+
+
 def build_prompt(smiles: str, task: str, seed: int, index: int) -> FragmentPrompt | None:
     """The ``task`` prompt cut from molecule ``smiles`` (None when the molecule has no candidate)."""
     from rdkit import Chem
 
     if task not in CANDIDATES:
         raise InsertgenError(f"unknown fragment task {task!r}; tasks: {', '.join(FRAGMENT_TASKS)}")
-    mol = Chem.MolFromSmiles(smiles)
+    mol = canonical_mol(smiles)
     if mol is None:
         return None
-    mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol))  # atom order of the canonical SMILES
     candidates = CANDIDATES[task](mol)
     if not candidates:
         return None
@@ -438,13 +446,14 @@ def benchmark_order(n: int, seed: int = BENCHMARK_SEED) -> np.ndarray:
 
 
 def build_benchmark(test_smiles: list[str], fits=None, count: int = BENCHMARK_PROMPTS,
-                    validation: int = VALIDATION_PROMPTS, seed: int = BENCHMARK_SEED) -> dict[str, dict[str, list]]:
-    """Per task, ``count`` test prompts then ``validation`` more, from the MOSES test molecules in
-    :func:`benchmark_order`. Returns ``{task: {"test": [...], "validation": [...]}}``."""
+                    validation: int = VALIDATION_PROMPTS, seed: int = BENCHMARK_SEED,
+                    tasks=FRAGMENT_TASKS) -> dict[str, dict[str, list]]:
+    """Per task of ``tasks``, ``count`` test prompts then ``validation`` more, from the MOSES test
+    molecules in :func:`benchmark_order`. Returns ``{task: {"test": [...], "validation": [...]}}``."""
     order = benchmark_order(len(test_smiles), seed)
     ordered = [test_smiles[int(i)] for i in order]
     out = {}
-    for task in FRAGMENT_TASKS:
+    for task in tasks:
         test, nxt = build_prompts(ordered, task, count, seed, fits)
         val, _ = build_prompts(ordered, task, validation, seed, fits, start=nxt)
         out[task] = {"test": test, "validation": val}

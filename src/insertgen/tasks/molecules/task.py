@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from insertgen.errors import InsertgenError
+from insertgen.io import write_text_atomic
 from insertgen.tasks.base import SPLITS, Example, Task
 from insertgen.tasks.molecules import bracket_safe, metrics, moses
 from insertgen.tasks.molecules.tokens import SAFE_TOKENS, SMILES_TOKENS, tokenize
@@ -44,9 +45,7 @@ def _cached_lines(name: str, compute) -> list[str]:
     if path.is_file():
         return path.read_text(encoding="utf-8").split("\n")
     lines = compute()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "\n".join(lines))
     return lines
 
 
