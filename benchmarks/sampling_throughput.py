@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--orders", nargs="+", default=["joint", "insert_first"])
     parser.add_argument("--grid", choices=["uniform", "unmask"], default="uniform",
                         help="time grid of the tau-leaping samplers (FlexMDM / LoFlexMDM)")
+    parser.add_argument("--confidence", choices=["top_prob", "prob_diff"], default=None,
+                        help="confidence-ordered unmasking for the tau-leaping samplers")
     parser.add_argument("--name", default=None)
     args = parser.parse_args()
     run = args.run or pretrained_dir()
@@ -47,12 +49,12 @@ def main() -> None:
         for steps in ([None] if order in GRID_FREE_SAMPLERS else args.steps):
             options = make_options(steps)
             if order in ("joint", "insert_first"):
-                options = dataclasses.replace(options, grid=args.grid)
+                options = dataclasses.replace(options, grid=args.grid, confidence=args.confidence or options.confidence)
             start = time.perf_counter()
             with torch.inference_mode():
                 metrics, _ = evaluate_model(model, model.task, examples, options, seed=0)
             seconds = time.perf_counter() - start
-            results.append({"order": order, "grid": options.grid, "steps": steps, "n": len(examples), "seconds": seconds,
+            results.append({"order": order, "grid": options.grid, "confidence": options.confidence, "steps": steps, "n": len(examples), "seconds": seconds,
                             "sequences_per_s": len(examples) / seconds,
                             "model_evals_per_seq": metrics["model_evals_per_seq"],
                             "exact_match": metrics["exact_match"],
