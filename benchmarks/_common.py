@@ -55,24 +55,13 @@ def parse_overrides(pairs: list[str]) -> dict:
     return overrides
 
 
-# The greedy samplers each model family is evaluated with: name -> (uses the --steps grid, options maker)
 def greedy_samplers(model_id: str, orders=("joint", "insert_first"), greedy: bool = True) -> dict:
-    """Sampler name -> function(steps) -> SamplerOptions, for greedy evaluation of ``model_id``:
-    tau-leaping orders for FlexMDM / LoFlexMDM, the one-insertion-per-step ancestral sampler for IP /
-    AO-IP, left-to-right decoding for ARM, random-order and confidence-order unmasking for MDM. The
-    samplers of IP and ARM take no time grid (their functions ignore ``steps``). ``greedy=False`` samples
-    tokens from the model's distribution instead (unconditional tasks such as molecules)."""
-    from insertgen.flex.sampler import SamplerOptions
+    """Sampler name -> function(steps) -> SamplerOptions: ``insertgen.evaluate.family_samplers`` with the
+    step count left open (IP and ARM ignore it)."""
+    from insertgen.evaluate import family_samplers
 
-    k = 1 if greedy else None
-    if model_id in ("ip", "ao-ip"):
-        return {"ancestral": lambda steps: SamplerOptions(top_k=k)}
-    if model_id == "arm":
-        return {"left_to_right": lambda steps: SamplerOptions(top_k=k)}
-    if model_id == "mdm":
-        return {"random": lambda steps: SamplerOptions(steps=steps, top_k=k),
-                "top_prob": lambda steps: SamplerOptions(steps=steps, top_k=k, confidence="top_prob")}
-    return {order: (lambda steps, order=order: SamplerOptions(steps=steps, top_k=k, order=order)) for order in orders}
+    names = family_samplers(model_id, 1, greedy, orders)
+    return {name: (lambda steps, name=name: family_samplers(model_id, steps, greedy, orders)[name]) for name in names}
 
 
 GRID_FREE_SAMPLERS = ("ancestral", "left_to_right")  # one token per model evaluation, no --steps

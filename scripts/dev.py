@@ -3,7 +3,9 @@
 
     python3 scripts/dev.py demo [ARGS...]   # create .venv, install insertgen, run `insertgen demo ARGS`
     python3 scripts/dev.py test [ARGS...]   # same, plus the test and molecule extras (and the MOSES data
-                                            # files of molsets, installed without its dependencies), then pytest ARGS
+                                            # files of molsets, installed without its dependencies), Debian's
+                                            # chromium for the report rendering test where the machine lets
+                                            # root apt-get install it (best effort), then pytest ARGS
 
 The virtual environment lives in .venv next to this repository. torch is installed first, pinned to the
 CPU build torch==2.13.0 that this project's machines provide; the package itself asks only for
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -47,12 +50,32 @@ def ensure_env(extras: str) -> None:
     stamp.write_text(digest)
 
 
+def ensure_browser() -> None:
+    """A Chromium for tests/test_report.py: Debian's package where root can apt-get it; otherwise (or when
+    the installation fails) that test is skipped and says why."""
+    if os.environ.get("INSERTGEN_CHROMIUM") or any(shutil.which(n) for n in ("chromium", "chromium-browser",
+                                                                             "google-chrome")):
+        return
+    if not (sys.platform.startswith("linux") and shutil.which("apt-get") and os.geteuid() == 0):
+        print("no Chromium here: the report rendering test will be skipped", flush=True)
+        return
+    print("installing Debian's chromium (report rendering test)", flush=True)
+    done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
+                          env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        print(f"could not install chromium (the report rendering test will be skipped): {done.stderr.strip()[-300:]}",
+              flush=True)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("demo", "test"):
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
     ensure_env("[test,molecules]" if command == "test" else "")
+    if command == "test":
+        ensure_browser()
     if command == "demo":
         cmd = [str(python()), "-m", "insertgen.cli", "demo", *rest]
     else:

@@ -42,6 +42,24 @@ def tiny_run(tmp_path_factory) -> Path:
     return out
 
 
+# A reproduce grid of two models on star-easy, one seed, tiny backbones trained for one second each.
+TINY_GRID_ARGS = [
+    "reproduce", "--tasks", "star-easy", "--models", "flexmdm,arm", "--seeds", "0", "--budget", "1s",
+    "--eval-n", "12", "--sampler-steps", "4", "--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2",
+    "--set", "batch_size=8",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_grid(tmp_path_factory) -> Path:
+    """A reproduce directory made once per session with ``TINY_GRID_ARGS``; read-only for tests."""
+    out = tmp_path_factory.mktemp("tiny-grid") / "grid"
+    code = call_main([*TINY_GRID_ARGS, "--out", out])
+    if code != 0:
+        pytest.fail(f"the tiny reproduce grid failed with exit code {code}")
+    return out
+
+
 @pytest.fixture
 def tiny_run_copy(tiny_run, tmp_path) -> Path:
     """A private copy of ``tiny_run`` that a test may modify."""

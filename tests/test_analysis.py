@@ -1,5 +1,6 @@
 """Generation-order statistics (analysis.py) and the star task's reference distances."""
 
+import numpy as np
 import pytest
 
 from insertgen.analysis import edge_steps, order_statistics, output_steps
@@ -75,3 +76,52 @@ def test_insertion_time_profile_quantiles_of_constant_rates():
         assert entry["q25"] == pytest.approx(1 - 0.75 ** 0.5, abs=1e-5) and entry["tokens"] == 3
     assert profile["by_distance"]["0"]["tokens"] == 3 and profile["by_distance"]["1"]["tokens"] == 6
     assert insertion_time_profile(object(), task, []) is None
+
+
+class _FixedOrderPosterior:
+    """Stands in for an IP model whose posterior always proposes the same permutation per target."""
+
+    learned_order = True
+
+    def __init__(self, order_of):
+        import torch
+
+        self.order_of, self._p = order_of, torch.nn.Parameter(torch.zeros(1))
+
+    def parameters(self):
+        yield self._p
+
+    def sample_orders(self, prompt, target, samples, generator=None):
+        import torch
+
+        return [self.order_of(len(target))] * samples, torch.zeros(samples)
+
+
+def test_posterior_order_profile_ranks_and_correlation():
+    """Ranks are (place in the order) / (L - 1) per target position; the rank-distance correlation is
+    Spearman's between them and the junction distance: -1 when the posterior inserts far tokens first."""
+    from scipy.stats import spearmanr
+
+    from insertgen.analysis import posterior_order_profile
+    from insertgen.tasks import get_task
+
+    task = get_task("star-easy")
+    examples = task.examples("validation")[:20]
+    left_to_right = posterior_order_profile(_FixedOrderPosterior(lambda n: list(range(n))), task, examples, samples=3)
+    length = len(examples[0].target)
+    for k, q in left_to_right["by_position"].items():
+        if q["tokens"] == 3 * len(examples):  # positions every example has
+            assert q["q25"] == q["q50"] == q["q75"] == pytest.approx(int(k) / (length - 1))
+    expected = np.mean([spearmanr(np.arange(len(ex.target)), task.order_reference(list(ex.prompt), list(ex.target))).statistic
+                        for ex in examples])
+    assert left_to_right["rank_distance_corr"] == pytest.approx(expected)
+
+    def far_first(ex):
+        dist = task.order_reference(list(ex.prompt), list(ex.target))
+        return sorted(range(len(dist)), key=lambda j: (-dist[j], j))
+
+    lookup = {len(ex.target): ex for ex in examples}  # star-easy targets share a length: one order for all
+    assert len(lookup) == 1
+    profile = posterior_order_profile(_FixedOrderPosterior(lambda n: far_first(lookup[n])), task, examples[:1])
+    assert profile["rank_distance_corr"] < -0.8
+    assert posterior_order_profile(type("AO", (), {"learned_order": False})(), task, examples) is None

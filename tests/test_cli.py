@@ -583,4 +583,4 @@ def test_report_is_one_self_contained_html_page(cli, tiny_run_copy):
     assert not parser.open  # every element closed, in order
     assert parser.sources and all(s.startswith("data:image/png;base64,") for s in parser.sources)
     assert "<script" not in page and "eval-test" in page and "exact_match" in page
-    assert page.count("<pre>") == 2 and "step " in page and "[BOS]" in page
+    assert page.count('class="traj"') == 2 and "<td>step " in page and 'class="revealed"' in page

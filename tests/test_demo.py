@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from insertgen import load_run
-from insertgen.demo import pretrained_dir, render_trajectory
+from insertgen.demo import pretrained_dir, render_trajectory, trajectory_frames
 from insertgen.evaluate import evaluate_model
 from insertgen.flex.sampler import SamplerOptions
 
@@ -86,6 +86,16 @@ def test_trajectory_rendering_shows_every_event():
     body = len(result.tokens[0]) - len(prompt) - 2
     assert sum(int(line.split("(+")[1].split(" ")[0]) for line in lines if "(+" in line) == body
     assert "_" not in lines[-1].split("[BOS]")[1].split("[EOS]")[0]  # everything revealed at the end
+    frames = trajectory_frames(model.task, record)
+    assert len(frames) == len(lines)
+    for (step, shown, events), (prev_step, prev, _) in zip(frames[1:], frames):
+        assert step > prev_step and len(shown) == len(prev) + events["masks"]
+        assert sum(state == "new" for _, state in shown) == events["masks"]
+        assert sum(state == "revealed" for _, state in shown) == events["revealed"]
+        # a token revealed or shown before stays shown
+        kept = [state for _, state in shown if state != "new"]
+        assert all(now == "shown" for now, before in zip(kept, (s for _, s in prev)) if before in ("revealed", "shown"))
+    assert all(state in ("revealed", "shown") for _, state in frames[-1][1])
 
 
 def test_demo_train_runs_end_to_end(tmp_path, capsys):

@@ -20,6 +20,12 @@ The learned insertion-time profile of LoFlexMDM: for each target token of a clea
 auxiliary network's rate ``b_in`` gives the insertion-time distribution ``Kuma(a, b_in)``; its median
 ``F^{-1}(1/2) = (1 - 2^{-1/b})^{1/a}`` and quartiles are averaged per target position and per reference
 distance.
+
+The posterior order of IP: for a clean sequence, permutations drawn from the Plackett-Luce posterior
+``q(sigma | x)`` (Gumbel top-k on the posterior network's scores) give each target token a normalised
+rank ``r = (position of the token in sigma) / (L - 1)`` (0 = inserted first, 1 = last); the quartiles of
+``r`` are reported per target position and per reference distance, with Spearman's correlation between
+rank and distance averaged over examples (negative: endpoints first).
 """
 
 from __future__ import annotations
@@ -170,7 +176,51 @@ def insertion_time_profile(model, task, examples, quantiles=(0.25, 0.5, 0.75)) -
             out[str(key)]["tokens"] = len(arr)
         return out
 
-    return {"by_position": summarise(by_position), "by_distance": summarise(by_distance)}
+    return {"kind": "insertion_time", "by_position": summarise(by_position), "by_distance": summarise(by_distance)}
+
+
+def _quartile_summary(groups: dict, quantiles=(0.25, 0.5, 0.75)) -> dict:
+    out = {}
+    for key in sorted(groups):
+        arr = np.asarray(groups[key], dtype=float)
+        out[str(key)] = {f"q{int(q * 100)}": float(np.quantile(arr, q)) for q in quantiles}
+        out[str(key)]["tokens"] = int(arr.size)
+    return out
+
+
+@torch.no_grad()
+def posterior_order_profile(model, task, examples, samples: int = 8, seed: int = 0) -> dict | None:
+    """Quartiles of the normalised posterior rank of the target tokens per target position and per
+    reference distance, and the mean rank-distance correlation (module docstring). Only for models with
+    a learned order posterior (IP, not AO-IP); None otherwise."""
+    if not getattr(model, "learned_order", False) or not hasattr(model, "sample_orders"):
+        return None
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    by_position: dict[int, list] = {}
+    by_distance: dict[int, list] = {}
+    rhos = []
+    for ex in examples:
+        length = len(ex.target)
+        if length < 2 or task.prompt_in_target:
+            continue
+        orders, _ = model.sample_orders(list(ex.prompt), list(ex.target), samples, generator)
+        dist = task.order_reference(list(ex.prompt), list(ex.target))
+        for order in orders:
+            rank = np.empty(length)
+            rank[np.asarray(order)] = np.arange(length) / (length - 1)
+            for k, r in enumerate(rank):
+                by_position.setdefault(k, []).append(float(r))
+                if dist is not None:
+                    by_distance.setdefault(dist[k], []).append(float(r))
+            if dist is not None:
+                rho = _rho(list(rank), list(dist))
+                if rho is not None:
+                    rhos.append(rho)
+    if not by_position:
+        return None
+    return {"kind": "posterior_rank", "samples": samples, "by_position": _quartile_summary(by_position),
+            "by_distance": _quartile_summary(by_distance),
+            "rank_distance_corr": float(np.mean(rhos)) if rhos else float("nan")}
 
 
 def mean_step_by_distance(per_example: list[dict | None], key: str = "unmask_step") -> dict[int, float]:
@@ -223,8 +273,13 @@ def plot_order(stats: dict, profile: dict | None, path: Path, title: str = "") -
             hi = [groups[str(x)]["q75"] - groups[str(x)]["q50"] for x in xs]
             ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=4, label=label)
         ax.set_xlabel("distance (path nodes) / target position")
-        ax.set_ylabel("learned insertion time (median, quartiles)")
-        ax.set_title("auxiliary network's insertion schedule", fontsize=9)
+        if profile.get("kind") == "posterior_rank":
+            ax.set_ylabel("rank in posterior orders (0 = first; median, quartiles)")
+            ax.set_title(f"IP posterior q(order | x): rank-distance rho = {profile['rank_distance_corr']:.2f}",
+                         fontsize=9)
+        else:
+            ax.set_ylabel("learned insertion time (median, quartiles)")
+            ax.set_title("auxiliary network's insertion schedule", fontsize=9)
         ax.set_ylim(0, 1)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -244,3 +299,62 @@ def save_order_report(run_dir: Path, stats: dict, profile: dict | None, title: s
     (run_dir / "order.json").write_text(json.dumps(
         {**summary, "insertion_time_profile": profile, "per_example": stats["per_example"]}) + "\n")
     return run_dir / "order.json", plot_order(stats, profile, run_dir / "order.png", title)
+
+
+def plot_schedule(profile: dict, path: Path, title: str = "") -> Path:
+    """PNG: the learned order per target position: LoFlexMDM's insertion-time quartiles or the ranks of
+    IP's posterior orders (median line, quartile band)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = profile["by_position"]
+    xs = [int(k) for k in groups]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.fill_between(xs, [groups[str(x)]["q25"] for x in xs], [groups[str(x)]["q75"] for x in xs], alpha=0.3,
+                    label="quartiles")
+    ax.plot(xs, [groups[str(x)]["q50"] for x in xs], marker=".", label="median")
+    posterior = profile.get("kind") == "posterior_rank"
+    ax.set_xlabel("target position")
+    ax.set_ylabel("rank in posterior orders (0 = first)" if posterior else "learned insertion time")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or ("IP posterior order by position" if posterior else
+                           "LoFlexMDM insertion schedule by position"), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_order_figures(model, task, examples, outputs, records, run_dir: Path) -> dict:
+    """The generation-order figures of a run from sampled ``outputs`` / ``records`` of ``examples``:
+    ``order.png`` / ``order.json`` (star graphs: order against the junction distance, with LoFlexMDM's
+    learned insertion times or IP's posterior order; molecules: order by token class) and, for a model
+    with a learned order on a task without a reference distance, ``schedule.png`` (per target position).
+    Returns the statistics shown (without per-example data)."""
+    from insertgen.io import write_text_atomic
+
+    run_dir = Path(run_dir)
+    title = f"{model.model_id} on {task.name}"
+    stats = order_statistics(task, examples, outputs, records)
+    profile = insertion_time_profile(model, task, examples[:500]) or posterior_order_profile(model, task,
+                                                                                              examples[:200])
+    if stats is not None:
+        save_order_report(run_dir, stats, profile, title=title)
+        summary = {k: v for k, v in stats.items() if k != "per_example"}
+        if profile:
+            summary["profile"] = {k: v for k, v in profile.items() if k != "by_position"}
+        return summary
+    summary = {}
+    if profile:
+        plot_schedule(profile, run_dir / "schedule.png", title=f"{title}: learned order by target position")
+        summary["profile"] = {k: v for k, v in profile.items() if k != "by_position"}
+    classes = class_order_statistics(task, outputs, records)
+    if classes is not None:
+        write_text_atomic(run_dir / "order.json", json.dumps(classes, indent=2) + "\n")
+        plot_class_order(classes, run_dir / "order.png", title=title)
+        summary.update(classes)
+    return summary

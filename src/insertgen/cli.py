@@ -133,17 +133,83 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device):
 
 
 @cli.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="Run or reproduce directory (the same as the argument).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="HTML file (default RUN_DIR/report.html).")
-@click.option("--examples", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Generation trajectories to show.")
+              help="HTML file (default DIRECTORY/report.html).")
+@click.option("--examples", type=click.IntRange(min=0), default=None,
+              help="Generation trajectories to show (default: 3 for a run, 1 per model for a reproduce grid).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def report(run_dir, out, examples, seed):
-    """A self-contained HTML page of a run: curves, evaluations, figures, trajectories."""
+def report(directory, run_dir, out, examples, seed):
+    """A self-contained HTML page of a run (curves, evaluations, learned order, trajectories) or of a
+    reproduce directory (its tables and claims, and per task what each model does)."""
     from insertgen.report import build_report
+    from insertgen.reproduce.grid import SETTINGS
 
-    click.echo(f"wrote {build_report(run_dir, out, examples, seed)}")
+    if (directory is None) == (run_dir is None):
+        raise InsertgenError("give the directory to report on, either as the argument or as --run (not both)")
+    path = Path(directory or run_dir)
+    if examples is None:
+        examples = 1 if (path / SETTINGS).is_file() else 3
+    click.echo(f"wrote {build_report(path, out, examples, seed)}")
+
+
+def _csv(value: str | None, what: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise InsertgenError(f"{what}: give a comma-separated list")
+    return items
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Grid directory (default reproduce-SCALE); rerunning skips the cells already done.")
+@click.option("--scale", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True,
+              help="cpu: small presets for a 2-core CPU (a few hours with --jobs 2); paper: the papers' sizes "
+                   "and steps, for GPUs.")
+@click.option("--tasks", default=None, help="Comma-separated task ids (default: the scale's tasks).")
+@click.option("--models", default=None, help="Comma-separated model ids (default: all six).")
+@click.option("--seeds", default=None, help="Comma-separated seeds (default: the scale's seeds).")
+@click.option("--budget", default=None,
+              help="Training budget per cell, the same for every model: wall-clock (240s, 4m, 1h), model FLOPs "
+                   "(2e13flop) or 'preset' (the preset's steps). Default: 180s at cpu scale, preset at paper scale.")
+@click.option("--eval-n", type=click.IntRange(min=1), default=None,
+              help="Test examples (samples) per evaluation (default: 500 at cpu scale, the task's at paper).")
+@click.option("--sampler-steps", type=click.IntRange(min=1), default=None, help="Sampler steps (default 64).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Cells trained at once (each on cores / jobs threads).")
+@click.option("--set", "sets", multiple=True, help="Override an option of every cell: KEY=VALUE (as train --set).")
+@click.option("--docs", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the tables into this Markdown file (between reproduce markers), e.g. docs/results.md.")
+@click.option("--summary-only", is_flag=True, help="Only regenerate the tables and figures from finished cells.")
+def reproduce(out, scale, tasks, models, seeds, budget, eval_n, sampler_steps, jobs, sets, docs, summary_only):
+    """Train and evaluate the model x task grid under equal budgets, several seeds; write results.json,
+    results.md (mean and spread over seeds, the papers' claims checked) and figures/ into --out."""
+    from insertgen.reproduce import make_grid, run_grid, write_summary
+
+    try:
+        seed_list = tuple(int(s) for s in _csv(seeds, "--seeds")) if seeds else None
+    except ValueError:
+        raise InsertgenError(f"--seeds {seeds!r}: give comma-separated integers") from None
+    grid = make_grid(out or Path(f"reproduce-{scale}"), scale, _csv(tasks, "--tasks"), _csv(models, "--models"),
+                     seed_list, budget, eval_n, sampler_steps, _parse_set(sets))
+    if summary_only:
+        from insertgen.reproduce.grid import check_settings
+
+        check_settings(grid)
+        result = write_summary(grid.out, docs)
+        click.echo(f"{result['cells']} finished cells summarised in {grid.out / 'results.md'}")
+        return
+    done, failures = run_grid(grid, jobs=jobs, report=click.echo)
+    write_summary(grid.out, docs)
+    click.echo(f"wrote {grid.out / 'results.json'}, {grid.out / 'results.md'} and {grid.out / 'figures'}"
+               + (f"; updated {docs}" if docs else ""))
+    if failures:
+        raise InsertgenError(f"{len(failures)} cell(s) failed: {', '.join(f['key'] for f in failures)} "
+                             f"(see runs/TASK/MODEL/seedS.log); rerun to retry them")
 
 
 @cli.command(name="fragment-prompts")
@@ -295,11 +361,12 @@ def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperat
 @sampler_options
 def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, confidence, greedy, order, grid):
     """Generation order: when each target token / edge was inserted and unmasked, the order correlation
-    with the distance from the junction, and the learned insertion schedule (LoFlexMDM). Writes
+    with the distance from the junction, and the learned insertion schedule (LoFlexMDM) or the
+    posterior's orders (IP). Writes
     RUN_DIR/order.json and RUN_DIR/order.png."""
     from insertgen import load_run
     from insertgen.analysis import (class_order_statistics, insertion_time_profile, order_statistics,
-                                    plot_class_order, save_order_report)
+                                    plot_class_order, posterior_order_profile, save_order_report)
     from insertgen.evaluate import evaluate_model
 
     model = load_run(run_dir)
@@ -320,13 +387,15 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
         return
     if stats is None:
         raise InsertgenError(f"task {task.name!r} defines no reference order to analyse")
-    profile = insertion_time_profile(model, task, examples)
+    profile = insertion_time_profile(model, task, examples) or posterior_order_profile(model, task, examples[:200])
     json_path, png_path = save_order_report(run_dir, stats, profile, title=f"{model.model_id} on {task.name}")
     click.echo(f"exact_match {metrics['exact_match']:.4f}  order correlation (unmask) "
                f"{stats['order_corr_unmask']:.3f}  (insert) {stats['order_corr_insert']:.3f}  "
                f"over {stats['order_corr_examples']} examples")
     if profile:
-        click.echo("learned median insertion time by distance from the junction: " +
+        what = ("median rank in IP's posterior orders" if profile["kind"] == "posterior_rank"
+                else "learned median insertion time")
+        click.echo(f"{what} by distance from the junction: " +
                    ", ".join(f"{d}: {v['q50']:.2f}" for d, v in profile["by_distance"].items()))
     click.echo(f"wrote {json_path} and {png_path}")
 

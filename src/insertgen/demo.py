@@ -32,25 +32,50 @@ def pretrained_dir(model: str = "flexmdm") -> Path:
     return Path(str(resources.files("insertgen") / "pretrained" / f"{DEMO_TASK}-{model}"))
 
 
-def render_trajectory(task, record: dict) -> list[str]:
-    """Lines showing the target part of the canvas after every step at which something changed.
-    ``_`` is a mask; tokens appear at their insertion step and are revealed at their unmasking step.
-    Tokens given in the canvas from the start (a prompt inside the target) show at step -1 as given."""
+def trajectory_frames(task, record: dict) -> list[tuple[int, list[tuple[str, str]], dict]]:
+    """The target part of the canvas after every step at which something changed, as ``(step, tokens,
+    events)``: each token with its state at that step, ``"mask"`` (inserted earlier, still masked),
+    ``"new"`` (a mask inserted at this step), ``"revealed"`` (unmasked at this step), ``"shown"``
+    (unmasked earlier) or ``"given"`` (in the canvas from the start: a prompt inside the target, step -1);
+    ``events`` counts the given tokens, the masks inserted and the tokens unmasked at that step."""
     vocab = task.vocab
     canvas = record["canvas"]
     start = canvas.index(vocab.bos_id) + 1
     end = len(canvas) - 1  # EOS
     ins, um = record["insert_step"][start:end], record["unmask_step"][start:end]
     toks = [vocab.tokens[i] for i in canvas[start:end]]
-    lines = []
+    frames = []
     for step in sorted(set(ins) | set(um)):
-        shown = [(tok if u <= step else "_") for tok, i, u in zip(toks, ins, um) if i <= step]
+        shown = []
+        for tok, i, u in zip(toks, ins, um):
+            if i > step:
+                continue
+            if i == u < 0:
+                state = "given"
+            elif u < step:
+                state = "shown"
+            elif u == step:
+                state = "revealed"
+            else:
+                state = "new" if i == step else "mask"
+            shown.append((tok, state))
         given = sum(1 for i, u in zip(ins, um) if i == u == step < 0)
-        masks = sum(1 for i in ins if i == step) - given
-        revealed = sum(1 for u in um if u == step) - given
-        events = [f"{given} given" if given else "", f"+{masks} mask" if masks else "",
-                  f"{revealed} unmasked" if revealed else ""]
-        lines.append(f"  step {step:>3}: [BOS] {' '.join(shown)} [EOS]   ({', '.join(e for e in events if e)})")
+        events = {"given": given, "masks": sum(1 for i in ins if i == step) - given,
+                  "revealed": sum(1 for u in um if u == step) - given}
+        frames.append((step, shown, events))
+    return frames
+
+
+def render_trajectory(task, record: dict) -> list[str]:
+    """Lines showing the target part of the canvas after every step at which something changed
+    (:func:`trajectory_frames`). ``_`` is a mask; tokens appear at their insertion step and are revealed
+    at their unmasking step. Tokens given in the canvas from the start show at step -1 as given."""
+    lines = []
+    for step, shown, events in trajectory_frames(task, record):
+        text = " ".join("_" if state in ("mask", "new") else tok for tok, state in shown)
+        words = [f"{events['given']} given" if events["given"] else "", f"+{events['masks']} mask" if events["masks"]
+                 else "", f"{events['revealed']} unmasked" if events["revealed"] else ""]
+        lines.append(f"  step {step:>3}: [BOS] {text} [EOS]   ({', '.join(w for w in words if w)})")
     return lines
 
 

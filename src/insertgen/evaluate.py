@@ -35,6 +35,24 @@ def run_sampler_options(run_config: dict | None, default_greedy: bool, steps: in
         raise InsertgenError(f"bad sampler option: {e}") from None
 
 
+def family_samplers(model_id: str, steps: int, greedy: bool = True,
+                    orders: tuple[str, ...] = ("joint", "insert_first")) -> dict[str, SamplerOptions]:
+    """The samplers a model family is compared with, by name: both tau-leaping orders (``orders``) of
+    ``steps`` steps for FlexMDM / LoFlexMDM, the one-insertion-per-step ``ancestral`` sampler for IP /
+    AO-IP, ``left_to_right`` decoding for ARM, ``random``- and confidence- (``top_prob``) order unmasking
+    of ``steps`` steps for MDM. Tokens are chosen greedily (top-k 1) with ``greedy``, else drawn from the
+    model's distribution (tasks scored on a distribution of samples, such as molecules)."""
+    k = 1 if greedy else None
+    if model_id in ("ip", "ao-ip"):
+        return {"ancestral": SamplerOptions(top_k=k)}
+    if model_id == "arm":
+        return {"left_to_right": SamplerOptions(top_k=k)}
+    if model_id == "mdm":
+        return {"random": SamplerOptions(steps=steps, top_k=k),
+                "top_prob": SamplerOptions(steps=steps, top_k=k, confidence="top_prob")}
+    return {order: SamplerOptions(steps=steps, top_k=k, order=order) for order in orders}
+
+
 def task_prompts(task, n: int) -> list[list[int]]:
     """``n`` prompts to sample: the task's validation prompts in order, repeated when there are fewer than
     ``n`` (``n`` empty prompts for an unconditional task)."""

@@ -38,6 +38,8 @@ class Task(ABC):
         prompt_in_target: whether each target begins with its prompt, whose tokens are then given in the
             canvas (fixed, after BOS) instead of preceding BOS (fragment-constrained molecules).
         eval_size: the number of examples (samples, for unconditional tasks) ``eval`` uses by default.
+        headline_metrics: the metrics that compare models on the task, most important first (larger is
+            better for each); ``reproduce`` ranks models and samplers by the first.
     """
 
     name: str
@@ -47,6 +49,7 @@ class Task(ABC):
     conditional: bool = True
     prompt_in_target: bool = False
     eval_size: int | None = None  # how many examples `eval` uses by default (None: the whole split)
+    headline_metrics: tuple[str, ...] = ("exact_match",)
 
     @property
     def buffer_len(self) -> int:

@@ -54,6 +54,7 @@ class MazeTask(Task):
     """Subgoal-conditioned planning in one fixed maze (task id ``maze-<family>-<tier>``)."""
 
     conditional = True
+    headline_metrics = ("success", "optimal", "exact_match", "token_accuracy")
 
     def __init__(self, family: str, tier: str, imperfect_fraction: float = 0.3):
         if family not in FAMILIES:

@@ -352,6 +352,7 @@ class StarTask(Task):
     """Star-graph traversal at level ``easy``, ``medium`` or ``hard`` (task id ``star-<level>``)."""
 
     conditional = True
+    headline_metrics = ("exact_match", "token_accuracy")
 
     def __init__(self, level: str = "easy"):
         if level not in LEVELS:

@@ -82,6 +82,7 @@ class FragmentTask(MoleculeTask):
     conditional = True
     prompt_in_target = True
     greedy_by_default = False
+    headline_metrics = ("validity", "quality_all", "uniqueness", "diversity")
 
     def __init__(self, which: str, train_size: int = 100_000, seed: int = 0, augment: bool = True,
                  denovo_fraction: float = 0.2, samples_per_prompt: int = 100, prompts: int = 100):

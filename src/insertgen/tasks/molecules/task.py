@@ -58,6 +58,7 @@ class MoleculeTask(Task):
 
     conditional = False
     eval_size = 1_000
+    headline_metrics = ("validity", "quality_all", "uniqueness", "novelty", "diversity")
 
     def __init__(self, kind: str, train_size: int = 100_000, test_size: int = 5_000, seed: int = 0,
                  augment: bool = True, novelty_reference: str = "moses", kl_reference_size: int = KL_REFERENCE_SIZE):

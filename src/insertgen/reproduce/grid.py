@@ -1,0 +1,325 @@
+"""The model x task x seed grid of ``insertgen reproduce``: every cell trained under the same budget and
+evaluated with every sampler of its model family; cells already done are skipped.
+
+Directory layout (``OUT``)::
+
+    reproduce.json                     the grid's settings (scale, budget, evaluation); a rerun must agree
+    runs/TASK/MODEL/seedS/             each cell's run directory (usable by sample / eval / report)
+    runs/TASK/MODEL/seedS.log          what the cell printed
+    cells/TASK--MODEL--seedS.json      a finished cell: training (steps, seconds, FLOPs), metrics per sampler
+    results.json, results.md, figures/ the summary (:mod:`insertgen.reproduce.summary`)
+
+A cell is *done* when its ``cells/`` file exists. A cell whose training finished (``trained.json`` in its
+run directory) but whose evaluation did not is only evaluated. A cell interrupted during training is
+resumed exactly from its last checkpoint under a step budget (``preset`` / FLOPs); under a wall-clock
+budget it is trained again from step 0, since the time already spent is not recorded in the checkpoint.
+
+Evaluation: the first ``eval_n`` test examples (unconditional tasks: ``eval_n`` samples; None: the
+task's own ``eval_size``), EMA weights, each sampler of :func:`insertgen.evaluate.family_samplers`
+(greedy for conditional tasks, sampled otherwise) with ``sampler_steps`` steps where the sampler takes
+steps. The sampler best on the task's first headline metric is written to the run directory as
+``eval-test.json`` with the task's picture, and the generation-order figure ``order.png`` is drawn (star
+graphs: order against the distance from the junction with LoFlexMDM's learned insertion times or IP's
+posterior order; molecules: order by token class).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from insertgen.errors import InsertgenError
+from insertgen.io import write_text_atomic
+from insertgen.models import MODEL_IDS
+from insertgen.reproduce.budget import Budget
+
+SETTINGS = "reproduce.json"
+TRAINED = "trained.json"
+MODEL_ORDER = ("flexmdm", "loflexmdm", "ao-ip", "ip", "arm", "mdm")  # the tables' column order
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Defaults of a grid: which tasks, models, seeds, budget, evaluation size and sampler steps, the
+    preset of each (task, model), and per-task option overrides."""
+
+    name: str
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    budget: str
+    eval_n: int | None
+    sampler_steps: int
+    task_options: dict = field(default_factory=dict)
+    models: tuple[str, ...] = MODEL_ORDER
+
+    def preset(self, task: str, model: str) -> str:
+        if self.name == "cpu":
+            return f"{task}-cpu" if model == "flexmdm" else f"{task}-{model}-cpu"
+        stem = task if task.endswith("-paper") else f"{task}-paper"
+        return f"{stem}-gpu" if model == "flexmdm" else f"{stem}-{model}-gpu"
+
+
+SMALL_MOLECULES = {"train_size": 20_000}  # "small data" on a CPU: the first 20,000 MOSES training molecules
+
+SCALES = {
+    # fits a 2-core CPU: 6 tasks x 6 models x 2 seeds x (180 s + evaluation) in about 2.5 hours with --jobs 2
+    "cpu": Scale("cpu", tasks=("star-easy", "star-medium", "maze-perfect-easy", "maze-perfect-medium", "smiles", "safe"),
+                 seeds=(0, 1), budget="180s", eval_n=500, sampler_steps=64,
+                 task_options={"smiles": SMALL_MOLECULES, "safe": SMALL_MOLECULES}),
+    # the papers' model sizes and step counts (presets *-paper-*-gpu): for GPU clusters
+    "paper": Scale("paper", tasks=("star-easy", "star-medium", "star-hard", "maze-perfect-paper", "maze-imperfect-paper",
+                                   "maze-braided-paper", "smiles", "safe"),
+                   seeds=(0, 1, 2), budget="preset", eval_n=None, sampler_steps=64),
+}
+
+
+def cell_key(task: str, model: str, seed: int) -> str:
+    return f"{task}--{model}--seed{seed}"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A resolved grid: the cells to run and the settings every cell shares."""
+
+    out: Path
+    scale: Scale
+    tasks: tuple[str, ...]
+    models: tuple[str, ...]
+    seeds: tuple[int, ...]
+    budget: Budget
+    eval_n: int | None
+    sampler_steps: int
+    overrides: dict
+
+    @property
+    def settings(self) -> dict:
+        """What every cell of the directory must share (a rerun with other values is refused)."""
+        return {"scale": self.scale.name, "budget": str(self.budget), "eval_n": self.eval_n,
+                "sampler_steps": self.sampler_steps, "overrides": self.overrides,
+                "task_options": self.scale.task_options}
+
+    def cells(self) -> list[dict]:
+        """Cell specs in running order: seed by seed, so that a stopped grid has whole seeds done."""
+        return [self.cell(task, model, seed) for seed in self.seeds for task in self.tasks for model in self.models]
+
+    def cell(self, task: str, model: str, seed: int) -> dict:
+        key = cell_key(task, model, seed)
+        return {"key": key, "task": task, "model": model, "seed": seed, "preset": self.scale.preset(task, model),
+                "run_dir": str(self.out / "runs" / task / model / f"seed{seed}"),
+                "log": str(self.out / "runs" / task / model / f"seed{seed}.log"),
+                "result": str(self.out / "cells" / f"{key}.json"), "budget": str(self.budget),
+                "eval_n": self.eval_n, "sampler_steps": self.sampler_steps,
+                "overrides": {**{f"task.{k}": v for k, v in self.scale.task_options.get(task, {}).items()},
+                              **self.overrides}}
+
+
+def make_grid(out: Path, scale: str = "cpu", tasks=None, models=None, seeds=None, budget: str | None = None,
+              eval_n: int | None = None, sampler_steps: int | None = None, overrides: dict | None = None) -> Grid:
+    """Resolve the choices (None: the scale's default) and check them: every task and model known, a
+    preset for every (task, model), a budget that parses."""
+    from insertgen.presets import PRESETS
+    from insertgen.tasks import TASKS
+
+    if scale not in SCALES:
+        raise InsertgenError(f"--scale {scale!r}: choose from {', '.join(SCALES)}")
+    s = SCALES[scale]
+    tasks = tuple(tasks or s.tasks)
+    models = tuple(models or s.models)
+    seeds = tuple(seeds if seeds is not None and len(seeds) else s.seeds)
+    for task in tasks:
+        if task not in TASKS:
+            raise InsertgenError(f"--tasks: unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    for model in models:
+        if model not in MODEL_IDS:
+            raise InsertgenError(f"--models: unknown model {model!r}; known models: {', '.join(MODEL_IDS)}")
+    if any(seed < 0 for seed in seeds):
+        raise InsertgenError("--seeds must be non-negative integers")
+    missing = [s.preset(t, m) for t in tasks for m in models if s.preset(t, m) not in PRESETS]
+    if missing:
+        raise InsertgenError(f"--scale {scale} has no preset for {', '.join(missing)}")
+    if len(set(tasks)) != len(tasks) or len(set(models)) != len(models) or len(set(seeds)) != len(seeds):
+        raise InsertgenError("--tasks, --models and --seeds must not repeat a value")
+    return Grid(Path(out), s, tasks, models, seeds, Budget.parse(budget or s.budget),
+                s.eval_n if eval_n is None else eval_n, sampler_steps or s.sampler_steps, dict(overrides or {}))
+
+
+def check_settings(grid: Grid) -> None:
+    """Write ``reproduce.json`` for a new directory, or refuse a rerun whose shared settings differ
+    (its finished cells would not be comparable); the tasks, models and seeds may grow."""
+    path = grid.out / SETTINGS
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise InsertgenError(f"{path} is not valid JSON ({e}); it records the grid's settings") from None
+        differ = {k: (saved.get("settings", {}).get(k), v) for k, v in grid.settings.items()
+                  if saved.get("settings", {}).get(k) != v}
+        if differ:
+            what = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in differ.items())
+            raise InsertgenError(f"{grid.out} holds a grid made with other settings ({what}); rerun with the same "
+                                 f"options or choose another --out")
+        union = lambda key, new: list(dict.fromkeys([*saved.get(key, []), *new]))  # noqa: E731
+        record = {**saved, "tasks": union("tasks", grid.tasks), "models": union("models", grid.models),
+                  "seeds": union("seeds", grid.seeds)}
+    else:
+        record = {"settings": grid.settings, "budget": grid.budget.describe(), "tasks": list(grid.tasks),
+                  "models": list(grid.models), "seeds": list(grid.seeds),
+                  "created": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    grid.out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+
+
+def read_cell(path: Path) -> dict | None:
+    """A finished cell's record, or None when missing or unreadable (then the cell is run again)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and "samplers" in record else None
+
+
+# ----- one cell (runs in a worker process) -----
+
+def _train(spec: dict) -> dict:
+    import torch
+
+    from insertgen.bench import count_step_flops
+    from insertgen.checkpoint import CHECKPOINT, PREVIOUS
+    from insertgen.training_run import prepare_run
+
+    run_dir = Path(spec["run_dir"])
+    budget = Budget.parse(spec["budget"])
+    overrides = {"eval_every": 0, **spec["overrides"]}
+    flops_per_step = None
+    if budget.kind == "flops":  # counted on a throw-away copy, so the real run starts untouched
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            _, probe = prepare_run(task=None, model=None, preset=spec["preset"], steps=10, out=Path(tmp) / "probe",
+                                   seed=spec["seed"], overrides=overrides, resume=False)
+            flops_per_step = count_step_flops(probe)
+    steps = {"seconds": 10**9, "flops": max(1, int(budget.value // flops_per_step)) if flops_per_step else None,
+             "preset": None}[budget.kind]
+    time_budget = budget.value if budget.kind == "seconds" else None
+    resumable = any((run_dir / name).exists() for name in (CHECKPOINT, PREVIOUS))
+    if run_dir.exists() and (budget.kind == "seconds" or not resumable):
+        print(f"{run_dir}: unfinished training from an earlier invocation; training it again from step 0")
+        shutil.rmtree(run_dir)
+    resume = run_dir.exists()
+    _, trainer = prepare_run(task=None, model=None, preset=None if resume else spec["preset"], steps=steps,
+                             out=run_dir, seed=spec["seed"], overrides={} if resume else overrides, resume=resume,
+                             time_budget=time_budget)
+    start = time.time()
+    trainer.train(progress=False)
+    seconds = time.time() - start
+    if flops_per_step is None:  # one more step, counted but not saved (the checkpoint is already written)
+        flops_per_step = count_step_flops(trainer)
+    record = {"steps": trainer.step, "train_seconds": seconds, "flops_per_step": flops_per_step,
+              "train_flops": flops_per_step * trainer.step, "threads": torch.get_num_threads(),
+              "resumed": resume, "params": sum(p.numel() for p in trainer.model.parameters())}
+    write_text_atomic(run_dir / TRAINED, json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _evaluate(spec: dict) -> dict:
+    import torch
+
+    from insertgen.analysis import write_order_figures
+    from insertgen.evaluate import evaluate_model, family_samplers
+    from insertgen.run import load_run
+
+    run_dir = Path(spec["run_dir"])
+    model = load_run(run_dir)
+    task = model.task
+    examples = task.examples("test")[: spec["eval_n"] or task.eval_size]
+    samplers = family_samplers(model.model_id, spec["sampler_steps"], greedy=task.greedy_by_default)
+    headline = task.headline_metrics[0]
+    results, best, best_pairs = {}, None, None
+    for name, options in samplers.items():
+        with torch.inference_mode():
+            metrics, pairs = evaluate_model(model, task, examples, options, seed=0)
+        results[name] = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if best is None or results[name].get(headline, float("-inf")) > results[best].get(headline, float("-inf")):
+            best, best_pairs = name, pairs
+    outputs, records = [o for o, _ in best_pairs], [r for _, r in best_pairs]
+    write_text_atomic(run_dir / "eval-test.json", json.dumps(
+        {**results[best], "split": "test", "sampler_name": best, "sampler": samplers[best].__dict__}, indent=2) + "\n")
+    task.save_figure(examples, outputs, run_dir / "eval-test.png")
+    order = write_order_figures(model, task, examples, outputs, records, run_dir)
+    return {"samplers": results, "best_sampler": best, "headline": headline,
+            "headline_metrics": list(task.headline_metrics), "order": order, "eval_examples": len(examples)}
+
+
+def run_cell(spec: dict, threads: int) -> dict:
+    """Train (unless trained) and evaluate one cell; writes its ``cells/`` record and returns it, or
+    ``{"key", "error"}`` when it failed (the traceback is in the cell's log)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    Path(spec["log"]).parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    with open(spec["log"], "a", encoding="utf-8") as log, redirect_stdout(log), redirect_stderr(log):
+        print(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} cell {spec['key']} (preset {spec['preset']}, "
+              f"budget {spec['budget']}, {threads} threads)")
+        try:
+            trained_path = Path(spec["run_dir"]) / TRAINED
+            training = json.loads(trained_path.read_text()) if trained_path.is_file() else _train(spec)
+            evaluation = _evaluate(spec)
+        except Exception as e:  # one failed cell must not stop the grid
+            traceback.print_exc()
+            return {"key": spec["key"], "error": f"{type(e).__name__}: {e}"}
+        record = {k: spec[k] for k in ("key", "task", "model", "seed", "preset", "budget", "eval_n", "sampler_steps",
+                                       "overrides")}
+        record.update(training=training, **evaluation, cell_seconds=time.time() - start,
+                      finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+        Path(spec["result"]).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(Path(spec["result"]), json.dumps(record, indent=2) + "\n")
+        print(f"done in {time.time() - start:.0f} s")
+    return record
+
+
+def run_grid(grid: Grid, jobs: int = 1, report=print) -> tuple[list[dict], list[dict]]:
+    """Run every cell not done yet, ``jobs`` at a time (each on cores / jobs threads), then write the
+    summary. Returns (finished cell records of this grid, failures); ``report`` gets one line per cell."""
+    from insertgen.reproduce.summary import write_summary
+
+    check_settings(grid)
+    cells = grid.cells()
+    todo = [c for c in cells if read_cell(Path(c["result"])) is None]
+    report(f"{grid.out}: {len(cells)} cells ({len(grid.tasks)} tasks x {len(grid.models)} models x "
+           f"{len(grid.seeds)} seeds), {len(cells) - len(todo)} already done, {len(todo)} to run; "
+           f"budget: {grid.budget.describe()}")
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    failures = []
+
+    def finished(result: dict, index: int) -> None:
+        if "error" in result:
+            failures.append(result)
+            report(f"[{index}/{len(todo)}] {result['key']}: FAILED ({result['error']}); see its log")
+        else:
+            m = result["samplers"][result["best_sampler"]]
+            report(f"[{index}/{len(todo)}] {result['key']}: {result['headline']} "
+                   f"{m.get(result['headline'], float('nan')):.3f} ({result['best_sampler']}), "
+                   f"{result['training']['steps']:,} steps, {result['cell_seconds']:.0f} s")
+        write_summary(grid.out)  # after every cell, so a stopped grid has its tables so far
+
+    if jobs <= 1:
+        for i, spec in enumerate(todo, 1):
+            finished(run_cell(spec, threads), i)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(run_cell, spec, threads) for spec in todo]
+            for i, future in enumerate(as_completed(futures), 1):
+                finished(future.result(), i)
+    if not todo:
+        write_summary(grid.out)
+    done = [r for r in (read_cell(Path(c["result"])) for c in cells) if r is not None]
+    return done, failures
