@@ -42,11 +42,12 @@ def tiny_run(tmp_path_factory) -> Path:
     return out
 
 
-# A reproduce grid of two models on star-easy, one seed, tiny backbones trained for one second each.
+# A reproduce grid of two models on star-easy, one seed, tiny backbones trained for one second each, the
+# two cells in two worker processes.
 TINY_GRID_ARGS = [
     "reproduce", "--tasks", "star-easy", "--models", "flexmdm,arm", "--seeds", "0", "--budget", "1s",
     "--eval-n", "12", "--sampler-steps", "4", "--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2",
-    "--set", "batch_size=8",
+    "--set", "batch_size=8", "--jobs", "2",
 ]
 
 

@@ -44,6 +44,27 @@ def test_grid_choices_are_checked(cli, tmp_path):
     assert not (tmp_path / "g").exists()  # nothing written for a refused grid
 
 
+def test_scales_resolve_to_presets(tmp_path):
+    """Every default cell of both scales has its preset: the CPU presets, and the papers' sizes and steps."""
+    from insertgen.presets import get_preset
+    from insertgen.reproduce.grid import make_grid
+
+    cpu = make_grid(tmp_path, "cpu")
+    assert len(cpu.cells()) == 6 * 6 * 2 and cpu.eval_n == 500
+    assert cpu.budget("star-easy") == Budget("flops", 2e12) and cpu.budget("safe") == Budget("flops", 1.2e13)
+    assert {c["budget"] for c in cpu.cells() if c["task"] == "star-medium"} == {"5e+12flop"}
+    assert {c["preset"] for c in cpu.cells() if c["task"] == "smiles"} >= {"smiles-cpu", "smiles-ip-cpu"}
+    assert all(c["overrides"] == {"task.train_size": 20_000} for c in cpu.cells() if c["task"] in ("smiles", "safe"))
+    paper = make_grid(tmp_path, "paper")
+    assert paper.budget("star-hard").kind == "preset" and paper.eval_n is None
+    assert make_grid(tmp_path, "cpu", budget="1m").budget("smiles") == Budget("seconds", 60.0)
+    presets = {(c["task"], c["model"]): c["preset"] for c in paper.cells()}
+    assert presets[("star-easy", "flexmdm")] == "star-easy-paper-gpu"
+    assert presets[("maze-braided-paper", "loflexmdm")] == "maze-braided-paper-loflexmdm-gpu"
+    assert get_preset(presets[("star-hard", "ip")])["model_config"]["d_model"] == 768
+    assert get_preset(presets[("safe", "flexmdm")])["train"]["steps"] == 50_000
+
+
 def test_tiny_grid_writes_every_file(tiny_grid):
     """Each cell: a run directory usable by the other commands, its evaluation with every sampler of the
     family, the order figure; the grid: settings, results.json / results.md, the headline figure."""

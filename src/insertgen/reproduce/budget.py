@@ -47,7 +47,7 @@ class Budget:
         if self.kind == "seconds":
             return f"{self.value:g}s"
         if self.kind == "flops":
-            return f"{self.value:.3g}flop"
+            return f"{self.value:.10g}flop"
         return "preset"
 
     def describe(self) -> str:

@@ -54,7 +54,7 @@ class Scale:
     name: str
     tasks: tuple[str, ...]
     seeds: tuple[int, ...]
-    budget: str
+    budget: str | dict  # one budget for every task, or one per task (Budget.parse forms)
     eval_n: int | None
     sampler_steps: int
     task_options: dict = field(default_factory=dict)
@@ -69,10 +69,17 @@ class Scale:
 
 SMALL_MOLECULES = {"train_size": 20_000}  # "small data" on a CPU: the first 20,000 MOSES training molecules
 
+# Model FLOPs per cell at CPU scale: equal for every model of a task, so that the tables do not depend on
+# how busy the machine was. Sized from the training rates measured here with two cells at a time, one
+# thread each (about 18 GFLOP/s at d_model 64, more at 128): about two minutes of training for the star
+# and maze presets and four for the molecule ones.
+CPU_FLOPS = {"star-easy": "2e12flop", "star-medium": "5e12flop", "maze-perfect-easy": "2e12flop",
+             "maze-perfect-medium": "5e12flop", "smiles": "1.2e13flop", "safe": "1.2e13flop"}
+
 SCALES = {
-    # fits a 2-core CPU: 6 tasks x 6 models x 2 seeds x (180 s + evaluation) in about 2.5 hours with --jobs 2
+    # fits a 2-core CPU: 6 tasks x 6 models x 2 seeds in about 2.5 hours with --jobs 2
     "cpu": Scale("cpu", tasks=("star-easy", "star-medium", "maze-perfect-easy", "maze-perfect-medium", "smiles", "safe"),
-                 seeds=(0, 1), budget="180s", eval_n=500, sampler_steps=64,
+                 seeds=(0, 1), budget=CPU_FLOPS, eval_n=500, sampler_steps=64,
                  task_options={"smiles": SMALL_MOLECULES, "safe": SMALL_MOLECULES}),
     # the papers' model sizes and step counts (presets *-paper-*-gpu): for GPU clusters
     "paper": Scale("paper", tasks=("star-easy", "star-medium", "star-hard", "maze-perfect-paper", "maze-imperfect-paper",
@@ -94,15 +101,33 @@ class Grid:
     tasks: tuple[str, ...]
     models: tuple[str, ...]
     seeds: tuple[int, ...]
-    budget: Budget
+    budget_spec: str | dict  # as given (--budget) or the scale's default
     eval_n: int | None
     sampler_steps: int
     overrides: dict
 
+    def budget(self, task: str) -> Budget:
+        spec = self.budget_spec
+        if isinstance(spec, dict):
+            if task not in spec:
+                raise InsertgenError(f"--scale {self.scale.name} has no default budget for task {task!r}; "
+                                     f"give --budget")
+            spec = spec[task]
+        return Budget.parse(spec)
+
+    def describe_budget(self) -> str:
+        if isinstance(self.budget_spec, dict):
+            budgets = {t: self.budget(t) for t in self.tasks}
+            if all(b.kind == "flops" for b in budgets.values()):
+                return ("model FLOPs of training per cell (matrix products of the forward and backward passes), by "
+                        "task: " + ", ".join(f"{t} {b.value:.2g}" for t, b in budgets.items()))
+            return "per cell, by task: " + "; ".join(f"{t}: {b.describe()}" for t, b in budgets.items())
+        return Budget.parse(self.budget_spec).describe()
+
     @property
     def settings(self) -> dict:
         """What every cell of the directory must share (a rerun with other values is refused)."""
-        return {"scale": self.scale.name, "budget": str(self.budget), "eval_n": self.eval_n,
+        return {"scale": self.scale.name, "budget": self.budget_spec, "eval_n": self.eval_n,
                 "sampler_steps": self.sampler_steps, "overrides": self.overrides,
                 "task_options": self.scale.task_options}
 
@@ -115,7 +140,7 @@ class Grid:
         return {"key": key, "task": task, "model": model, "seed": seed, "preset": self.scale.preset(task, model),
                 "run_dir": str(self.out / "runs" / task / model / f"seed{seed}"),
                 "log": str(self.out / "runs" / task / model / f"seed{seed}.log"),
-                "result": str(self.out / "cells" / f"{key}.json"), "budget": str(self.budget),
+                "result": str(self.out / "cells" / f"{key}.json"), "budget": str(self.budget(task)),
                 "eval_n": self.eval_n, "sampler_steps": self.sampler_steps,
                 "overrides": {**{f"task.{k}": v for k, v in self.scale.task_options.get(task, {}).items()},
                               **self.overrides}}
@@ -147,8 +172,11 @@ def make_grid(out: Path, scale: str = "cpu", tasks=None, models=None, seeds=None
         raise InsertgenError(f"--scale {scale} has no preset for {', '.join(missing)}")
     if len(set(tasks)) != len(tasks) or len(set(models)) != len(models) or len(set(seeds)) != len(seeds):
         raise InsertgenError("--tasks, --models and --seeds must not repeat a value")
-    return Grid(Path(out), s, tasks, models, seeds, Budget.parse(budget or s.budget),
-                s.eval_n if eval_n is None else eval_n, sampler_steps or s.sampler_steps, dict(overrides or {}))
+    grid = Grid(Path(out), s, tasks, models, seeds, budget or s.budget, s.eval_n if eval_n is None else eval_n,
+                sampler_steps or s.sampler_steps, dict(overrides or {}))
+    for task in tasks:
+        grid.budget(task)  # every task has a budget that parses
+    return grid
 
 
 def check_settings(grid: Grid) -> None:
@@ -170,7 +198,7 @@ def check_settings(grid: Grid) -> None:
         record = {**saved, "tasks": union("tasks", grid.tasks), "models": union("models", grid.models),
                   "seeds": union("seeds", grid.seeds)}
     else:
-        record = {"settings": grid.settings, "budget": grid.budget.describe(), "tasks": list(grid.tasks),
+        record = {"settings": grid.settings, "budget": grid.describe_budget(), "tasks": list(grid.tasks),
                   "models": list(grid.models), "seeds": list(grid.seeds),
                   "created": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     grid.out.mkdir(parents=True, exist_ok=True)
@@ -188,7 +216,7 @@ def read_cell(path: Path) -> dict | None:
 
 # ----- one cell (runs in a worker process) -----
 
-def _train(spec: dict) -> dict:
+def _train(spec: dict, device: str) -> dict:
     import torch
 
     from insertgen.bench import count_step_flops
@@ -204,7 +232,7 @@ def _train(spec: dict) -> dict:
 
         with tempfile.TemporaryDirectory() as tmp:
             _, probe = prepare_run(task=None, model=None, preset=spec["preset"], steps=10, out=Path(tmp) / "probe",
-                                   seed=spec["seed"], overrides=overrides, resume=False)
+                                   seed=spec["seed"], overrides=overrides, resume=False, device=device)
             flops_per_step = count_step_flops(probe)
     steps = {"seconds": 10**9, "flops": max(1, int(budget.value // flops_per_step)) if flops_per_step else None,
              "preset": None}[budget.kind]
@@ -216,7 +244,7 @@ def _train(spec: dict) -> dict:
     resume = run_dir.exists()
     _, trainer = prepare_run(task=None, model=None, preset=None if resume else spec["preset"], steps=steps,
                              out=run_dir, seed=spec["seed"], overrides={} if resume else overrides, resume=resume,
-                             time_budget=time_budget)
+                             time_budget=time_budget, device=device)
     start = time.time()
     trainer.train(progress=False)
     seconds = time.time() - start
@@ -224,12 +252,12 @@ def _train(spec: dict) -> dict:
         flops_per_step = count_step_flops(trainer)
     record = {"steps": trainer.step, "train_seconds": seconds, "flops_per_step": flops_per_step,
               "train_flops": flops_per_step * trainer.step, "threads": torch.get_num_threads(),
-              "resumed": resume, "params": sum(p.numel() for p in trainer.model.parameters())}
+              "resumed": resume, "params": sum(p.numel() for p in trainer.model.parameters()), "device": device}
     write_text_atomic(run_dir / TRAINED, json.dumps(record, indent=2) + "\n")
     return record
 
 
-def _evaluate(spec: dict) -> dict:
+def _evaluate(spec: dict, device: str) -> dict:
     import torch
 
     from insertgen.analysis import write_order_figures
@@ -237,7 +265,7 @@ def _evaluate(spec: dict) -> dict:
     from insertgen.run import load_run
 
     run_dir = Path(spec["run_dir"])
-    model = load_run(run_dir)
+    model = load_run(run_dir, device=device)
     task = model.task
     examples = task.examples("test")[: spec["eval_n"] or task.eval_size]
     samplers = family_samplers(model.model_id, spec["sampler_steps"], greedy=task.greedy_by_default)
@@ -258,21 +286,37 @@ def _evaluate(spec: dict) -> dict:
             "headline_metrics": list(task.headline_metrics), "order": order, "eval_examples": len(examples)}
 
 
-def run_cell(spec: dict, threads: int) -> dict:
-    """Train (unless trained) and evaluate one cell; writes its ``cells/`` record and returns it, or
-    ``{"key", "error"}`` when it failed (the traceback is in the cell's log)."""
+_WORKER_DEVICE: list[str] = []  # the device a worker process claimed (see run_grid)
+
+
+def _claim_device(devices) -> None:
+    _WORKER_DEVICE.append(devices.get())
+
+
+def available_devices() -> list[str]:
+    """Every CUDA device, or the CPU when there is none."""
+    import torch
+
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
+
+
+def run_cell(spec: dict, threads: int, device: str | None = None) -> dict:
+    """Train (unless trained) and evaluate one cell on ``device`` (default: the one this worker claimed,
+    else the first available); writes its ``cells/`` record and returns it, or ``{"key", "error"}`` when
+    it failed (the traceback is in the cell's log)."""
     import torch
 
     torch.set_num_threads(threads)
+    device = device or (_WORKER_DEVICE[0] if _WORKER_DEVICE else available_devices()[0])
     Path(spec["log"]).parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
     with open(spec["log"], "a", encoding="utf-8") as log, redirect_stdout(log), redirect_stderr(log):
         print(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} cell {spec['key']} (preset {spec['preset']}, "
-              f"budget {spec['budget']}, {threads} threads)")
+              f"budget {spec['budget']}, {device}, {threads} threads)")
         try:
             trained_path = Path(spec["run_dir"]) / TRAINED
-            training = json.loads(trained_path.read_text()) if trained_path.is_file() else _train(spec)
-            evaluation = _evaluate(spec)
+            training = json.loads(trained_path.read_text()) if trained_path.is_file() else _train(spec, device)
+            evaluation = _evaluate(spec, device)
         except Exception as e:  # one failed cell must not stop the grid
             traceback.print_exc()
             return {"key": spec["key"], "error": f"{type(e).__name__}: {e}"}
@@ -287,8 +331,9 @@ def run_cell(spec: dict, threads: int) -> dict:
 
 
 def run_grid(grid: Grid, jobs: int = 1, report=print) -> tuple[list[dict], list[dict]]:
-    """Run every cell not done yet, ``jobs`` at a time (each on cores / jobs threads), then write the
-    summary. Returns (finished cell records of this grid, failures); ``report`` gets one line per cell."""
+    """Run every cell not done yet, ``jobs`` at a time (each on cores / jobs threads; with GPUs, worker k
+    uses GPU k mod the GPU count), then write the summary. Returns (finished cell records of this grid,
+    failures); ``report`` gets one line per cell."""
     from insertgen.reproduce.summary import write_summary
 
     check_settings(grid)
@@ -296,7 +341,7 @@ def run_grid(grid: Grid, jobs: int = 1, report=print) -> tuple[list[dict], list[
     todo = [c for c in cells if read_cell(Path(c["result"])) is None]
     report(f"{grid.out}: {len(cells)} cells ({len(grid.tasks)} tasks x {len(grid.models)} models x "
            f"{len(grid.seeds)} seeds), {len(cells) - len(todo)} already done, {len(todo)} to run; "
-           f"budget: {grid.budget.describe()}")
+           f"budget: {grid.describe_budget()}")
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     failures = []
 
@@ -315,7 +360,13 @@ def run_grid(grid: Grid, jobs: int = 1, report=print) -> tuple[list[dict], list[
         for i, spec in enumerate(todo, 1):
             finished(run_cell(spec, threads), i)
     else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        context = get_context("spawn")
+        devices = context.Queue()
+        gpus = available_devices()
+        for k in range(jobs):
+            devices.put(gpus[k % len(gpus)])
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_claim_device,
+                                 initargs=(devices,)) as pool:
             futures = [pool.submit(run_cell, spec, threads) for spec in todo]
             for i, future in enumerate(as_completed(futures), 1):
                 finished(future.result(), i)
