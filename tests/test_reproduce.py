@@ -122,6 +122,15 @@ def test_rerun_skips_done_cells_and_evaluates_trained_ones(cli, tiny_grid, tmp_p
     assert "training it again from step 0" in (grid / "runs" / "star-easy" / "arm" / "seed0.log").read_text()
     assert (arm / "trained.json").is_file() and (grid / "cells" / f"{CELLS[1]}.json").is_file()
 
+    # a run directory trained under another budget (left by an earlier grid) is not reused
+    (grid / "cells" / f"{CELLS[1]}.json").unlink()
+    trained = json.loads((arm / "trained.json").read_text())
+    (arm / "trained.json").write_text(json.dumps({**trained, "budget": "999s"}))
+    code, out, err = cli(*TINY_GRID_ARGS, "--out", grid)
+    assert code == 0 and "1 to run" in out, err
+    assert "trained under budget '999s'" in (grid / "runs" / "star-easy" / "arm" / "seed0.log").read_text()
+    assert json.loads((arm / "trained.json").read_text())["budget"] == "1s"
+
 
 def test_rerun_with_other_settings_is_refused(cli, tiny_grid, tmp_path):
     grid = tmp_path / "grid"

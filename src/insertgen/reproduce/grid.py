@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -252,7 +253,8 @@ def _train(spec: dict, device: str) -> dict:
         flops_per_step = count_step_flops(trainer)
     record = {"steps": trainer.step, "train_seconds": seconds, "flops_per_step": flops_per_step,
               "train_flops": flops_per_step * trainer.step, "threads": torch.get_num_threads(),
-              "resumed": resume, "params": sum(p.numel() for p in trainer.model.parameters()), "device": device}
+              "resumed": resume, "params": sum(p.numel() for p in trainer.model.parameters()), "device": device,
+              "budget": spec["budget"], "preset": spec["preset"]}
     write_text_atomic(run_dir / TRAINED, json.dumps(record, indent=2) + "\n")
     return record
 
@@ -286,6 +288,22 @@ def _evaluate(spec: dict, device: str) -> dict:
             "headline_metrics": list(task.headline_metrics), "order": order, "eval_examples": len(examples)}
 
 
+def _finished_training(spec: dict) -> dict | None:
+    """The cell's ``trained.json`` when its training finished under this cell's budget and preset; a
+    run directory trained under other settings is removed (and trained again)."""
+    path = Path(spec["run_dir"]) / TRAINED
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if record.get("budget") == spec["budget"] and record.get("preset") == spec["preset"]:
+        return record
+    print(f"{path.parent} was trained under budget {record.get('budget')!r} / preset {record.get('preset')!r}, "
+          f"not {spec['budget']!r} / {spec['preset']!r}: training it again")
+    shutil.rmtree(path.parent)
+    return None
+
+
 _WORKER_DEVICE: list[str] = []  # the device a worker process claimed (see run_grid)
 
 
@@ -314,8 +332,7 @@ def run_cell(spec: dict, threads: int, device: str | None = None) -> dict:
         print(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} cell {spec['key']} (preset {spec['preset']}, "
               f"budget {spec['budget']}, {device}, {threads} threads)")
         try:
-            trained_path = Path(spec["run_dir"]) / TRAINED
-            training = json.loads(trained_path.read_text()) if trained_path.is_file() else _train(spec, device)
+            training = _finished_training(spec) or _train(spec, device)
             evaluation = _evaluate(spec, device)
         except Exception as e:  # one failed cell must not stop the grid
             traceback.print_exc()
@@ -328,6 +345,10 @@ def run_cell(spec: dict, threads: int, device: str | None = None) -> dict:
         write_text_atomic(Path(spec["result"]), json.dumps(record, indent=2) + "\n")
         print(f"done in {time.time() - start:.0f} s")
     return record
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def run_grid(grid: Grid, jobs: int = 1, report=print) -> tuple[list[dict], list[dict]]:
@@ -365,11 +386,21 @@ def run_grid(grid: Grid, jobs: int = 1, report=print) -> tuple[list[dict], list[
         gpus = available_devices()
         for k in range(jobs):
             devices.put(gpus[k % len(gpus)])
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_claim_device,
-                                 initargs=(devices,)) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_claim_device,
+                                   initargs=(devices,))
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
             futures = [pool.submit(run_cell, spec, threads) for spec in todo]
             for i, future in enumerate(as_completed(futures), 1):
                 finished(future.result(), i)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) or failed: no worker may outlive the grid
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        pool.shutdown()
     if not todo:
         write_summary(grid.out)
     done = [r for r in (read_cell(Path(c["result"])) for c in cells) if r is not None]
