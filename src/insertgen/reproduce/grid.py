@@ -365,16 +365,20 @@ def run_grid(grid: Grid, jobs: int = 1, report=print) -> tuple[list[dict], list[
            f"budget: {grid.describe_budget()}")
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     failures = []
+    start = time.time()
 
     def finished(result: dict, index: int) -> None:
+        elapsed = time.time() - start
+        left = elapsed / index * (len(todo) - index)  # the mean pace so far
+        clock = f"{elapsed / 60:.0f} min so far, about {left / 60:.0f} min left"
         if "error" in result:
             failures.append(result)
-            report(f"[{index}/{len(todo)}] {result['key']}: FAILED ({result['error']}); see its log")
+            report(f"[{index}/{len(todo)}] {result['key']}: FAILED ({result['error']}); see its log ({clock})")
         else:
             m = result["samplers"][result["best_sampler"]]
             report(f"[{index}/{len(todo)}] {result['key']}: {result['headline']} "
                    f"{m.get(result['headline'], float('nan')):.3f} ({result['best_sampler']}), "
-                   f"{result['training']['steps']:,} steps, {result['cell_seconds']:.0f} s")
+                   f"{result['training']['steps']:,} steps, {result['cell_seconds']:.0f} s ({clock})")
         write_summary(grid.out)  # after every cell, so a stopped grid has its tables so far
 
     if jobs <= 1:
