@@ -178,10 +178,12 @@ def test_claim_verdicts():
     assert compare(spread([0.1, 0.4]), spread([0.5, 0.6])) == "reversed"
     assert compare(spread([0.3, 0.6]), spread([0.1, 0.4])) == "not shown"
     assert compare(spread([0.0, 0.0]), spread([0.0, 0.0])) == "not shown"
-    assert sign(spread([-0.3, -0.1])) == "holds" and sign(spread([0.2, 0.1])) == "reversed"
-    assert sign(spread([-0.2, 0.1])) == "not shown"
+    assert sign(spread([-0.3, -0.15])) == "holds" and sign(spread([0.2, 0.15])) == "reversed"
+    assert sign(spread([-0.2, 0.15])) == "not shown" and sign(spread([-0.05, -0.04])) == "not shown"
+    loflex = _entry([0.5, 0.6], order_corr_unmask=[0.3, 0.4])
+    loflex["samplers"]["joint"] = {"exact_match": spread([0.0, 0.0]), "order_corr_unmask": spread([-0.4, -0.2])}
     summary = {
-        "star-easy": {"loflexmdm": _entry([0.5, 0.6], order_corr_unmask=[-0.4, -0.2]),
+        "star-easy": {"loflexmdm": loflex,
                       "flexmdm": _entry([0.1, 0.2]), "ip": _entry([0.3, 0.35]), "arm": _entry([0.7, 0.8]),
                       "mdm": _entry([0.0, 0.0])},
         "smiles": {"ip": _entry([0.2, 0.3], "validity", "validity"), "ao-ip": _entry([0.25, 0.5], "validity", "validity")},

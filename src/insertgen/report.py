@@ -27,8 +27,8 @@ table{border-collapse:collapse;margin:.5em 0;font-size:14px;display:block;overfl
 img{max-width:100%;border:1px solid #eee}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:12px}
 h2{border-bottom:1px solid #ddd;padding-bottom:.2em}.traj td{font-family:monospace;font-size:12px;border:none;padding:1px 4px}
 .traj .mask{color:#aaa}.traj .new{color:#aaa;background:#fff3c4}.traj .revealed{background:#c8f0c8;font-weight:bold}
-.traj .given{color:#1f5fa8}.cards{display:flex;flex-wrap:wrap;gap:1em}.card{flex:1 1 360px;border:1px solid #ddd;
-padding:.5em;border-radius:4px}.card h4{margin:.2em 0}"""
+.traj .given{color:#1f5fa8}.cards{display:flex;flex-wrap:wrap;gap:1em}.card{flex:1 1 520px;border:1px solid #ddd;
+padding:.5em;border-radius:4px;max-width:100%}.card h4{margin:.2em 0}"""
 ORDER_FIGURES = ("order.png", "schedule.png")
 
 

@@ -126,9 +126,9 @@ def markdown(settings: dict, summary: dict, tasks, models, claims: list[dict], f
         for c in claims:
             lines.append(f"| {c['claim']} | {c['task']} | {c['evidence']} | **{c['verdict']}** |")
         lines += ["", "Verdicts: *holds* when every seed of the first side beats every seed of the second (for "
-                  "an order claim: the correlation has the claimed sign on every seed); *reversed* when the "
-                  "same holds the other way; *not shown* otherwise (the seeds overlap, or both sides are at "
-                  "the same value)."]
+                  "an order claim: every seed's correlation is below -0.1); *reversed* when the same holds the "
+                  "other way (above +0.1); *not shown* otherwise (the seeds overlap, both sides are at the same "
+                  "value, or the correlation is within ±0.1 of 0)."]
     for task in tasks:
         if task not in summary:
             continue
