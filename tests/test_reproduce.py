@@ -178,6 +178,14 @@ def test_claim_verdicts():
     assert compare(spread([0.1, 0.4]), spread([0.5, 0.6])) == "reversed"
     assert compare(spread([0.3, 0.6]), spread([0.1, 0.4])) == "not shown"
     assert compare(spread([0.0, 0.0]), spread([0.0, 0.0])) == "not shown"
+    # 3 of 500 against 2 of 500 is evaluation noise; 60% against 40% of 500 is not
+    assert compare(spread([0.006]), spread([0.004]), 500, 500) == "not shown"
+    assert compare(spread([0.006]), spread([0.004])) == "holds"  # no example counts: no noise check
+    assert compare(spread([0.6]), spread([0.4]), 500, 500) == "holds"
+    assert compare(spread([0.4]), spread([0.6]), 500, 500) == "reversed"
+    # the noise of a mean over k seeds of n examples: sqrt(p (1 - p) / (n k))
+    from insertgen.reproduce.claims import proportion_se
+    assert proportion_se(spread([0.2, 0.3]), 100) == pytest.approx(math.sqrt(0.25 * 0.75 / 200))
     assert sign(spread([-0.3, -0.15])) == "holds" and sign(spread([0.2, 0.15])) == "reversed"
     assert sign(spread([-0.2, 0.15])) == "not shown" and sign(spread([-0.05, -0.04])) == "not shown"
     loflex = _entry([0.5, 0.6], order_corr_unmask=[0.3, 0.4])

@@ -9,13 +9,17 @@
 * Insertion models (FlexMDM, LoFlexMDM, AO-IP, IP) beat ARM and MDM on star graphs: both papers.
 
 A comparison *holds* when every seed of the claimed winner is above every seed of the other side
-(``min(a) > max(b)``), is *reversed* when it is the other way round (``min(b) > max(a)``),
+(``min(a) > max(b)``) and the difference of the means is more than twice its standard error from the
+finite evaluation (a proportion ``p`` measured on ``n`` examples per seed over ``k`` seeds has standard
+error ``sqrt(p (1 - p) / (n k))``), is *reversed* when the same holds the other way round,
 and is *not shown* otherwise. A sign claim holds when every seed's correlation is below ``-MIN_CORR``
 (is *reversed* when every seed's is above ``+MIN_CORR``): a correlation of a few hundredths is no
 order. Claims whose cells are not in the grid are left out.
 """
 
 from __future__ import annotations
+
+import math
 
 from insertgen.reproduce.summary import PERCENT
 
@@ -33,6 +37,10 @@ def _stat(summary: dict, task: str, model: str, metric: str, sampler: str | None
     return stat if stat and stat.get("n") else None
 
 
+def _examples(summary: dict, task: str, model: str) -> int:
+    return int((summary.get(task, {}).get(model) or {}).get("eval_examples") or 0)
+
+
 def _show(model: str, stat: dict, metric: str) -> str:
     scale = 100 if metric in PERCENT else 1
     unit = "%" if metric in PERCENT else ""
@@ -43,10 +51,21 @@ def _show(model: str, stat: dict, metric: str) -> str:
     return text
 
 
-def compare(a: dict, b: dict) -> str:
-    if a["min"] > b["max"]:
+def proportion_se(stat: dict, examples: int) -> float:
+    """Standard error of a mean proportion over ``stat["n"]`` seeds of ``examples`` evaluations each."""
+    if not examples:
+        return 0.0
+    p = min(max(stat["mean"], 0.0), 1.0)
+    return math.sqrt(p * (1 - p) / (examples * stat["n"]))
+
+
+def compare(a: dict, b: dict, examples_a: int = 0, examples_b: int = 0) -> str:
+    """``holds`` / ``reversed`` / ``not shown`` for "a > b" (module docstring); the example counts give
+    the evaluation noise of proportions (0: not a proportion, no noise check)."""
+    noise = 2 * math.sqrt(proportion_se(a, examples_a) ** 2 + proportion_se(b, examples_b) ** 2)
+    if a["min"] > b["max"] and a["mean"] - b["mean"] > noise:
         return "holds"
-    if b["min"] > a["max"]:
+    if b["min"] > a["max"] and b["mean"] - a["mean"] > noise:
         return "reversed"
     return "not shown"
 
@@ -69,7 +88,8 @@ def evaluate_claims(summary: dict) -> list[dict]:
         if a and b:
             claims.append({"claim": "LoFlexMDM > FlexMDM (exact match)", "task": task,
                            "evidence": f"{_show('loflexmdm', a, 'exact_match')} vs {_show('flexmdm', b, 'exact_match')}",
-                           "verdict": compare(a, b)})
+                           "verdict": compare(a, b, _examples(summary, task, "loflexmdm"),
+                                              _examples(summary, task, "flexmdm"))})
     for task in star_tasks:
         stat = _stat(summary, task, "loflexmdm", "order_corr_unmask", sampler="joint")
         if stat:
@@ -86,7 +106,7 @@ def evaluate_claims(summary: dict) -> list[dict]:
         if a and b:
             claims.append({"claim": "IP > AO-IP (validity)", "task": task,
                            "evidence": f"{_show('ip', a, 'validity')} vs {_show('ao-ip', b, 'validity')}",
-                           "verdict": compare(a, b)})
+                           "verdict": compare(a, b, _examples(summary, task, "ip"), _examples(summary, task, "ao-ip"))})
     for task in star_tasks:
         inserted = {m: s for m in INSERTION_MODELS if (s := _stat(summary, task, m, "exact_match"))}
         baseline = {m: s for m in BASELINES if (s := _stat(summary, task, m, "exact_match"))}
@@ -96,5 +116,6 @@ def evaluate_claims(summary: dict) -> list[dict]:
             claims.append({"claim": "insertion models > ARM and MDM (exact match; best of each side)", "task": task,
                            "evidence": f"{_show(best_in, inserted[best_in], 'exact_match')} vs "
                                        f"{_show(best_base, baseline[best_base], 'exact_match')}",
-                           "verdict": compare(inserted[best_in], baseline[best_base])})
+                           "verdict": compare(inserted[best_in], baseline[best_base], _examples(summary, task, best_in),
+                                              _examples(summary, task, best_base))})
     return claims

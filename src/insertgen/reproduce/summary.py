@@ -71,6 +71,7 @@ def aggregate(cells: list[dict]) -> dict:
             profile = {"rank_distance_corr": spread([(o.get("profile") or {}).get("rank_distance_corr")
                                                      for o in orders])}
             summary[task][model] = {"headline": headline, "seeds": sorted(c["seed"] for c in group),
+                                    "eval_examples": min(int(c.get("eval_examples") or 0) for c in group),
                                     "best_sampler": best, "samplers": samplers, "training": training,
                                     "posterior": profile if profile["rank_distance_corr"]["n"] else None}
     return summary
@@ -125,10 +126,11 @@ def markdown(settings: dict, summary: dict, tasks, models, claims: list[dict], f
                   "|---|---|---|---|"]
         for c in claims:
             lines.append(f"| {c['claim']} | {c['task']} | {c['evidence']} | **{c['verdict']}** |")
-        lines += ["", "Verdicts: *holds* when every seed of the first side beats every seed of the second (for "
-                  "an order claim: every seed's correlation is below -0.1); *reversed* when the same holds the "
-                  "other way (above +0.1); *not shown* otherwise (the seeds overlap, both sides are at the same "
-                  "value, or the correlation is within ±0.1 of 0)."]
+        lines += ["", "Verdicts: *holds* when every seed of the first side beats every seed of the second and "
+                  "the difference of the means exceeds twice its binomial standard error over the evaluated "
+                  "examples (for an order claim: every seed's correlation is below -0.1); *reversed* when the "
+                  "same holds the other way; *not shown* otherwise (the seeds overlap, the difference is within "
+                  "evaluation noise, or the correlation is within ±0.1 of 0)."]
     for task in tasks:
         if task not in summary:
             continue
