@@ -4,7 +4,7 @@ run's page.
 It shows the grid's ``results.md`` (settings, the task x model table, the claims, the per-task tables
 with mean and spread over seeds; regenerated from the finished cells first) with its figures embedded,
 then per task one card per model (its first seed's run): the task's picture of the evaluation (maze
-plans, molecule grid), the learned-order figures (order against the junction distance, LoFlexMDM's
+plans, molecule grid), its training curves, the learned-order figures (order against the junction distance, LoFlexMDM's
 insertion schedule, IP's posterior order, token classes) and generation trajectories step by step.
 """
 
@@ -83,8 +83,9 @@ def _card(run_dir: Path, model_id: str, examples: int, seed: int) -> str:
         shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
         parts.append("<p>" + html.escape(f"sampler {metrics.get('sampler_name', '?')}: " + ", ".join(
             f"{k} {v:.3g}" for k, v in list(shown.items())[:6])) + "</p>")
-    if (run_dir / "eval-test.png").is_file():
-        parts.append(image_tag(run_dir / "eval-test.png"))
+    for picture in ("eval-test.png", "training.png"):
+        if (run_dir / picture).is_file():
+            parts.append(image_tag(run_dir / picture))
     model = load_run(run_dir)
     for figure in ensure_order_figures(model, run_dir, seed=seed):
         parts.append(image_tag(figure))
@@ -117,7 +118,8 @@ def build_grid_report(grid_dir: Path, out: Path | None = None, examples: int = 1
                 cards.append(_card(grid_dir / "runs" / task / model / f"seed{min(seeds)}", model, examples, seed))
         if cards:
             parts.append(f"<h2>{html.escape(task)}: what each model does (seed {min(settings['seeds'])})</h2>"
-                         "<p>Evaluation picture, learned order, and generation step by step: a mask appears "
+                         "<p>Evaluation picture, training curves, learned order, and generation step by step: a "
+                         "mask appears "
                          "(yellow) when inserted and shows its token (green) when unmasked; blue tokens are "
                          "given.</p><div class='cards'>" + "".join(cards) + "</div>")
     out = Path(out) if out else grid_dir / "report.html"
