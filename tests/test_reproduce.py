@@ -42,6 +42,11 @@ def test_grid_choices_are_checked(cli, tmp_path):
         code, _, err = cli("reproduce", "--out", tmp_path / "g", *args)
         assert code == 2 and message in err, (args, err)
     assert not (tmp_path / "g").exists()  # nothing written for a refused grid
+    code, _, err = cli("reproduce", "--out", tmp_path / "g", "--summary-only")
+    assert code == 2 and "is not a reproduce directory" in err and not (tmp_path / "g").exists()
+    for args in (["report", tmp_path / "missing"], ["report"], ["report", tmp_path, "--run", tmp_path]):
+        code, _, err = cli(*args)
+        assert code == 2 and ("is not a directory" in err or "either as the argument or as --run" in err), err
 
 
 def test_scales_resolve_to_presets(tmp_path):

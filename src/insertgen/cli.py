@@ -197,8 +197,11 @@ def reproduce(out, scale, tasks, models, seeds, budget, eval_n, sampler_steps, j
     grid = make_grid(out or Path(f"reproduce-{scale}"), scale, _csv(tasks, "--tasks"), _csv(models, "--models"),
                      seed_list, budget, eval_n, sampler_steps, _parse_set(sets))
     if summary_only:
-        from insertgen.reproduce.grid import check_settings
+        from insertgen.reproduce.grid import SETTINGS, check_settings
 
+        if not (grid.out / SETTINGS).is_file():
+            raise InsertgenError(f"--summary-only: {grid.out} is not a reproduce directory (no {SETTINGS}); "
+                                 f"run the grid first")
         check_settings(grid)
         result = write_summary(grid.out, docs)
         click.echo(f"{result['cells']} finished cells summarised in {grid.out / 'results.md'}")
