@@ -206,8 +206,7 @@ def reproduce(out, scale, tasks, models, seeds, budget, eval_n, sampler_steps, j
         result = write_summary(grid.out, docs)
         click.echo(f"{result['cells']} finished cells summarised in {grid.out / 'results.md'}")
         return
-    done, failures = run_grid(grid, jobs=jobs, report=click.echo)
-    write_summary(grid.out, docs)
+    _, failures = run_grid(grid, jobs=jobs, report=click.echo, docs=docs)
     click.echo(f"wrote {grid.out / 'results.json'}, {grid.out / 'results.md'} and {grid.out / 'figures'}"
                + (f"; updated {docs}" if docs else ""))
     if failures:

@@ -99,7 +99,7 @@ def _card(run_dir: Path, model_id: str, examples: int, seed: int) -> str:
 def build_grid_report(grid_dir: Path, out: Path | None = None, examples: int = 1, seed: int = 0) -> Path:
     """Write ``GRID_DIR/report.html`` (or ``out``) and return its path."""
     from insertgen.report import page
-    from insertgen.reproduce.grid import MODEL_ORDER, cell_key, read_cell
+    from insertgen.reproduce.grid import MODEL_ORDER
     from insertgen.reproduce.summary import write_summary
 
     grid_dir = Path(grid_dir)
@@ -111,11 +111,9 @@ def build_grid_report(grid_dir: Path, out: Path | None = None, examples: int = 1
     parts = [markdown_html(text, grid_dir)]
     models = [m for m in MODEL_ORDER if m in settings["models"]]
     for task in settings["tasks"]:
-        cards = []
-        for model in models:
-            seeds = [s for s in settings["seeds"] if read_cell(grid_dir / "cells" / f"{cell_key(task, model, s)}.json")]
-            if seeds:
-                cards.append(_card(grid_dir / "runs" / task / model / f"seed{min(seeds)}", model, examples, seed))
+        finished = result["summary"].get(task, {})  # model -> its finished seeds, among others
+        cards = [_card(grid_dir / "runs" / task / model / f"seed{finished[model]['seeds'][0]}", model, examples, seed)
+                 for model in models if model in finished]
         if cards:
             parts.append(f"<h2>{html.escape(task)}: what each model does (seed {min(settings['seeds'])})</h2>"
                          "<p>Evaluation picture, training curves, learned order, and generation step by step: a "

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from insertgen.reproduce.summary import PERCENT
+from insertgen.reproduce.summary import PERCENT, number_format
 
 MIN_CORR = 0.1
 INSERTION_MODELS = ("flexmdm", "loflexmdm", "ao-ip", "ip")
@@ -42,12 +42,10 @@ def _examples(summary: dict, task: str, model: str) -> int:
 
 
 def _show(model: str, stat: dict, metric: str) -> str:
-    scale = 100 if metric in PERCENT else 1
-    unit = "%" if metric in PERCENT else ""
-    text = f"{model} {stat['mean'] * scale:.1f}{unit}" if unit else f"{model} {stat['mean']:.2f}"
+    number = number_format(metric)
+    text = f"{model} {number(stat['mean'])}{'%' if metric in PERCENT else ''}"
     if stat["n"] > 1:
-        text += f" [{stat['min'] * scale:.1f}, {stat['max'] * scale:.1f}]" if unit else \
-            f" [{stat['min']:.2f}, {stat['max']:.2f}]"
+        text += f" [{number(stat['min'])}, {number(stat['max'])}]"
     return text
 
 

@@ -235,8 +235,8 @@ def _train(spec: dict, device: str) -> dict:
             _, probe = prepare_run(task=None, model=None, preset=spec["preset"], steps=10, out=Path(tmp) / "probe",
                                    seed=spec["seed"], overrides=overrides, resume=False, device=device)
             flops_per_step = count_step_flops(probe)
-    steps = {"seconds": 10**9, "flops": max(1, int(budget.value // flops_per_step)) if flops_per_step else None,
-             "preset": None}[budget.kind]
+    steps = {"seconds": 10**9, "preset": None,  # the step cap is out of reach / the preset's own
+             "flops": max(1, int(budget.value // flops_per_step)) if budget.kind == "flops" else None}[budget.kind]
     time_budget = budget.value if budget.kind == "seconds" else None
     resumable = any((run_dir / name).exists() for name in (CHECKPOINT, PREVIOUS))
     if run_dir.exists() and (budget.kind == "seconds" or not resumable):
@@ -351,10 +351,11 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_grid(grid: Grid, jobs: int = 1, report=print) -> tuple[list[dict], list[dict]]:
+def run_grid(grid: Grid, jobs: int = 1, report=print, docs: Path | None = None) -> tuple[list[dict], list[dict]]:
     """Run every cell not done yet, ``jobs`` at a time (each on cores / jobs threads; with GPUs, worker k
-    uses GPU k mod the GPU count), then write the summary. Returns (finished cell records of this grid,
-    failures); ``report`` gets one line per cell."""
+    uses GPU k mod the GPU count), then write the summary (and its ``docs`` section, see
+    :func:`summary.write_summary`). Returns (finished cell records of this grid, failures); ``report``
+    gets one line per cell."""
     from insertgen.reproduce.summary import write_summary
 
     check_settings(grid)
@@ -405,7 +406,6 @@ def run_grid(grid: Grid, jobs: int = 1, report=print) -> tuple[list[dict], list[
         finally:
             signal.signal(signal.SIGTERM, previous)
         pool.shutdown()
-    if not todo:
-        write_summary(grid.out)
-    done = [r for r in (read_cell(Path(c["result"])) for c in cells) if r is not None]
+    keys = {c["key"] for c in cells}
+    done = [r for r in write_summary(grid.out, docs)["cell_records"] if r["key"] in keys]
     return done, failures

@@ -81,11 +81,16 @@ def _finite(x) -> float:
     return x if x is not None and math.isfinite(x) else float("-inf")
 
 
+def number_format(metric: str):
+    """How a value of ``metric`` is printed: in % with one decimal for the metrics in PERCENT, else with
+    two decimals."""
+    return (lambda v: f"{100 * v:.1f}") if metric in PERCENT else (lambda v: f"{v:.2f}")
+
+
 def fmt(stat: dict | None, metric: str, with_range: bool = False) -> str:
     if not stat or not stat.get("n"):
         return "—"
-    pct = metric in PERCENT
-    f = (lambda v: f"{100 * v:.1f}") if pct else (lambda v: f"{v:.2f}")
+    f = number_format(metric)
     text = f"{f(stat['mean'])}" + (f" ± {f(stat['std'])}" if stat["n"] > 1 else "")
     if with_range and stat["n"] > 1:
         text += f" ({f(stat['min'])}–{f(stat['max'])})"
@@ -136,8 +141,7 @@ def markdown(settings: dict, summary: dict, tasks, models, claims: list[dict], f
             continue
         entries = summary[task]
         first = next(iter(entries.values()))
-        metric_names = [m for m in dict.fromkeys(
-            [*first["samplers"][first["best_sampler"]].keys()]) if m not in ("model_evals_per_seq",)]
+        metric_names = [m for m in first["samplers"][first["best_sampler"]] if m != "model_evals_per_seq"]
         shown = [m for m in metric_names if m not in ORDER_KEYS + CLASS_KEYS][:5]
         order_cols = [m for m in ORDER_KEYS[:1] + CLASS_KEYS if m in metric_names]
         lines += ["", f"### {task}", "",
