@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# Every command the tests run computes with a fixed thread count: the CLI's default count adapts to the
+# machine's load (insertgen/threads.py), and tests that compare two runs need the same float reductions.
+# tests/test_threads.py removes it where it tests the adaptive default.
+os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                             else os.cpu_count() or 1))
 
 # A FlexMDM run on star-easy small enough to train in a few seconds on a 2-core CPU. Checkpoints are
 # written at steps 2 and 4, so the run directory also holds checkpoint.prev.safetensors.

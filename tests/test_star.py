@@ -98,7 +98,7 @@ def test_levels_and_config(task):
 
 
 def test_unknown_level():
-    with pytest.raises(ValueError, match="unknown star level"):
+    with pytest.raises(InsertgenError, match="unknown star level"):
         StarTask("extreme")
 
 

@@ -2,6 +2,11 @@
 
 __version__ = "0.1.0"
 
+# the OpenMP wait policy must be in the environment before torch loads (insertgen/threads.py)
+from insertgen.threads import apply_thread_policy as _apply_thread_policy  # noqa: E402
+
+_apply_thread_policy()
+
 
 def load_run(run_dir, weights: str = "ema", device="cpu"):
     """The trained model of a run directory (eval mode, EMA weights); see :func:`insertgen.run.load_run`."""

@@ -90,8 +90,10 @@ def count_step_flops(trainer) -> float:
     return float(counter.get_total_flops())
 
 
-def measure_training(spec: str, steps: int, warmup: int, peak: float, device: str = "cpu") -> dict:
-    """Median training-step time, tokens/s, counted FLOPs and MFU of ``spec`` (module docstring)."""
+def measure_training(spec: str, steps: int, warmup: int, peak: float, device: str = "cpu",
+                     count_flops: bool = True) -> dict:
+    """Median training-step time, tokens/s, counted FLOPs and MFU of ``spec`` (module docstring; without
+    ``count_flops`` the FLOPs and MFU are NaN)."""
     from insertgen.training_run import prepare_run
 
     preset, overrides = parse_spec(spec)
@@ -112,7 +114,7 @@ def measure_training(spec: str, steps: int, warmup: int, peak: float, device: st
                 tokens.append(stats.get("tokens", 0.0))
             else:
                 warmup_s += elapsed
-        flops = count_step_flops(trainer)
+        flops = count_step_flops(trainer) if count_flops else float("nan")
         model = trainer.model
         step = statistics.median(times)
         return {

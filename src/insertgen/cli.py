@@ -53,6 +53,19 @@ def _parse_set(pairs: tuple[str, ...]) -> dict[str, object]:
     return parse_assignments(pairs, "--set")
 
 
+THREADS = click.option(
+    "--threads", default=None, metavar="N|auto",
+    help="Threads to compute with. Default (auto): every core this process may use (its CPU affinity), fewer "
+         "while other processes keep cores busy; a fixed N gives bit-identical results run to run. "
+         "OMP_NUM_THREADS, when set, fixes it too.")
+
+
+def _use_threads(threads: str | None) -> int | None:
+    from insertgen.threads import use_threads
+
+    return use_threads(threads)
+
+
 SKIP_BAD_LINES = click.option(
     "--skip-bad-lines", is_flag=True,
     help="Skip input lines that cannot be used (each reported, then counted) instead of stopping at the "
@@ -94,12 +107,14 @@ def cli():
               help="Training budget of --train, per model.")
 @click.option("--models", default="flexmdm,loflexmdm", show_default=True,
               help="Comma-separated models to compare; the first one's run is --out.")
-def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: float, models: str):
+@THREADS
+def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: float, models: str, threads):
     """Compare the shipped star-easy models (FlexMDM, LoFlexMDM) side by side on fresh graphs, or train
     them afresh with --train."""
     from insertgen.demo import run_demo
     from insertgen.models import MODEL_IDS
 
+    _use_threads(threads)
     chosen = tuple(m.strip() for m in models.split(",") if m.strip())
     unknown = [m for m in chosen if m not in MODEL_IDS]
     if not chosen or unknown:
@@ -119,17 +134,63 @@ def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: flo
 @click.option("--sample-steps", type=click.IntRange(min=1), multiple=True, help="Sampler step counts (repeatable).")
 @click.option("-n", "sample_n", type=click.IntRange(min=1), default=None, help="Sequences sampled per setting.")
 @click.option("--device", default="cpu", show_default=True)
-def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device):
-    """Training-step time, FLOPs and MFU against the measured matmul peak, and sampling cost."""
+@click.option("--busy", is_flag=True,
+              help="Speed beside other work: each star-easy preset's training step and the shipped model's "
+                   "sampling, idle and beside neighbours this command starts (see --condition), as ratios.")
+@click.option("--policy", "policies", multiple=True,
+              help="With --busy: policy WAIT@THREADS to measure, WAIT one of runtime, passive, spin:N and THREADS "
+                   "auto or N, e.g. runtime@2 (torch's own behaviour), runtime@auto (insertgen's default); "
+                   "repeatable; default: the wait policy in force @ --threads.")
+@click.option("--condition", "conditions", multiple=True, type=click.Choice(["idle", "busy1", "busy2", "train"]),
+              help="With --busy: conditions to measure (repeatable; default all: idle, one and two busy loops, "
+                   "a second training run).")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --busy: measure every policy and condition this many times (interleaved); report medians.")
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every measurement (one JSON array) to this file.")
+@THREADS
+def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, busy, policies, conditions, repeat,
+          save, threads):
+    """Training-step time, FLOPs and MFU against the measured matmul peak, and sampling cost; with --busy,
+    the same steps beside other busy processes."""
     import json as json_module
-
-    from insertgen import bench as harness
 
     def report(m: dict) -> None:
         click.echo(json_module.dumps(m) if as_json else harness.format_row(m))
 
-    harness.run(specs=specs, runs=runs, quick=quick, steps=steps, sample_n=sample_n, sample_steps=sample_steps,
-                device=device, report=report)
+    if busy:
+        from insertgen import bench_busy
+        from insertgen.threads import DEFAULT_POLICY, POLICY_VARIABLE, resolve_threads
+
+        if runs or sample_steps or sample_n or device != "cpu":
+            raise InsertgenError("--busy measures star-easy training and the shipped model's sampling on the CPU; "
+                                 "--run, --sample-steps, -n and --device do not apply")
+        if policies and threads is not None:
+            raise InsertgenError("--busy: give the thread count inside each --policy (WAIT@THREADS), not --threads")
+        fixed = resolve_threads(threads)
+        default = f"{os.environ.get(POLICY_VARIABLE, DEFAULT_POLICY)}@{fixed or 'auto'}"
+        rows = bench_busy.run(policies=policies or (default,),
+                              conditions=conditions or bench_busy.CONDITIONS, quick=quick, specs=specs,
+                              steps=steps, repeat=repeat,
+                              report=(lambda r: click.echo(json_module.dumps(r))) if as_json else
+                              (lambda r: click.echo(f"{r['policy']:<12} {r['condition']:<6} {r['what']:<28} "
+                                                    f"{r['seconds'] * 1e3:9.1f} ms", err=True)))
+        if not as_json:
+            click.echo(bench_busy.format_table(rows))
+    else:
+        from insertgen import bench as harness
+
+        if policies or conditions or repeat != 1:
+            raise InsertgenError("--policy, --condition and --repeat apply with --busy only")
+        _use_threads(threads)
+        rows = harness.run(specs=specs, runs=runs, quick=quick, steps=steps, sample_n=sample_n,
+                           sample_steps=sample_steps, device=device, report=report)
+    if save:
+        from insertgen.io import write_text_atomic
+
+        save.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(save, json_module.dumps(rows, indent=1) + "\n")
+        click.echo(f"wrote {save}", err=as_json)
 
 
 @cli.command()
@@ -185,7 +246,9 @@ def _csv(value: str | None, what: str) -> tuple[str, ...] | None:
 @click.option("--docs", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the tables into this Markdown file (between reproduce markers), e.g. docs/results.md.")
 @click.option("--summary-only", is_flag=True, help="Only regenerate the tables and figures from finished cells.")
-def reproduce(out, scale, tasks, models, seeds, budget, eval_n, sampler_steps, jobs, sets, docs, summary_only):
+@THREADS
+def reproduce(out, scale, tasks, models, seeds, budget, eval_n, sampler_steps, jobs, sets, docs, summary_only,
+              threads):
     """Train and evaluate the model x task grid under equal budgets, several seeds; write results.json,
     results.md (mean and spread over seeds, the papers' claims checked) and figures/ into --out."""
     from insertgen.reproduce import make_grid, run_grid, write_summary
@@ -206,7 +269,9 @@ def reproduce(out, scale, tasks, models, seeds, budget, eval_n, sampler_steps, j
         result = write_summary(grid.out, docs)
         click.echo(f"{result['cells']} finished cells summarised in {grid.out / 'results.md'}")
         return
-    _, failures = run_grid(grid, jobs=jobs, report=click.echo, docs=docs)
+    from insertgen.threads import resolve_threads
+
+    _, failures = run_grid(grid, jobs=jobs, report=click.echo, docs=docs, threads=resolve_threads(threads))
     click.echo(f"wrote {grid.out / 'results.json'}, {grid.out / 'results.md'} and {grid.out / 'figures'}"
                + (f"; updated {docs}" if docs else ""))
     if failures:
@@ -250,7 +315,8 @@ def fragment_prompts(out, check):
 @click.option("--time-budget", type=click.FloatRange(min=1), default=None, help="Stop after this many seconds.")
 @click.option("--device", default=None, help="torch device (default: cuda:LOCAL_RANK when CUDA is available, else cpu).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(task, model, preset, steps, out, seed, sets, resume, from_previous, time_budget, device, quiet):
+@THREADS
+def train(task, model, preset, steps, out, seed, sets, resume, from_previous, time_budget, device, quiet, threads):
     """Train a model; writes config.json, checkpoint.safetensors and metrics.jsonl into --out.
 
     Under torchrun (e.g. `torchrun --standalone --nproc_per_node=4 -m insertgen.cli train ...`) every
@@ -258,6 +324,7 @@ def train(task, model, preset, steps, out, seed, sets, resume, from_previous, ti
     from insertgen.distributed import barrier, init_world, shutdown
     from insertgen.training_run import prepare_run, run_training
 
+    _use_threads(threads)
     world, device = init_world(device)
     try:
         run_dir, trainer = prepare_run(task=task, model=model, preset=preset, steps=steps, out=out, seed=seed,
@@ -283,13 +350,15 @@ def train(task, model, preset, steps, out, seed, sets, resume, from_previous, ti
 @click.option("--trajectory", is_flag=True, help="Add per-token insertion/unmasking steps to each line.")
 @SKIP_BAD_LINES
 @sampler_options
+@THREADS
 def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, steps, top_k, top_p, temperature,
-           confidence, greedy, order, grid):
+           confidence, greedy, order, grid, threads):
     """Generate outputs for prompts (or -n unconditional samples)."""
     from insertgen import load_run
     from insertgen.evaluate import generate
     from insertgen.io import write_jsonl
 
+    _use_threads(threads)
     model = load_run(run_dir)
     task = model.task
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy=False,
@@ -329,13 +398,15 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @sampler_options
+@THREADS
 def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperature, confidence, greedy, order,
-             grid):
+             grid, threads):
     """Sample for the split's prompts and print the task metrics (also saved to RUN_DIR/eval-SPLIT.json;
     mazes also draw the first plans to RUN_DIR/eval-SPLIT.png)."""
     from insertgen import load_run
     from insertgen.evaluate import evaluate_model
 
+    _use_threads(threads)
     model = load_run(run_dir)
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
                             default_greedy=model.task.greedy_by_default, run_config=model.run_config, grid=grid)
@@ -361,7 +432,9 @@ def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperat
               help="Analyse the first N examples.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @sampler_options
-def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, confidence, greedy, order, grid):
+@THREADS
+def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, confidence, greedy, order, grid,
+             threads):
     """Generation order: when each target token / edge was inserted and unmasked, the order correlation
     with the distance from the junction, and the learned insertion schedule (LoFlexMDM) or the
     posterior's orders (IP). Writes
@@ -371,6 +444,7 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
                                     plot_class_order, posterior_order_profile, save_order_report)
     from insertgen.evaluate import evaluate_model
 
+    _use_threads(threads)
     model = load_run(run_dir)
     task = model.task
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
@@ -411,11 +485,13 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
 @click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @SKIP_BAD_LINES
-def score(run_dir, input_path, output, bound, samples, seed, skip_bad_lines):
+@THREADS
+def score(run_dir, input_path, output, bound, samples, seed, skip_bad_lines, threads):
     """Log-likelihood (or a bound on it) of each text under the model."""
     from insertgen import load_run
     from insertgen.io import write_jsonl
 
+    _use_threads(threads)
     model = load_run(run_dir)
     supported = getattr(model, "likelihood_bounds", ())
     if bound is None:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from insertgen.errors import InsertgenError
 from insertgen.tasks.base import Example
 from insertgen.vocab import Vocab
 
@@ -164,3 +165,40 @@ def micro_batch_indices(batch: np.ndarray, part: int, parts: int) -> np.ndarray:
         raise ValueError(f"a batch of {len(batch)} does not split into {parts} equal micro-batches")
     size = len(batch) // parts
     return batch[part * size : (part + 1) * size]
+
+
+FRESH_STREAM = 0x46524553  # tags the seeds of fresh training batches: tuples, never the splits' integer seeds
+
+
+class FreshBatches:
+    """Training batches drawn anew from the task's generator at every step (``train.fresh_data``).
+
+    Step s's global batch is ``task.fresh_examples(n, (FRESH_STREAM, seed, s, k))`` for k = 0, 1, ...,
+    every example that is one of the task's validation or test problems (``task.held_out_key``) dropped,
+    until ``n`` remain. It is a function of (seed, step) alone, so ``--resume`` continues it exactly; the
+    generator seeds are tuples, never the integer seeds of the splits or of fresh evaluation graphs, and
+    the evaluation problems are excluded by content as well.
+    """
+
+    def __init__(self, task, batch_size: int, seed: int):
+        if not task.generates_training_data:
+            raise ValueError(f"task {task.name} has no generator of new examples (its examples come from a "
+                             f"fixed corpus), so it cannot train on fresh data")
+        self.task, self.batch_size, self.seed = task, batch_size, seed
+        self.held_out = {task.held_out_key(ex) for split in ("validation", "test") for ex in task.examples(split)}
+        self.dropped = 0
+
+    def examples(self, step: int) -> list[Example]:
+        out: list[Example] = []
+        attempt = 0
+        while len(out) < self.batch_size:
+            drawn = self.task.fresh_examples(self.batch_size - len(out), (FRESH_STREAM, self.seed, step, attempt))
+            kept = [ex for ex in drawn if self.task.held_out_key(ex) not in self.held_out]
+            self.dropped += len(drawn) - len(kept)
+            out += kept
+            attempt += 1
+            if attempt > 1000:
+                raise InsertgenError(f"train.fresh_data: 1,000 draws of {self.task.name} gave too few problems that "
+                                     f"are not in its validation or test split: at this size the splits hold "
+                                     f"(nearly) every problem; choose a larger size")
+        return out

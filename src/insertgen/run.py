@@ -22,6 +22,7 @@ from insertgen.errors import InsertgenError
 from insertgen.io import write_text_atomic
 from insertgen.models import build_model
 from insertgen.tasks import get_task
+from insertgen.threads import govern
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -95,4 +96,5 @@ def load_run(run_dir, weights: str = "ema", device: str | torch.device = "cpu"):
     model.task = task
     model.run_dir = run_dir
     model.run_config = config
+    govern(model)  # an adaptive thread count follows the load while this model computes (threads.py)
     return model.to(device).eval()

@@ -8,7 +8,7 @@ The learning rate at step s (0-based) with peak ``lr``, warm-up W and total S st
           = min_lr + (lr - min_lr) (1 + cos(pi (s - W) / (S - W))) / 2     (cosine)
 
 Exact resume: the checkpoint holds parameters, EMA, optimiser moments, the global torch RNG state and
-the data order's (epoch, cursor); the noise of each micro-batch is seeded from (seed, step, micro-batch)
+the data order's (epoch, cursor) (with ``fresh_data`` each batch is a function of (seed, step)); the noise of each micro-batch is seeded from (seed, step, micro-batch)
 (distributed.micro_batch_seed), so resuming replays nothing and reproduces the uninterrupted run bit for
 bit, whatever moment the run was killed at.
 
@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from insertgen.checkpoint import (CHECKPOINT, PREVIOUS, check_checkpoint_identity, load_checkpoint,
                                   save_checkpoint, split_prefix, vocab_digest)
-from insertgen.data import Batch, BatchOrder, collate, micro_batch_indices
+from insertgen.data import Batch, BatchOrder, FreshBatches, collate, micro_batch_indices
 from insertgen.distributed import World, all_reduce_floats, all_reduce_gradients, micro_batch_seed
 from insertgen.ema import EMA
 from insertgen.errors import InsertgenError
@@ -69,6 +69,7 @@ class TrainConfig:
     max_nonfinite_skips: int = 10  # with "skip": stop after this many failed steps in a row
     compile: bool = False  # torch.compile the Transformer trunks (dynamic shapes); see compile_trunks
     bucket_batches: int = 0  # > 1: length bucketing over windows of this many batches (data.BatchOrder)
+    fresh_data: bool = False  # draw every batch anew from the task's generator (data.FreshBatches)
 
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):
@@ -207,6 +208,10 @@ class Trainer:
         self.data_tokens, self.data_fixed = full.tokens, full.fixed
         lengths = (self.data_tokens != task.vocab.pad_id).sum(1).numpy() if cfg.bucket_batches > 1 else None
         self.order = BatchOrder(len(train), cfg.batch_size, seed, lengths, cfg.bucket_batches)
+        try:
+            self.fresh = FreshBatches(task, cfg.batch_size, seed) if cfg.fresh_data else None
+        except ValueError as e:
+            raise InsertgenError(f"train.fresh_data: {e}") from None
         self.step = 0
         self.checkpoint_step: int | None = None  # step of the last checkpoint written or resumed from
         self.nonfinite_steps = 0  # steps skipped so far (on_nonfinite="skip")
@@ -301,10 +306,15 @@ class Trainer:
         """Accumulate this rank's micro-batch gradients of the next global batch and average them over
         ranks. Returns (mean loss, mean stats with summed ``tokens``, total gradient norm before clipping),
         identical on every rank."""
-        batch_idx = torch.from_numpy(self.order.next())
-        fixed_all = self.data_fixed[batch_idx]
-        tokens_all = self.task.augment(self.data_tokens[batch_idx], (self.seed, self.step), fixed_all)
-        positions = np.arange(len(batch_idx))
+        if self.fresh is not None:
+            fresh = collate(self.fresh.examples(self.step), self.task.vocab, self.buffer_len,
+                            prompt_in_target=self.task.prompt_in_target)
+            raw, fixed_all = fresh.tokens, fresh.fixed
+        else:
+            batch_idx = torch.from_numpy(self.order.next())
+            raw, fixed_all = self.data_tokens[batch_idx], self.data_fixed[batch_idx]
+        tokens_all = self.task.augment(raw, (self.seed, self.step), fixed_all)
+        positions = np.arange(len(raw))
         accum = self.cfg.grad_accum
         self.opt.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
@@ -381,7 +391,8 @@ class Trainer:
                 elapsed = time.time() - window_start
                 tok_s = window_tokens / max(elapsed, 1e-9)
                 last = {"step": self.step, "loss": loss, "lr": lr, "grad_norm": float(grad_norm),
-                        "tokens_per_s": tok_s, "elapsed_s": time.time() - start_time, **stats}
+                        "tokens_per_s": tok_s, "elapsed_s": time.time() - start_time,
+                        "threads": torch.get_num_threads(), **stats}
                 self._log(last)
                 bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}")
                 window_tokens, window_start = 0.0, time.time()

@@ -14,6 +14,7 @@ from insertgen.models import build_model, task_defaults
 from insertgen.presets import PRESETS, get_preset
 from insertgen.run import CONFIG, environment, read_config, write_config
 from insertgen.tasks import get_task
+from insertgen.threads import govern, thread_report
 from insertgen.train import Trainer, TrainConfig
 
 
@@ -62,6 +63,20 @@ def warm_start(model: torch.nn.Module, task, source: Path) -> Path:
     return source.resolve()
 
 
+def _record_threads(config: dict, world: World) -> None:
+    """Record the threads this (resumed) process computes with; a change is said, since float reductions
+    then differ from an uninterrupted run (resume is bit-exact at an unchanged thread count)."""
+    now, before = thread_report(), config.get("threads")
+    if before and (before.get("adaptive"), before.get("threads")) != (now["adaptive"], now["threads"]):
+        if world.is_main and not before.get("adaptive"):
+            what = "an adaptive count" if now["adaptive"] else f"{now['threads']}"
+            print(f"note: this run trained with {before.get('threads')} thread(s) so far and continues with "
+                  f"{what}: results will not be bit-identical to an uninterrupted run (give --threads "
+                  f"{before.get('threads')})")
+        config.setdefault("threads_before", []).append(before)
+    config["threads"] = now
+
+
 def prepare_run(task: str | None, model: str | None, preset: str | None, steps: int | None, out: Path | None,
                 seed: int | None, overrides: dict, resume: bool, time_budget: float | None = None,
                 device: str | torch.device = "cpu", world: World | None = None,
@@ -90,6 +105,7 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         task_obj = get_task(config["task"], config.get("task_options"))
         torch.manual_seed(config["seed"])  # the initial parameters, as when the run was created
         model_obj = build_model(config["model"], task_obj.vocab, config["model_config"])
+        govern(model_obj)
         if from_start and train_cfg.init_from:
             warm_start(model_obj, task_obj, Path(train_cfg.init_from))
         trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=config["seed"], device=device, world=world)
@@ -100,6 +116,7 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         else:
             trainer.resume(from_previous)  # refuses a corrupt checkpoint before anything is rewritten
         barrier(world)  # every rank has read the checkpoint before rank 0 may write again
+        _record_threads(config, world)
         if world.is_main:
             write_config(out, config)
         return out, trainer
@@ -131,6 +148,7 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         raise InsertgenError(f"--seed must be a non-negative integer, not {seed}")
     torch.manual_seed(seed)  # the initial parameters are a function of the seed
     model_obj = build_model(model, task_obj.vocab, model_config)
+    govern(model_obj)
     if train_cfg.init_from:
         train_cfg.init_from = str(warm_start(model_obj, task_obj, Path(train_cfg.init_from)))
     if out is None and world.distributed:
@@ -143,7 +161,8 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
     trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=seed, device=device, world=world)
     config = {"task": task, "task_options": task_options, "model": model, "preset": preset, "seed": seed,
               "model_config": model_obj.config.to_dict(),
-              "train": train_cfg.to_dict(), "task_config": task_obj.config(), "environment": environment()}
+              "train": train_cfg.to_dict(), "task_config": task_obj.config(), "environment": environment(),
+              "threads": thread_report()}
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_config(out, config)

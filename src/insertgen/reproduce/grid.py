@@ -41,6 +41,7 @@ from insertgen.errors import InsertgenError
 from insertgen.io import write_text_atomic
 from insertgen.models import MODEL_IDS
 from insertgen.reproduce.budget import Budget
+from insertgen.threads import allowed_cores
 
 SETTINGS = "reproduce.json"
 TRAINED = "trained.json"
@@ -351,9 +352,10 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_grid(grid: Grid, jobs: int = 1, report=print, docs: Path | None = None) -> tuple[list[dict], list[dict]]:
-    """Run every cell not done yet, ``jobs`` at a time (each on cores / jobs threads; with GPUs, worker k
-    uses GPU k mod the GPU count), then write the summary (and its ``docs`` section, see
+def run_grid(grid: Grid, jobs: int = 1, report=print, docs: Path | None = None,
+             threads: int | None = None) -> tuple[list[dict], list[dict]]:
+    """Run every cell not done yet, ``jobs`` at a time (each on ``threads`` / jobs threads, at least one;
+    ``threads`` defaults to the cores this process may use; with GPUs, worker k uses GPU k mod the GPU count), then write the summary (and its ``docs`` section, see
     :func:`summary.write_summary`). Returns (finished cell records of this grid, failures); ``report``
     gets one line per cell."""
     from insertgen.reproduce.summary import write_summary
@@ -364,7 +366,7 @@ def run_grid(grid: Grid, jobs: int = 1, report=print, docs: Path | None = None) 
     report(f"{grid.out}: {len(cells)} cells ({len(grid.tasks)} tasks x {len(grid.models)} models x "
            f"{len(grid.seeds)} seeds), {len(cells) - len(todo)} already done, {len(todo)} to run; "
            f"budget: {grid.describe_budget()}")
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    threads = max(1, (threads or allowed_cores()) // max(1, jobs))
     failures = []
     start = time.time()
 

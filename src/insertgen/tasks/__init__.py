@@ -46,7 +46,7 @@ def _fragments(which: str):
     return make
 
 
-TASKS = {f"star-{level}": _star(level) for level in ("easy", "medium", "hard")}
+TASKS = {f"star-{level}": _star(level) for level in ("easy", "medium", "hard", "tiny", "small")}
 TASKS.update({f"maze-{family}-{tier}": _maze(family, tier)
               for family in ("perfect", "imperfect", "braided") for tier in ("easy", "medium", "hard", "paper")})
 TASKS.update({kind: _molecules(kind) for kind in ("smiles", "safe")})

@@ -40,6 +40,9 @@ class Task(ABC):
         eval_size: the number of examples (samples, for unconditional tasks) ``eval`` uses by default.
         headline_metrics: the metrics that compare models on the task, most important first (larger is
             better for each); ``reproduce`` ranks models and samplers by the first.
+        generates_training_data: whether :meth:`fresh_examples` draws new examples from a generator (star
+            graphs, mazes), so that training may draw a fresh batch at every step (``train.fresh_data``);
+            tasks built on a fixed corpus (molecules) say False.
     """
 
     name: str
@@ -50,6 +53,7 @@ class Task(ABC):
     prompt_in_target: bool = False
     eval_size: int | None = None  # how many examples `eval` uses by default (None: the whole split)
     headline_metrics: tuple[str, ...] = ("exact_match",)
+    generates_training_data: bool = False
 
     @property
     def buffer_len(self) -> int:
@@ -70,6 +74,11 @@ class Task(ABC):
     @abstractmethod
     def fresh_examples(self, n: int, seed: int) -> list[Example]:
         """``n`` new examples from the task's generator with its own seed (not the splits' seeds)."""
+
+    def held_out_key(self, example: Example):
+        """What makes two examples the same problem, for keeping fresh training data out of the
+        evaluation splits (default: prompt and target)."""
+        return tuple(example.prompt), tuple(example.target)
 
     @abstractmethod
     def parse_prompt(self, text: str) -> list[int]:

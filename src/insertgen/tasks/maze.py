@@ -55,6 +55,7 @@ class MazeTask(Task):
 
     conditional = True
     headline_metrics = ("success", "optimal", "exact_match", "token_accuracy")
+    generates_training_data = True
 
     def __init__(self, family: str, tier: str, imperfect_fraction: float = 0.3):
         if family not in FAMILIES:

@@ -13,6 +13,21 @@ hard     asymmetric variable-arm      5       U{6..12}     5       56   116 / 28
 
 (m = ``min_plan_length``, V = number of node ids, blocks = ``prompt_block`` / ``target_block``.)
 
+Smaller rungs, for seeing a model learn on a laptop and for ladders of star sizes (same generator and
+format as easy, so every skill of easy is present, in fewer steps):
+
+=======  ===========================  ======  ===========  ===  ============
+rung     generator                    degree  arm length   V    blocks
+=======  ===========================  ======  ===========  ===  ============
+tiny     simple                       2       exactly 3    10   10 / 4
+small    simple                       3       exactly 4    16   20 / 6
+=======  ===========================  ======  ===========  ===  ============
+
+Every size is also an option (``--set task.KEY=VALUE``, :data:`SIZE_OPTIONS`): ``degree``, ``arm_length``
+(simple generator) or ``min_arm_length`` / ``max_arm_length`` / ``min_plan_length`` (asymmetric),
+``num_nodes``; a level with changed sizes gets the tight blocks ``2 * degree * (longest arm - 1) + 2`` /
+``2 * (longest arm - 1)``, while the three paper levels keep the reference's blocks and data.
+
 Encoding (§1.5): the prompt is ``u1 v1 u2 v2 ... uE vE source goal`` (edges in shuffled order, no
 separators); the target is the path as flattened edges ``p0 p1 p1 p2 ... p(L-2) p(L-1)`` (2(L-1)
 tokens). Node ``i`` is the data token ``str(i)``, whose id is ``i + vocab.num_special``.
@@ -82,10 +97,55 @@ LEVELS: dict[str, dict] = {
         "prompt_block": 116,
         "target_block": 28,
     },
+    "tiny": {"generator": "simple", "degree": 2, "arm_length": 3, "num_nodes": 10},
+    "small": {"generator": "simple", "degree": 3, "arm_length": 4, "num_nodes": 16},
 }
+PAPER_LEVELS = ("easy", "medium", "hard")
+SIZE_OPTIONS = {"simple": ("degree", "arm_length", "num_nodes"),
+                "asymmetric_variable_arm": ("degree", "min_arm_length", "max_arm_length", "min_plan_length",
+                                            "num_nodes")}
 
-# Per-process cache of generated splits, keyed by (level, split).
-_SPLIT_CACHE: dict[tuple[str, str], list[Example]] = {}
+# Per-process cache of generated splits, keyed by (level, sizes, split).
+_SPLIT_CACHE: dict[tuple, list[Example]] = {}
+
+
+def star_sizes(level: str, **sizes) -> dict:
+    """The generator parameters and blocks of ``level`` with ``sizes`` changed; every bad size is
+    refused with an InsertgenError naming its option (``task.KEY``)."""
+    if level not in LEVELS:
+        raise InsertgenError(f"unknown star level {level!r}; known levels: {', '.join(LEVELS)}")
+    params = dict(LEVELS[level])
+    allowed = SIZE_OPTIONS[params["generator"]]
+    for key, value in sizes.items():
+        if key not in allowed:
+            raise InsertgenError(f"task.{key}: not a size of star-{level} (its {params['generator']} generator "
+                                 f"takes {', '.join('task.' + k for k in allowed)})")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InsertgenError(f"task.{key}={value!r}: give a whole number")
+    changed = {k: v for k, v in sizes.items() if params[k] != v}
+    params.update(sizes)
+    if params["degree"] < 2:
+        raise InsertgenError(f"task.degree={params['degree']}: a star needs at least 2 arms (one to the goal, "
+                             f"one that is not)")
+    if params["generator"] == "simple":
+        if params["arm_length"] < 2:
+            raise InsertgenError(f"task.arm_length={params['arm_length']}: an arm has at least 2 nodes")
+        longest, nodes = params["arm_length"], params["degree"] * (params["arm_length"] - 1) + 1
+    else:
+        if not 1 <= params["min_plan_length"] < params["min_arm_length"] <= params["max_arm_length"]:
+            raise InsertgenError(
+                f"task.min_plan_length={params['min_plan_length']}, task.min_arm_length={params['min_arm_length']}, "
+                f"task.max_arm_length={params['max_arm_length']}: need 1 <= min_plan_length < min_arm_length "
+                f"<= max_arm_length")
+        longest = params["max_arm_length"]
+        nodes = params["degree"] * (longest - 1) + 1
+    if params["num_nodes"] < nodes:
+        raise InsertgenError(f"task.num_nodes={params['num_nodes']}: too few node ids for this star, which can "
+                             f"have {nodes} distinct nodes (degree {params['degree']}, arms of up to {longest})")
+    if changed or "prompt_block" not in params:
+        params["prompt_block"] = 2 * params["degree"] * (longest - 1) + 2
+        params["target_block"] = 2 * (longest - 1)
+    return params
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,16 +409,17 @@ def _is_valid_plan(edges: set[tuple[int, int]], source: int, goal: int, output: 
 
 
 class StarTask(Task):
-    """Star-graph traversal at level ``easy``, ``medium`` or ``hard`` (task id ``star-<level>``)."""
+    """Star-graph traversal at level ``easy``, ``medium``, ``hard`` or rung ``tiny``, ``small`` (task id
+    ``star-<level>``), with any size changed by the keyword options (:func:`star_sizes`)."""
 
     conditional = True
     headline_metrics = ("exact_match", "token_accuracy")
+    generates_training_data = True
 
-    def __init__(self, level: str = "easy"):
-        if level not in LEVELS:
-            raise ValueError(f"unknown star level {level!r}; known levels: {', '.join(LEVELS)}")
+    def __init__(self, level: str = "easy", **sizes):
         self.level = level
-        self.params = dict(LEVELS[level])
+        self.params = star_sizes(level, **sizes)
+        self.sizes = tuple(sorted(sizes.items()))
         self.name = f"star-{level}"
         self.num_nodes: int = self.params["num_nodes"]
         self.vocab = Vocab(str(i) for i in range(self.num_nodes))
@@ -382,17 +443,23 @@ class StarTask(Task):
             p["num_nodes"],
         )
 
-    def _rngs(self, seed: int):
-        """The RNG pair for one generation run seeded with ``seed``.
+    def _rngs(self, seed):
+        """The RNG pair for one generation run seeded with ``seed``: an integer (the splits: 42), or a
+        tuple of non-negative integers (fresh training batches: ``RandomState(list)`` and a ``Random``
+        seeded from the tuple's SeedSequence; never the same streams as an integer seed).
 
         The simple generator only calls ``randint(0, V)``, so for it NumPy's RNG is wrapped in a
         :class:`BufferedRandint` (same values, several times faster). The wrapper reads ahead, so the
         same pair must serve the whole run (all three splits, in order).
         """
-        np_rng = np.random.RandomState(seed)
+        if isinstance(seed, tuple):
+            np_rng = np.random.RandomState(list(seed))
+            py_rng = random.Random(int(np.random.SeedSequence(list(seed)).generate_state(1, np.uint64)[0]))
+        else:
+            np_rng, py_rng = np.random.RandomState(seed), random.Random(seed)
         if self.params["generator"] == "simple":
             np_rng = BufferedRandint(np_rng)  # type: ignore[assignment]
-        return np_rng, random.Random(seed)
+        return np_rng, py_rng
 
     def _generate(self, n: int, np_rng, py_rng: random.Random) -> list[Example]:
         offset = self.vocab.num_special
@@ -403,19 +470,24 @@ class StarTask(Task):
         order, from one RNG pair seeded with 42) on first use and cached for the process."""
         if split not in SPLITS:
             raise InsertgenError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
-        key = (self.level, split)
+        key = (self.level, self.sizes, split)
         if key not in _SPLIT_CACHE:
             np_rng, py_rng = self._rngs(SEED)
             for name in SPLITS:
-                _SPLIT_CACHE[(self.level, name)] = self._generate(SPLIT_SIZES[name], np_rng, py_rng)
+                _SPLIT_CACHE[(self.level, self.sizes, name)] = self._generate(SPLIT_SIZES[name], np_rng, py_rng)
         return list(_SPLIT_CACHE[key])
 
-    def fresh_examples(self, n: int, seed: int) -> list[Example]:
-        """``n`` new graphs from ``RandomState(seed)`` / ``Random(seed)`` (seed 42 reproduces the
-        start of the train split, so pass another seed for held-out graphs)."""
+    def fresh_examples(self, n: int, seed) -> list[Example]:
+        """``n`` new graphs from the RNG pair of ``seed`` (:meth:`_rngs`; seed 42 reproduces the start of
+        the train split, so pass another seed for held-out graphs)."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         return self._generate(n, *self._rngs(seed))
+
+    def held_out_key(self, example: Example):
+        """A graph problem is its edge set, source and goal (the prompt's edge order is arbitrary)."""
+        edges, source, goal = _graph_of(example.prompt)
+        return frozenset(edges), source, goal
 
     # -- text --------------------------------------------------------------------------------
 

@@ -1,0 +1,150 @@
+"""Star graphs of any size (rungs ``star-tiny`` / ``star-small`` and ``--set task.KEY=VALUE``) and fresh
+training batches drawn from the generator at every step (``train.fresh_data``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+
+from conftest import call_main
+from insertgen.data import FreshBatches
+from insertgen.errors import InsertgenError
+from insertgen.tasks import get_task
+from insertgen.tasks.star import LEVELS, StarTask, solve
+from insertgen.training_run import prepare_run
+
+# sha256 of every split of the paper levels, "prompt ids | target ids" per line, computed with the code
+# before sizes became options (commit 403710f): the paper levels' data must not change by a byte.
+PAPER_DIGESTS = {
+    "easy": "c313e289fdd6c5c87de7105f22a72e815443d47688352053a352dac3a9c5d837",
+    "medium": "256db80b81dd5c7b47ac2acb44c5e4847dcaef69a9ab027cd7e0d10ecd4aa0a3",
+    "hard": "f25930ef649537cba2e1685b05804bec5b88aef3e8e52b77a146925ea8e3b7e0",
+}
+
+
+def digest(task: StarTask) -> str:
+    h = hashlib.sha256()
+    for split in ("train", "validation", "test"):
+        for ex in task.examples(split):
+            h.update((" ".join(map(str, ex.prompt)) + "|" + " ".join(map(str, ex.target)) + "\n").encode())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("level", ["easy", "medium", "hard"])
+def test_paper_levels_are_unchanged_byte_for_byte(level):
+    task = StarTask(level)
+    assert digest(task) == PAPER_DIGESTS[level]
+    assert (task.prompt_block, task.target_block) == (LEVELS[level]["prompt_block"], LEVELS[level]["target_block"])
+    # naming a paper size explicitly changes nothing either
+    assert StarTask(level, degree=LEVELS[level]["degree"]).examples("test")[:50] == task.examples("test")[:50]
+
+
+SIZES = [
+    ("tiny", {}), ("small", {}), ("easy", {"degree": 2}), ("easy", {"arm_length": 3, "num_nodes": 7}),
+    ("tiny", {"degree": 4, "arm_length": 4, "num_nodes": 30}), ("medium", {"degree": 2, "max_arm_length": 5}),
+]
+
+
+@pytest.mark.parametrize("level, sizes", SIZES)
+def test_every_size_keeps_the_invariants(level, sizes):
+    task = get_task(f"star-{level}", sizes)
+    p = task.params
+    assert task.config()["degree"] == p["degree"] and task.config()["num_nodes"] == p["num_nodes"]
+    longest = p.get("arm_length", p.get("max_arm_length"))
+    for ex in task.fresh_examples(300, seed=11) + task.examples("test")[:100]:
+        ids = [i - task.vocab.num_special for i in ex.prompt]
+        edges, source, goal = list(zip(ids[0:-2:2], ids[1:-2:2])), ids[-2], ids[-1]
+        nodes = {n for e in edges for n in e}
+        assert all(0 <= n < p["num_nodes"] for n in nodes)
+        assert len(nodes) == len(edges) + 1 and len(set(edges)) == len(edges)  # a tree on distinct ids
+        out_degree = {}
+        for u, _ in edges:
+            out_degree[u] = out_degree.get(u, 0) + 1
+        assert sorted(out_degree.values())[-1] == p["degree"]  # one centre with degree arms
+        assert list(ex.target) == solve(ex.prompt)  # the target is the unique source -> goal path
+        if p["generator"] == "simple":
+            assert source == max(out_degree, key=out_degree.get) and len(edges) == p["degree"] * (longest - 1)
+            assert len(ex.target) == 2 * (longest - 1)
+        assert len(ex.prompt) <= task.prompt_block and len(ex.target) <= task.target_block
+        assert task.prompt_block == 2 * p["degree"] * (longest - 1) + 2
+
+
+def test_rungs_are_tasks_with_their_own_data():
+    tiny, small = get_task("star-tiny"), get_task("star-small")
+    assert (tiny.prompt_block, tiny.target_block, len(tiny.vocab) - tiny.vocab.num_special) == (10, 4, 10)
+    assert (small.prompt_block, small.target_block, len(small.vocab) - small.vocab.num_special) == (20, 6, 16)
+    assert {len(tiny.examples(s)) for s in ("validation", "test")} == {100, 5000}
+    assert get_task("star-easy", {"degree": 2}).examples("test")[0] != get_task("star-easy").examples("test")[0]
+
+
+@pytest.mark.parametrize("level, sizes, message", [
+    ("easy", {"degree": 1}, "task.degree=1"),
+    ("tiny", {"num_nodes": 4}, "task.num_nodes=4: too few node ids"),
+    ("easy", {"arm_length": 1}, "task.arm_length=1"),
+    ("medium", {"arm_length": 4}, "task.arm_length: not a size of star-medium"),
+    ("medium", {"min_plan_length": 3}, "task.min_plan_length=3"),
+    ("hard", {"num_nodes": 40}, "task.num_nodes=40"),
+    ("easy", {"degree": "3"}, "task.degree='3': give a whole number"),
+])
+def test_bad_sizes_are_refused_naming_the_option(level, sizes, message):
+    with pytest.raises(InsertgenError, match=message.replace("[", r"\[")):
+        get_task(f"star-{level}", sizes)
+
+
+def test_a_bad_size_on_the_command_line_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert call_main(["train", "--task", "star-easy", "--model", "arm", "--set", "task.degree=1", "--steps", "1",
+                      "--out", out, "--quiet"]) == 2
+    assert "task.degree=1" in capsys.readouterr().err and not out.exists()
+
+
+def test_fresh_batches_are_a_function_of_seed_and_step_and_avoid_the_evaluation_problems():
+    task = get_task("star-tiny", {"num_nodes": 8})  # few distinct graphs: draws often hit test problems
+    a, b = FreshBatches(task, 32, seed=5), FreshBatches(task, 32, seed=5)
+    assert a.examples(3) == b.examples(3) and a.examples(3) != a.examples(4)
+    assert a.examples(3) != FreshBatches(task, 32, seed=6).examples(3)
+    held_out = {task.held_out_key(ex) for s in ("validation", "test") for ex in task.examples(s)}
+    for step in range(20):
+        assert len(a.examples(step)) == 32
+        assert not {task.held_out_key(ex) for ex in a.examples(step)} & held_out
+    assert a.dropped > 0  # the exclusion did something here
+    # the training stream never uses the integer seeds of the splits and of fresh evaluation graphs
+    assert a.examples(0) != task.fresh_examples(32, 5)
+
+
+def test_fresh_data_needs_a_generator():
+    class Corpus:
+        name, generates_training_data = "corpus", False
+
+    with pytest.raises(ValueError, match="no generator"):
+        FreshBatches(Corpus(), 8, 0)
+    exhausted = FreshBatches(get_task("star-tiny", {"num_nodes": 5}), 8, 0)  # the splits hold every problem
+    with pytest.raises(InsertgenError, match="choose a larger size"):
+        exhausted.examples(0)
+
+
+TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "batch_size": 8, "eval_every": 0, "checkpoint_every": 2,
+        "log_every": 1, "fresh_data": True}
+
+
+def test_training_on_fresh_data_resumes_bit_exact(tmp_path):
+    def run(path, steps, **extra):
+        return prepare_run(task="star-small", model="flexmdm", preset=None, steps=steps, out=path, seed=3,
+                           overrides={**TINY, **extra}, resume=False)[1]
+
+    straight = run(tmp_path / "a", 5)
+    straight.train(progress=False)
+    first = run(tmp_path / "b", 3)
+    first.train(progress=False)
+    _, resumed = prepare_run(task=None, model=None, preset=None, steps=5, out=tmp_path / "b", seed=None,
+                             overrides={}, resume=True)
+    resumed.train(progress=False)
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    fixed = run(tmp_path / "c", 5, fresh_data=False)  # the same run on the fixed training split differs
+    fixed.train(progress=False)
+    assert any(not torch.equal(v, fixed.model.state_dict()[k]) for k, v in straight.model.state_dict().items())
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["fresh_data"] is True
