@@ -1,0 +1,241 @@
+"""Learning speed: how many steps (and FLOPs) a model needs to solve a star task, with the sub-skills it
+has learned along the way.
+
+    # one model, one task: a point every --every steps
+    python benchmarks/learning_speed.py --task star-tiny --model flexmdm --steps 20000 --every 500 \
+        --out bench-out/learning/tiny-flexmdm [--preset P] [--set fresh_data=true ...] [--seed S] [--threads 1]
+    # a ladder: every model on every rung, then "time to solve" per model and rung
+    python benchmarks/learning_speed.py --ladder star-tiny,star-small,star-easy --models flexmdm,arm \
+        --steps 20000 --every 500 --out bench-out/learning/ladder
+
+Each point: the mean training loss since the last point, then with the EMA weights exact match, token
+accuracy and plan validity of greedy sampling (64 sampler steps, the run's sampler order) on the first
+``--eval-n`` test graphs (default 500), and the sub-skill probes of ``insertgen.tasks.star_probes`` on the
+same graphs. The model is trained with ``insertgen train``'s own trainer (preset default: the task's or the
+model's star-easy CPU preset, e.g. ``star-easy-ip-cpu`` for IP), resumably: rerunning the same command
+continues from the last point. FLOPs are the counted matrix-product FLOPs of one training step (as
+``insertgen bench`` counts them, on a throw-away copy) times the steps.
+
+Writes ``OUT/learning.json`` (settings, points) and ``OUT/learning.png`` after every point; a ladder writes
+one such directory per rung and model, and ``OUT/ladder.json`` / ``OUT/ladder.md``: per model and rung the
+first step (and FLOPs) at which exact match reached 50% and 95%, or "not within budget".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
+
+from insertgen.io import write_text_atomic  # noqa: E402
+from insertgen.options import parse_assignments  # noqa: E402
+from insertgen.threads import use_threads  # noqa: E402
+
+THRESHOLDS = (0.5, 0.95)
+SAMPLER_STEPS = 64
+
+
+def default_preset(model: str) -> str:
+    return "star-easy-cpu" if model == "flexmdm" else f"star-easy-{model}-cpu"
+
+
+def flops_per_step(task: str, model: str, preset: str, seed: int, overrides: dict) -> float:
+    from insertgen.bench import count_step_flops
+    from insertgen.training_run import prepare_run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _, probe = prepare_run(task=task, model=model, preset=preset, steps=10, out=Path(tmp) / "probe", seed=seed,
+                               overrides={**overrides, "eval_every": 0}, resume=False)
+        return count_step_flops(probe)
+
+
+def evaluate_point(trainer, eval_n: int) -> dict:
+    from insertgen.evaluate import evaluate_model
+    from insertgen.flex.sampler import SamplerOptions
+    from insertgen.tasks.star_probes import probe
+
+    task, model = trainer.task, trainer.model
+    examples = task.examples("test")[:eval_n]
+    model.eval()
+    with trainer.ema.applied(model):
+        metrics, _ = evaluate_model(model, task, examples, SamplerOptions(
+            steps=SAMPLER_STEPS, top_k=1, order=trainer.cfg.eval_sampler_order), seed=0)
+        probes = probe(model, examples)
+    model.train()
+    keep = ("exact_match", "token_accuracy", "plan_validity", "model_evals_per_seq", "order_corr_unmask",
+            "order_corr_insert")
+    return {**{k: metrics[k] for k in keep if k in metrics}, "probes": probes}
+
+
+def mean_loss_since(run_dir: Path, after: int) -> float | None:
+    losses = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "loss" in record and record["step"] > after:
+            losses.append(record["loss"])
+    return sum(losses) / len(losses) if losses else None
+
+
+def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str | None = None, seed: int = 0,
+          overrides: dict | None = None, eval_n: int = 500, report=print) -> dict:
+    """Train ``model`` on ``task`` for ``steps`` steps with a point every ``every`` steps (module
+    docstring); resumes from ``out`` when it holds an earlier invocation with the same settings."""
+    from insertgen.training_run import prepare_run
+
+    preset = preset or default_preset(model)
+    overrides = {"eval_every": 0, "log_every": min(50, every), "checkpoint_every": every, **(overrides or {})}
+    settings = {"task": task, "model": model, "preset": preset, "seed": seed, "overrides": overrides,
+                "steps": steps, "every": every, "eval_n": eval_n, "sampler_steps": SAMPLER_STEPS}
+    path = out / "learning.json"
+    if path.is_file():
+        record = json.loads(path.read_text())
+        if {k: record["settings"][k] for k in settings if k != "steps"} != {k: v for k, v in settings.items()
+                                                                          if k != "steps"}:
+            raise SystemExit(f"{out} holds a learning run with other settings: {record['settings']}")
+        record["settings"]["steps"] = steps
+    else:
+        record = {"settings": settings, "machine": machine(),
+                  "flops_per_step": flops_per_step(task, model, preset, seed, overrides), "points": []}
+    run_dir = out / "run"
+    resume = (run_dir / "config.json").is_file()
+    _, trainer = prepare_run(task=None if resume else task, model=None if resume else model,
+                             preset=None if resume else preset, steps=steps, out=run_dir, seed=seed,
+                             overrides={} if resume else overrides, resume=resume)
+    if not record["points"]:
+        record["points"].append({"step": 0, "flops": 0.0, "loss": None, "seconds": 0.0,
+                                 **evaluate_point(trainer, eval_n)})
+    while trainer.step < steps:
+        start, before = time.time(), trainer.step
+        trainer.cfg.steps = min(steps, (trainer.step // every + 1) * every)
+        trainer.train(progress=False)
+        point = {"step": trainer.step, "flops": trainer.step * record["flops_per_step"],
+                 "loss": mean_loss_since(run_dir, before),
+                 "seconds": record["points"][-1]["seconds"] + time.time() - start,
+                 **evaluate_point(trainer, eval_n)}
+        record["points"].append(point)
+        record["time_to_solve"] = time_to_solve(record["points"])
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+        plot(record, out / "learning.png")
+        report(f"{task} {model} step {point['step']}: loss {point['loss']:.4f} exact {point['exact_match']:.3f} "
+               f"token {point['token_accuracy']:.3f} probes "
+               + " ".join(f"{k} {v:.2f}" for k, v in point["probes"].items() if v is not None))
+    record["time_to_solve"] = time_to_solve(record["points"])
+    write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def time_to_solve(points: list[dict]) -> dict:
+    """First (step, flops) at which exact match reached each threshold, or None."""
+    out = {}
+    for threshold in THRESHOLDS:
+        hit = next((p for p in points if p["exact_match"] >= threshold), None)
+        out[f"{threshold:g}"] = {"step": hit["step"], "flops": hit["flops"]} if hit else None
+    return out
+
+
+def plot(record: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = record["points"]
+    steps = [p["step"] for p in points]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(steps, [p["exact_match"] for p in points], label="exact match", lw=2)
+    left.plot(steps, [p["token_accuracy"] for p in points], label="token accuracy")
+    losses = [(p["step"], p["loss"]) for p in points if p["loss"] is not None]
+    if losses:
+        twin = left.twinx()
+        twin.plot(*zip(*losses), color="grey", ls=":", label="training loss")
+        twin.set_yscale("log")
+        twin.set_ylabel("training loss")
+    left.set_ylim(0, 1.02)
+    left.set_xlabel("step")
+    left.legend(loc="upper left")
+    s = record["settings"]
+    left.set_title(f"{s['model']} on {s['task']}")
+    for name in points[0]["probes"]:
+        values = [p["probes"][name] for p in points]
+        if any(v is not None for v in values):
+            right.plot(steps, [float("nan") if v is None else v for v in values], label=name)
+    right.set_ylim(0, 1.02)
+    right.set_xlabel("step")
+    right.set_title("sub-skill probes (arg-max accuracy)")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def ladder(rungs: list[str], models: list[str], steps: int, every: int, out: Path, seed: int, overrides: dict,
+           eval_n: int) -> dict:
+    rows = []
+    for rung in rungs:
+        for model in models:
+            record = learn(rung, model, steps, every, out / rung / model, seed=seed, overrides=overrides,
+                           eval_n=eval_n)
+            best = max(record["points"], key=lambda p: p["exact_match"])
+            rows.append({"task": rung, "model": model, "time_to_solve": record["time_to_solve"],
+                         "best_exact_match": best["exact_match"], "best_step": best["step"],
+                         "flops_per_step": record["flops_per_step"], "budget_steps": steps})
+    summary = {"settings": {"rungs": rungs, "models": models, "steps": steps, "every": every, "seed": seed,
+                            "overrides": overrides, "eval_n": eval_n}, "machine": machine(), "rows": rows}
+    write_text_atomic(out / "ladder.json", json.dumps(summary, indent=1) + "\n")
+    lines = ["| task | model | 50% exact match | 95% exact match | best (step) |", "|---|---|---|---|---|"]
+    for r in rows:
+        cells = []
+        for threshold in ("0.5", "0.95"):
+            hit = r["time_to_solve"][threshold]
+            cells.append(f"step {hit['step']:,} ({hit['flops']:.2e} FLOPs)" if hit else
+                         f"not within {steps:,} steps")
+        lines.append(f"| {r['task']} | {r['model']} | {cells[0]} | {cells[1]} | "
+                     f"{r['best_exact_match']:.1%} ({r['best_step']:,}) |")
+    write_text_atomic(out / "ladder.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return summary
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default=None)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--ladder", default=None, help="Comma-separated tasks (rungs).")
+    parser.add_argument("--models", default=None, help="Comma-separated models (with --ladder).")
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--every", type=int, required=True)
+    parser.add_argument("--eval-n", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", default=None)
+    parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.every < 1 or args.eval_n < 1:
+        parser.error("--steps, --every and --eval-n must be positive")
+    use_threads(args.threads)
+    torch.manual_seed(args.seed)
+    overrides = parse_assignments(args.sets, "--set")
+    if args.ladder:
+        if not args.models:
+            parser.error("--ladder needs --models")
+        ladder(args.ladder.split(","), args.models.split(","), args.steps, args.every, args.out, args.seed,
+               overrides, args.eval_n)
+    else:
+        if not (args.task and args.model):
+            parser.error("give --task and --model, or --ladder and --models")
+        learn(args.task, args.model, args.steps, args.every, args.out, args.preset, args.seed, overrides,
+              args.eval_n)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The learning-speed benchmark (benchmarks/learning_speed.py) and the star sub-skill probes it records."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from insertgen.tasks import get_task
+from insertgen.tasks.star_probes import ARM_PROBES, PROBES, probe, probe_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=8"]
+
+
+class Oracle(torch.nn.Module):
+    """A stand-in model of family ``model_id`` whose logits put all mass on ``answer(example, position)``
+    at every target position: it finds the example by the prompt in the canvas it is given."""
+
+    def __init__(self, model_id, task, examples, answer):
+        super().__init__()
+        self.model_id, self.vocab, self.answer = model_id, task.vocab, answer
+        self.by_prompt = {tuple(ex.prompt): ex for ex in examples}
+        self.width = task.prompt_block
+
+    def _logits(self, tokens, causal):
+        v = self.vocab
+        out = torch.zeros(*tokens.shape, len(v))
+        for i, row in enumerate(tokens.tolist()):
+            bos = row.index(v.bos_id)
+            ex = self.by_prompt[tuple(row[:bos])]
+            for k in range(len(ex.target)):
+                at = bos + k if causal else bos + 1 + k  # a causal model predicts position k from k - 1
+                if at < len(row):
+                    out[i, at, self.answer(ex, k)] = 1.0
+        return out
+
+    def forward(self, tokens, *args):
+        if self.model_id == "arm":
+            return torch.log_softmax(self._logits(tokens, causal=True) * 50, -1)
+        if self.model_id == "mdm":
+            return self._logits(tokens, causal=False)
+        return self._logits(tokens, causal=False), None
+
+
+def _stand_in(family, task, examples, answer):
+    oracle = Oracle(family, task, examples, answer)
+    if family != "mdm":
+        return oracle
+    from insertgen.models import build_model, task_defaults  # a real MDM (its canvas), answering like the oracle
+
+    model = build_model("mdm", task.vocab, {**task_defaults("mdm", task), "d_model": 16, "n_layers": 1,
+                                            "n_heads": 2})
+    model.forward = lambda tokens, real, t: oracle._logits(tokens, causal=False)
+    return model
+
+
+@pytest.mark.parametrize("family", ["flexmdm", "loflexmdm", "mdm", "arm"])
+def test_probes_ask_the_right_positions(family):
+    task = get_task("star-easy")
+    examples = task.examples("test")[:40]
+    result = probe(_stand_in(family, task, examples, lambda ex, k: ex.target[k]), examples)
+    asked = ARM_PROBES if family == "arm" else PROBES
+    assert result == {name: (1.0 if name in asked else None) for name in PROBES}
+    # a model that always says the goal solves the goal copy only
+    result = probe(_stand_in(family, task, examples, lambda ex, k: ex.prompt[-1]), examples)
+    assert all(result[name] == 0.0 for name in asked if name != "copy_goal")
+    assert result["copy_goal"] == (None if family == "arm" else 1.0)
+
+
+def test_probe_plans_match_the_edge_format():
+    assert probe_plan(4) == {"copy_source": (set(), 0), "copy_goal": (set(), 7), "twin_copy": ({1}, 2),
+                             "parent_of_goal": (set(), 6), "parent_lookup": ({5, 6, 7}, 4),
+                             "child_lookup": ({0, 1, 2}, 3)}
+    plan = probe_plan(2)  # star-tiny: p0 p1 p1 p2, no room for the two-step look-ups
+    assert plan["parent_of_goal"] == (set(), 2) and plan["parent_lookup"] is None and plan["child_lookup"] is None
+
+
+def test_unprobed_families_say_none():
+    model = type("IP", (torch.nn.Module,), {"model_id": "ip"})()
+    assert probe(model, get_task("star-tiny").examples("test")[:4]) == {name: None for name in PROBES}
+
+
+def _run(args, tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "learning_speed.py"), *args, "--threads", "1"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_smallest_learning_run_writes_its_documented_keys_and_resumes(tmp_path):
+    out = tmp_path / "one"
+    args = ["--task", "star-tiny", "--model", "flexmdm", "--steps", "4", "--every", "2", "--eval-n", "8",
+            *TINY, "--set", "fresh_data=true", "--out", str(out)]
+    _run(args, tmp_path)
+    record = json.loads((out / "learning.json").read_text())
+    assert set(record) == {"settings", "machine", "flops_per_step", "points", "time_to_solve"}
+    assert [p["step"] for p in record["points"]] == [0, 2, 4]
+    assert record["settings"]["overrides"]["fresh_data"] is True and record["flops_per_step"] > 0
+    for point in record["points"]:
+        assert {"step", "flops", "loss", "seconds", "exact_match", "token_accuracy", "plan_validity",
+                "probes"} <= set(point)
+        assert set(point["probes"]) == set(PROBES)
+        assert point["flops"] == pytest.approx(point["step"] * record["flops_per_step"])
+    assert set(record["time_to_solve"]) == {"0.5", "0.95"}
+    assert (out / "learning.png").stat().st_size > 0
+    _run([*args[:5], "6", *args[6:]], tmp_path)  # two more steps: continues, does not start again
+    assert [p["step"] for p in json.loads((out / "learning.json").read_text())["points"]] == [0, 2, 4, 6]
+
+
+def test_smallest_ladder_reports_time_to_solve(tmp_path):
+    out = tmp_path / "ladder"
+    _run(["--ladder", "star-tiny,star-small", "--models", "arm", "--steps", "2", "--every", "2", "--eval-n", "8",
+          *TINY, "--out", str(out)], tmp_path)
+    summary = json.loads((out / "ladder.json").read_text())
+    assert [(r["task"], r["model"]) for r in summary["rows"]] == [("star-tiny", "arm"), ("star-small", "arm")]
+    table = (out / "ladder.md").read_text()
+    assert table.count("\n") == 4 and ("not within 2 steps" in table or "step " in table)
