@@ -45,10 +45,11 @@ def _prompts(n=6, split="test"):
 
 
 # ----- key/value cache -----
-def test_cached_decoding_matches_a_full_causal_pass_with_left_padding():
+@pytest.mark.parametrize("inputs", [{}, {"token_shift": True, "absolute_positions": True}])
+def test_cached_decoding_matches_a_full_causal_pass_with_left_padding(inputs):
     torch.manual_seed(0)
     trunk = Transformer(TransformerConfig(vocab_size=20, d_model=32, n_layers=2, n_heads=2, causal=True,
-                                          time_conditioning=False)).eval()
+                                          time_conditioning=False, **inputs)).eval()
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in trunk.parameters():

@@ -70,3 +70,27 @@ def test_zero_initialised_time_conditioning_and_heads():
     assert torch.count_nonzero(head(h_a, c_a)) == 0  # uniform initial token distribution
     rates = RateHead(32, d_cond=16, min_rate=0.0, max_rate=10.0)(h_a, c_a)
     assert rates.dtype == torch.float32 and torch.all(rates > 0) and torch.all(rates < 10 * 0.1)
+
+
+def test_input_options_start_as_the_plain_model_and_then_matter():
+    """token_shift / absolute_positions are zero tables made without random draws: a fresh model computes
+    what the plain model of the same seed computes; once the tables are non-zero, the previous token (and
+    only the previous real one) and the position change the states."""
+    tokens = torch.tensor([[5, 6, 7, 8, 0, 0]])
+    mask = tokens != 0
+    torch.manual_seed(0)
+    plain = Transformer(TransformerConfig(vocab_size=10, d_model=16, n_layers=1, n_heads=2, time_conditioning=False))
+    torch.manual_seed(0)
+    shifted = Transformer(TransformerConfig(vocab_size=10, d_model=16, n_layers=1, n_heads=2, time_conditioning=False,
+                                            token_shift=True, absolute_positions=True))
+    with torch.no_grad():
+        assert torch.equal(plain(tokens, mask)[0], shifted(tokens, mask)[0])
+        shifted.previous.weight.normal_()
+        a = shifted(tokens, mask)[0]
+        b = shifted(torch.tensor([[5, 9, 7, 8, 0, 0]]), mask)[0]  # token 1 changed: position 2 sees it too
+        assert not torch.allclose(a[0, 2], b[0, 2])
+        left = shifted(torch.tensor([[0, 5, 6, 7, 8]]), torch.tensor([[False, True, True, True, True]]))[0]
+        assert torch.allclose(left[0, 1:], a[0, :4], atol=1e-5)  # padding before a token is "no previous"
+        shifted.previous.weight.zero_()
+        shifted.position.weight.normal_()
+        assert not torch.allclose(shifted(tokens, mask)[0], plain(tokens, mask)[0])

@@ -44,7 +44,7 @@ class ARM(nn.Module):
         self.trunk = Transformer(TransformerConfig(
             vocab_size=len(vocab), d_model=config.d_model, n_layers=config.n_layers, n_heads=config.n_heads,
             mlp_ratio=config.mlp_ratio, dropout=config.dropout, causal=True, time_conditioning=False,
-            max_len=config.max_len,
+            max_len=config.max_len, **config.input_options(),
         ))
         self.head = TokenHead(config.d_model, len(vocab))
         # PAD, MASK and BOS are never generated; EOS ends the sequence

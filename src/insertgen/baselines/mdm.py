@@ -66,6 +66,7 @@ class MDM(nn.Module):
             vocab_size=len(vocab), d_model=config.d_model, n_layers=config.n_layers, n_heads=config.n_heads,
             mlp_ratio=config.mlp_ratio, dropout=config.dropout, causal=False,
             time_conditioning=config.time_conditioning, d_cond=config.d_model, max_len=config.max_len,
+            **config.input_options(),
         ))
         self.head = TokenHead(config.d_model, len(vocab), config.d_model if config.time_conditioning else None)
         banned = torch.zeros(len(vocab), dtype=torch.bool)

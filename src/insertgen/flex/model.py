@@ -70,7 +70,7 @@ class FlexMDM(nn.Module):
         self.trunk = Transformer(TransformerConfig(
             vocab_size=len(vocab), d_model=config.d_model, n_layers=config.n_layers, n_heads=config.n_heads,
             mlp_ratio=config.mlp_ratio, dropout=config.dropout, causal=False, time_conditioning=True,
-            d_cond=config.d_cond, max_len=config.max_len,
+            d_cond=config.d_cond, max_len=config.max_len, **config.input_options(),
         ))
         self.token_head = TokenHead(config.d_model, len(vocab), config.d_cond)
         self.insert_head = RateHead(config.d_model, config.d_cond, min_rate=0.0, max_rate=float(config.max_len))

@@ -78,7 +78,8 @@ class InsertionProcess(nn.Module):
         self.vocab, self.config = vocab, config
         ids = {"pad": vocab.pad_id, "mask": vocab.mask_id, "bos": vocab.bos_id, "eos": vocab.eos_id}
         self.policy = InsertionPolicy(len(vocab), ids, config.d_model, config.n_layers, config.n_heads,
-                                      config.mlp_ratio, config.dropout, config.max_len, config.termination)
+                                      config.mlp_ratio, config.dropout, config.max_len, config.termination,
+                                      **config.input_options())
         self.posterior = (PosteriorNetwork(len(vocab), config.posterior_d_model, config.posterior_n_layers,
                                            config.posterior_n_heads, config.mlp_ratio, config.max_len)
                           if self.learned_order else None)

@@ -40,7 +40,7 @@ class PolicyTables:
 
 class InsertionPolicy(nn.Module):
     def __init__(self, vocab_size: int, special_ids: dict[str, int], d_model: int, n_layers: int, n_heads: int,
-                 mlp_ratio: int, dropout: float, max_len: int, termination: str):
+                 mlp_ratio: int, dropout: float, max_len: int, termination: str, **input_options):
         super().__init__()
         if termination not in ("policy", "classifier"):
             raise ValueError(f"termination must be 'policy' or 'classifier', not {termination!r}")
@@ -48,7 +48,7 @@ class InsertionPolicy(nn.Module):
         self.ids = special_ids
         self.trunk = Transformer(TransformerConfig(
             vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, mlp_ratio=mlp_ratio,
-            dropout=dropout, causal=False, time_conditioning=False, max_len=max_len,
+            dropout=dropout, causal=False, time_conditioning=False, max_len=max_len, **input_options,
         ))
         self.location = nn.Linear(d_model, 1, bias=False)
         self.token = nn.Linear(d_model, vocab_size, bias=False)

@@ -16,6 +16,8 @@ class BackboneConfig:
     mlp_ratio: int = 4
     dropout: float = 0.0
     max_len: int = 64  # [prompt, BOS, target, EOS] must fit; also the sampling length cap
+    token_shift: bool = False  # add an embedding of the previous token to each position (nn/transformer.py)
+    absolute_positions: bool = False  # add a learned embedding of the index among real tokens
 
     def __post_init__(self):
         if min(self.d_model, self.n_layers, self.n_heads, self.mlp_ratio, self.max_len) < 1:
@@ -32,3 +34,7 @@ class BackboneConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def input_options(self) -> dict:
+        """The options of the main trunk's input embedding (:class:`~insertgen.nn.transformer.TransformerConfig`)."""
+        return {"token_shift": self.token_shift, "absolute_positions": self.absolute_positions}

@@ -19,6 +19,7 @@ class KVCache:
     keys: list[Tensor | None] = field(default_factory=list)
     values: list[Tensor | None] = field(default_factory=list)
     key_mask: Tensor | None = None  # (B, T) True at real positions
+    last_tokens: Tensor | None = None  # (B, 1) the token at the last cached position (a trunk's token_shift)
 
     @classmethod
     def empty(cls, n_layers: int) -> "KVCache":
@@ -49,4 +50,5 @@ class KVCache:
     def select(self, rows: Tensor) -> "KVCache":
         """The cache of the sequences ``rows`` only (finished sequences leave the batch)."""
         pick = lambda x: None if x is None else x.index_select(0, rows)  # noqa: E731
-        return KVCache([pick(k) for k in self.keys], [pick(v) for v in self.values], pick(self.key_mask))
+        return KVCache([pick(k) for k in self.keys], [pick(v) for v in self.values], pick(self.key_mask),
+                       pick(self.last_tokens))

@@ -6,6 +6,14 @@ Block (pre-norm, DiT-style adaLN when time-conditioned, c = conditioning vector)
     h = h + (1 + gate1) * Attn(LN(h) * (1 + scale1) + shift1)      # gate is added to 1 so that
     h = h + (1 + gate2) * MLP(LN(h) * (1 + scale2) + shift2)       # zero init == unconditioned block
 
+Input: ``x_i = E[t_i]``, plus two options (both zero-initialised, so a fresh model is the plain one):
+
+    token_shift:         + P[t_(i-1)]     the previous position's token (a row of its own, "none", when
+                                          that position is padding or there is none; after a key/value
+                                          cache's end, the cached last token), so that one attention hop
+                                          can read an edge pair (u, v) at v's position ("smeared keys")
+    absolute_positions:  + A[i]           a learned embedding of the index among real tokens
+
 Without time conditioning the modulation terms are absent. Attention uses rotary position embeddings
 on q and k with positions ``cumsum(mask) - 1`` (the index among non-PAD tokens), and
 ``scaled_dot_product_attention`` with a key-padding mask (and a causal mask in causal mode). Every
@@ -39,6 +47,8 @@ class TransformerConfig:
     d_cond: int = 128
     max_len: int = 512
     rope_base: float = 10000.0
+    token_shift: bool = False
+    absolute_positions: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -144,6 +154,13 @@ class Transformer(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         nn.init.normal_(self.embed.weight, std=0.02)
+        # zero tables, made without drawing random numbers: a fresh model with these options computes what
+        # the plain model of the same seed computes
+        self.previous = (nn.Embedding(cfg.vocab_size + 1, cfg.d_model, _weight=torch.zeros(cfg.vocab_size + 1,
+                                                                                          cfg.d_model))
+                         if cfg.token_shift else None)  # row vocab_size: "no previous token"
+        self.position = (nn.Embedding(cfg.max_len, cfg.d_model, _weight=torch.zeros(cfg.max_len, cfg.d_model))
+                         if cfg.absolute_positions else None)
         self.time = TimeEmbedding(cfg.d_cond) if cfg.time_conditioning else None
         self.rotary = Rotary(cfg.d_model // cfg.n_heads, cfg.rope_base)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
@@ -170,6 +187,17 @@ class Transformer(nn.Module):
             attn_mask = key_mask[:, None, None, :]
         cond = self.time(t) if (self.time is not None and t is not None) else None
         x = self.embed(tokens)
+        if self.previous is not None:
+            none = torch.full_like(tokens[:, :1], self.cfg.vocab_size)
+            first = none if cache is None or cache.last_tokens is None else cache.last_tokens
+            before = torch.cat([first, tokens[:, :-1]], dim=1)
+            real_before = torch.cat([torch.ones_like(pad_mask[:, :1]), pad_mask[:, :-1]], dim=1)
+            before = torch.where(real_before, before, self.cfg.vocab_size)  # after padding: no previous token
+            x = x + self.previous(before)
+            if cache is not None:
+                cache.last_tokens = torch.where(pad_mask[:, -1:], tokens[:, -1:], self.cfg.vocab_size)
+        if self.position is not None:
+            x = x + self.position(positions.clamp_max(self.cfg.max_len - 1))
         for layer, block in enumerate(self.blocks):
             x = block(x, cos, sin, attn_mask, cond, cache, layer)
         return self.norm(x), cond

@@ -1,0 +1,45 @@
+"""One Markdown row per learning-speed run (benchmarks/learning_speed.py), for docs/learning.md.
+
+    python benchmarks/learning_table.py DIR [DIR ...]     # every learning.json under the directories
+
+Columns: task, model, seed, what the run changed (its --set options other than the benchmark's own
+logging / evaluation settings), steps trained, exact match at the last point, the best point, the
+steps at which exact match first reached 50% and 95% (time to solve; "-" = not within the steps
+trained), and the probes at the last point (copy_source / copy_goal / twin_copy / parent_of_goal /
+parent_lookup / child_lookup; "." where a probe does not apply).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+OWN = {"eval_every", "log_every", "checkpoint_every"}
+SHORT = {"copy_source": "src", "copy_goal": "goal", "twin_copy": "twin", "parent_of_goal": "pog",
+         "parent_lookup": "par", "child_lookup": "chi"}
+
+
+def row(path: Path) -> str:
+    record = json.loads(path.read_text())
+    s, points = record["settings"], record["points"]
+    last = points[-1]
+    best = max(points, key=lambda p: p["exact_match"])
+    changes = ", ".join(f"{k}={v}" for k, v in sorted(s["overrides"].items()) if k not in OWN) or "-"
+    solve = record.get("time_to_solve", {})
+    cells = [f"{solve[t]['step']:,}" if solve.get(t) else "-" for t in ("0.5", "0.95")]
+    probes = " ".join(f"{SHORT[k]} {v:.2f}" if v is not None else f"{SHORT[k]} ." for k, v in last["probes"].items())
+    return (f"| {s['task']} | {s['model']} | {s['seed']} | {changes} | {last['step']:,} | {last['exact_match']:.1%} | "
+            f"{best['exact_match']:.1%} ({best['step']:,}) | {cells[0]} | {cells[1]} | {probes} |")
+
+
+def main(argv: list[str]) -> None:
+    paths = sorted(p for d in argv for p in Path(d).rglob("learning.json"))
+    print("| task | model | seed | change | steps | exact match | best (step) | 50% at | 95% at | probes (last) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for path in paths:
+        print(row(path))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["."])
