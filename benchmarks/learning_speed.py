@@ -164,14 +164,17 @@ def plot(record: dict, path: Path) -> None:
     left.legend(loc="upper left")
     s = record["settings"]
     left.set_title(f"{s['model']} on {s['task']}")
+    probed = False
     for name in points[0]["probes"]:
         values = [p["probes"][name] for p in points]
         if any(v is not None for v in values):
             right.plot(steps, [float("nan") if v is None else v for v in values], label=name)
+            probed = True
     right.set_ylim(0, 1.02)
     right.set_xlabel("step")
-    right.set_title("sub-skill probes (arg-max accuracy)")
-    right.legend(fontsize=8)
+    right.set_title("sub-skill probes (arg-max accuracy)" if probed else f"no probes for {s['model']} yet")
+    if probed:
+        right.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -5,7 +5,7 @@
 Columns: task, model, seed, what the run changed (its --set options other than the benchmark's own
 logging / evaluation settings), steps trained, exact match at the last point, the best point, the
 steps at which exact match first reached 50% and 95% (time to solve; "-" = not within the steps
-trained), and the probes at the last point (copy_source / copy_goal / twin_copy / parent_of_goal /
+trained), and the probes at the last point; rows grouped by rung, model, change and seed (copy_source / copy_goal / twin_copy / parent_of_goal /
 parent_lookup / child_lookup; "." where a probe does not apply).
 """
 
@@ -33,8 +33,18 @@ def row(path: Path) -> str:
             f"{best['exact_match']:.1%} ({best['step']:,}) | {cells[0]} | {cells[1]} | {probes} |")
 
 
+RUNGS = ("star-tiny", "star-small", "star-easy", "star-medium", "star-hard")
+
+
+def order(path: Path):
+    """Rows grouped by rung (smallest first), model, change, seed."""
+    s = json.loads(path.read_text())["settings"]
+    rung = RUNGS.index(s["task"]) if s["task"] in RUNGS else len(RUNGS)
+    return rung, s["model"], sorted((k, str(v)) for k, v in s["overrides"].items() if k not in OWN), s["seed"]
+
+
 def main(argv: list[str]) -> None:
-    paths = sorted(p for d in argv for p in Path(d).rglob("learning.json"))
+    paths = sorted((p for d in argv for p in Path(d).rglob("learning.json")), key=order)
     print("| task | model | seed | change | steps | exact match | best (step) | 50% at | 95% at | probes (last) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for path in paths:
