@@ -5,8 +5,9 @@
 Columns: task, model, seed, what the run changed (its --set options other than the benchmark's own
 logging / evaluation settings), steps trained, exact match at the last point, the best point, the
 steps at which exact match first reached 50% and 95% (time to solve; "-" = not within the steps
-trained), and the probes at the last point; rows grouped by rung, model, change and seed (copy_source / copy_goal / twin_copy / parent_of_goal /
-parent_lookup / child_lookup; "." where a probe does not apply).
+trained), and the probes at the last point (src / goal / twin / pog / par / chi = copy_source /
+copy_goal / twin_copy / parent_of_goal / parent_lookup / child_lookup; "." where a probe does not
+apply). Rows are grouped by rung, model, change and seed.
 """
 
 from __future__ import annotations
