@@ -155,9 +155,6 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, bu
     the same steps beside other busy processes."""
     import json as json_module
 
-    def report(m: dict) -> None:
-        click.echo(json_module.dumps(m) if as_json else harness.format_row(m))
-
     if busy:
         from insertgen import bench_busy
         from insertgen.threads import DEFAULT_POLICY, POLICY_VARIABLE, resolve_threads
@@ -179,6 +176,9 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, bu
             click.echo(bench_busy.format_table(rows))
     else:
         from insertgen import bench as harness
+
+        def report(m: dict) -> None:
+            click.echo(json_module.dumps(m) if as_json else harness.format_row(m))
 
         if policies or conditions or repeat != 1:
             raise InsertgenError("--policy, --condition and --repeat apply with --busy only")
