@@ -232,6 +232,39 @@ def test_sampling_is_well_formed_and_capped(termination):
         assert sorted(inner) == list(range(len(out)))  # one insertion per step
 
 
+@pytest.mark.parametrize("mode", ["top_prob", "prob_diff"])
+def test_confidence_sampling_inserts_where_the_token_is_surest(mode):
+    """Greedy confident sampling, replayed step by step against policy_log_probs: the policy's own choice
+    decides when to stop, and every insertion goes to the plausible slot (p(k) >= floor x max) whose token
+    distribution is the most certain, with that slot's most likely token."""
+    from insertgen.ip.model import CONFIDENT_SLOT_FLOOR
+    from insertgen.sampling import confidence_scores
+
+    model = tiny("policy", seed=3)
+    prompts = [[7, 8], [9, 10, 11], [12]]
+    outs, res = model.sample(prompts, SamplerOptions(top_k=1, confidence=mode), return_trajectory=True)
+    moved = 0
+    for p, out, steps, term in zip(prompts, outs, res.insert_step, res.terminated):
+        inner = steps[len(p) + 1 : -1]
+        for t in range(len(out) + (1 if term else 0)):
+            canvas = [tok for tok, s in zip(out, inner) if s < t]
+            slot_lp, tok_lp = model.policy_log_probs(p, canvas)
+            n = len(canvas)
+            if t == len(out):  # the stop: the greedy location is TERM
+                assert int(slot_lp.argmax()) == n + 1
+                continue
+            assert int(slot_lp.argmax()) != n + 1
+            slot_p = torch.softmax(slot_lp[: n + 1], 0)
+            score = confidence_scores(tok_lp.exp(), mode)
+            score[slot_p < CONFIDENT_SLOT_FLOOR * slot_p.max()] = float("-inf")
+            j = inner.index(t)
+            k = sum(1 for s in inner[:j] if s < t)  # tokens already left of the new one = its slot
+            assert k == int(score.argmax())
+            assert out[j] == int(tok_lp[k].argmax())
+            moved += k != int(slot_lp[: n + 1].argmax())
+    assert moved > 0  # the rule differs from the greedy location choice somewhere
+
+
 def test_short_training_raises_the_elbo():
     task = get_task("star-easy")
     torch.manual_seed(0)

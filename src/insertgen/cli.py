@@ -26,7 +26,8 @@ def sampler_options(f):
         click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=None, help="Nucleus sampling mass."),
         click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=1.0),
         click.option("--confidence", type=click.Choice(["top_prob", "prob_diff"]), default=None,
-                     help="Unmask the most confident masked slots first."),
+                     help="Decide first where the model is surest: the most confident masked slots (FlexMDM, LoFlexMDM, "
+                          "MDM) or the insertion slot with the surest token (IP, AO-IP)."),
         click.option("--greedy/--no-greedy", default=None, help="Greedy token choice (top-k 1); the default for eval on conditional tasks "
                      "(unconditional ones, e.g. molecules, sample from the model's distribution)."),
         click.option("--order", type=click.Choice(["joint", "insert_first"]), default=None,

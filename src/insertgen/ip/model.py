@@ -35,11 +35,12 @@ from insertgen.ip.permutations import slots_from_permutation
 from insertgen.ip.policy import InsertionPolicy, pack_canvases
 from insertgen.ip.posterior import PosteriorNetwork, gumbel_top_k, masked_scores, prefix_log_prob
 from insertgen.nn.backbone_config import BackboneConfig
-from insertgen.sampling import sample_from_logits
+from insertgen.sampling import confidence_scores, sample_from_logits
 from insertgen.vocab import Vocab
 
 EOS_LAST_SCORE = -1e7  # classifier termination: EOS is always the last insertion (spec §2.1)
 EXACT_MAX_LENGTH = 12
+CONFIDENT_SLOT_FLOOR = 0.1  # confidence-chosen slots: candidates have p(k) >= this x the likeliest slot's
 
 
 @dataclass
@@ -173,7 +174,8 @@ class InsertionProcess(nn.Module):
                generator: torch.Generator | None = None, return_trajectory: bool = False,
                prompt_in_target: bool = False):
         """Ancestral insertion: location (or TERM), then token, one insertion per model evaluation, with
-        temperature / top-k / top-p / greedy applied to both choices. A sequence stops at TERM (or EOS in
+        temperature / top-k / top-p / greedy applied to both choices (``options.confidence`` moves each
+        insertion to the plausible slot with the surest token: :meth:`_most_confident_slot`). A sequence stops at TERM (or EOS in
         the last slot) or when its canvas reaches the length cap ``max_len - len(prompt) - 2``
         (counted as not terminated); finished sequences leave the batch. With ``prompt_in_target`` the
         canvas starts as the prompt (``[BOS, prompt, EOS]``), insertions go anywhere in it, and the
@@ -210,6 +212,8 @@ class InsertionProcess(nn.Module):
             if self.termination == "policy":
                 loc = torch.where(cols == (n + 1)[:, None], tables.term[:, None], loc)
             slot = sample_from_logits(loc, generator, **choose)
+            if options.confidence is not None:
+                slot = self._most_confident_slot(tables, slot, cols, options.confidence, loc)
             token_rows = tables.token[torch.arange(len(alive), device=device), (bos + slot).clamp(max=packed.shape[1] - 1)]
             token = sample_from_logits(token_rows, generator, **choose)
             still = []
@@ -232,6 +236,24 @@ class InsertionProcess(nn.Module):
             return outputs
         return outputs, SampleOutput(tokens=rows, insert_step=step_rows, unmask_step=[list(r) for r in step_rows],
                                      model_evals=evals, forward_calls=forward_calls, terminated=terminated)
+
+    def _most_confident_slot(self, tables, slot: Tensor, cols: Tensor, mode: str, loc_logits: Tensor) -> Tensor:
+        """Confidence-chosen insertion (``SamplerOptions.confidence``): the policy still decides whether to
+        stop (a sampled TERM stays TERM), but an insertion goes to the slot whose token distribution is the
+        most certain, ``argmax_k conf(p(. | k, y))`` with ``conf`` = top_prob or prob_diff, among the slots
+        the location policy finds plausible, ``p(k | y) >= CONFIDENT_SLOT_FLOOR * max_j p(j | y)`` (a slot
+        where nothing is missing is never chosen in training, so its token head is untrained and may be
+        confidently wrong). The token is then drawn there as usual. This is adaptive-order decoding: a
+        decoder trained on many orders fills first the places it can already read off."""
+        n, bos = tables.n, tables.bos
+        index = (bos[:, None] + cols).clamp(max=tables.token.shape[1] - 1)
+        rows = tables.token.gather(1, index[..., None].expand(-1, -1, tables.token.shape[-1]))
+        score = confidence_scores(rows.exp(), mode)
+        slot_p = torch.softmax(loc_logits.where(cols <= n[:, None], torch.full_like(loc_logits, float("-inf"))), 1)
+        plausible = (cols <= n[:, None]) & (slot_p >= CONFIDENT_SLOT_FLOOR * slot_p.max(1, keepdim=True).values)
+        score = torch.where(plausible, score, torch.full_like(score, float("-inf")))
+        stop = slot == n + 1 if self.termination == "policy" else torch.zeros_like(slot, dtype=torch.bool)
+        return torch.where(stop, slot, score.argmax(1))
 
     # ----- likelihood -----
     def _stop_log_prob(self, tables, rows: Tensor) -> Tensor:
