@@ -45,7 +45,7 @@ def _prompts(n=6, split="test"):
 
 
 # ----- key/value cache -----
-@pytest.mark.parametrize("inputs", [{}, {"token_shift": True, "absolute_positions": True}])
+@pytest.mark.parametrize("inputs", [{}, {"token_shift": True, "absolute_positions": True, "position_period": 2}])
 def test_cached_decoding_matches_a_full_causal_pass_with_left_padding(inputs):
     torch.manual_seed(0)
     trunk = Transformer(TransformerConfig(vocab_size=20, d_model=32, n_layers=2, n_heads=2, causal=True,

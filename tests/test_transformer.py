@@ -1,5 +1,6 @@
 """The shared Transformer trunk: causal masking, padding, RoPE relative positions, zero-init adaLN."""
 
+import pytest
 import torch
 
 from insertgen.nn.heads import RateHead, TokenHead
@@ -73,7 +74,7 @@ def test_zero_initialised_time_conditioning_and_heads():
 
 
 def test_input_options_start_as_the_plain_model_and_then_matter():
-    """token_shift / absolute_positions are zero tables made without random draws: a fresh model computes
+    """token_shift / absolute_positions / position_period are zero tables made without random draws: a fresh model computes
     what the plain model of the same seed computes; once the tables are non-zero, the previous token (and
     only the previous real one) and the position change the states."""
     tokens = torch.tensor([[5, 6, 7, 8, 0, 0]])
@@ -82,7 +83,7 @@ def test_input_options_start_as_the_plain_model_and_then_matter():
     plain = Transformer(TransformerConfig(vocab_size=10, d_model=16, n_layers=1, n_heads=2, time_conditioning=False))
     torch.manual_seed(0)
     shifted = Transformer(TransformerConfig(vocab_size=10, d_model=16, n_layers=1, n_heads=2, time_conditioning=False,
-                                            token_shift=True, absolute_positions=True))
+                                            token_shift=True, absolute_positions=True, position_period=2))
     with torch.no_grad():
         assert torch.equal(plain(tokens, mask)[0], shifted(tokens, mask)[0])
         shifted.previous.weight.normal_()
@@ -94,3 +95,19 @@ def test_input_options_start_as_the_plain_model_and_then_matter():
         shifted.previous.weight.zero_()
         shifted.position.weight.normal_()
         assert not torch.allclose(shifted(tokens, mask)[0], plain(tokens, mask)[0])
+        shifted.position.weight.zero_()
+        phase = torch.randn(2, 16)
+        shifted.phase.weight.copy_(phase)  # the same as an absolute table repeating the period's rows
+        by_phase = shifted(tokens, mask)[0]
+        assert not torch.allclose(by_phase, plain(tokens, mask)[0])
+        shifted.phase.weight.zero_()
+        shifted.position.weight.copy_(phase.repeat(shifted.position.weight.shape[0] // 2, 1))
+        assert torch.allclose(by_phase[mask], shifted(tokens, mask)[0][mask], atol=1e-5)
+
+
+def test_position_period_is_checked():
+    from insertgen.nn.backbone_config import BackboneConfig
+
+    for bad in (-1, 64):
+        with pytest.raises(ValueError, match="position_period"):
+            BackboneConfig(max_len=64, position_period=bad)

@@ -18,6 +18,7 @@ class BackboneConfig:
     max_len: int = 64  # [prompt, BOS, target, EOS] must fit; also the sampling length cap
     token_shift: bool = False  # add an embedding of the previous token to each position (nn/transformer.py)
     absolute_positions: bool = False  # add a learned embedding of the index among real tokens
+    position_period: int = 0  # > 0: add a learned embedding of that index modulo this period (0 = off)
 
     def __post_init__(self):
         if min(self.d_model, self.n_layers, self.n_heads, self.mlp_ratio, self.max_len) < 1:
@@ -26,6 +27,9 @@ class BackboneConfig:
             raise ValueError(f"d_model={self.d_model} must split into n_heads={self.n_heads} heads of even size")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
+        if self.position_period < 0 or self.position_period >= self.max_len:
+            raise ValueError(f"position_period={self.position_period} must be 0 (off) or a period below "
+                             f"max_len={self.max_len}")
 
     @classmethod
     def from_dict(cls, d: dict):
@@ -37,4 +41,5 @@ class BackboneConfig:
 
     def input_options(self) -> dict:
         """The options of the main trunk's input embedding (:class:`~insertgen.nn.transformer.TransformerConfig`)."""
-        return {"token_shift": self.token_shift, "absolute_positions": self.absolute_positions}
+        return {"token_shift": self.token_shift, "absolute_positions": self.absolute_positions,
+                "position_period": self.position_period}

@@ -6,13 +6,16 @@ Block (pre-norm, DiT-style adaLN when time-conditioned, c = conditioning vector)
     h = h + (1 + gate1) * Attn(LN(h) * (1 + scale1) + shift1)      # gate is added to 1 so that
     h = h + (1 + gate2) * MLP(LN(h) * (1 + scale2) + shift2)       # zero init == unconditioned block
 
-Input: ``x_i = E[t_i]``, plus two options (both zero-initialised, so a fresh model is the plain one):
+Input: ``x_i = E[t_i]``, plus three options (all zero-initialised, so a fresh model is the plain one):
 
     token_shift:         + P[t_(i-1)]     the previous position's token (a row of its own, "none", when
                                           that position is padding or there is none; after a key/value
                                           cache's end, the cached last token), so that one attention hop
                                           can read an edge pair (u, v) at v's position ("smeared keys")
     absolute_positions:  + A[i]           a learned embedding of the index among real tokens
+    position_period=p:   + R[i mod p]     a learned embedding of that index modulo p: the place within
+                                          a record of p tokens (p = 2 tells the first node of an edge
+                                          pair from the second, which rotary positions hardly can)
 
 Without time conditioning the modulation terms are absent. Attention uses rotary position embeddings
 on q and k with positions ``cumsum(mask) - 1`` (the index among non-PAD tokens), and
@@ -49,6 +52,7 @@ class TransformerConfig:
     rope_base: float = 10000.0
     token_shift: bool = False
     absolute_positions: bool = False
+    position_period: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -161,6 +165,9 @@ class Transformer(nn.Module):
                          if cfg.token_shift else None)  # row vocab_size: "no previous token"
         self.position = (nn.Embedding(cfg.max_len, cfg.d_model, _weight=torch.zeros(cfg.max_len, cfg.d_model))
                          if cfg.absolute_positions else None)
+        self.phase = (nn.Embedding(cfg.position_period, cfg.d_model,
+                                   _weight=torch.zeros(cfg.position_period, cfg.d_model))
+                      if cfg.position_period else None)
         self.time = TimeEmbedding(cfg.d_cond) if cfg.time_conditioning else None
         self.rotary = Rotary(cfg.d_model // cfg.n_heads, cfg.rope_base)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
@@ -198,6 +205,8 @@ class Transformer(nn.Module):
                 cache.last_tokens = torch.where(pad_mask[:, -1:], tokens[:, -1:], self.cfg.vocab_size)
         if self.position is not None:
             x = x + self.position(positions.clamp_max(self.cfg.max_len - 1))
+        if self.phase is not None:
+            x = x + self.phase(positions % self.cfg.position_period)
         for layer, block in enumerate(self.blocks):
             x = block(x, cos, sin, attn_mask, cond, cache, layer)
         return self.norm(x), cond
