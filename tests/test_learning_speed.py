@@ -124,3 +124,36 @@ def test_smallest_ladder_reports_time_to_solve(tmp_path):
     assert [(r["task"], r["model"]) for r in summary["rows"]] == [("star-tiny", "arm"), ("star-small", "arm")]
     table = (out / "ladder.md").read_text()
     assert table.count("\n") == 4 and ("not within 2 steps" in table or "step " in table)
+
+
+def test_first_wrong_decision_and_its_lookup_kind():
+    """benchmarks/first_error.py: the first wrong token in decision order, and the look-up it needed
+    (star-easy graph written by hand: arms 1-2-3-4-5 (the goal's), 1-6-7-8-9, 1-10-11-12-13)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from first_error import first_wrong_decision, lookup_kind
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    edges = [3, 4, 1, 6, 4, 5, 2, 3, 1, 2, 6, 7, 7, 8, 8, 9, 1, 10, 10, 11, 11, 12, 12, 13]
+    prompt = edges + [1, 5]
+    target = [1, 2, 2, 3, 3, 4, 4, 5]
+    assert first_wrong_decision(target, target, list(range(8))) is None
+    assert first_wrong_decision(target[:-1], target, list(range(7))) is None
+    # decided from the goal backwards; 4 placed right, then the parent of 4 read at 4's other
+    # occurrence ("4 5" is preceded by 6 in the edge list) instead of "3 4"
+    out = [1, 2, 2, 6, 6, 4, 4, 5]
+    steps = [7, 6, 5, 3, 2, 1, 0, 4]
+    i = first_wrong_decision(out, target, steps)
+    assert i == 4 and lookup_kind(prompt, target, out, steps, i).endswith("the token before its other occurrence")
+    out2 = [1, 2, 2, 7, 7, 4, 4, 5]
+    assert lookup_kind(prompt, target, out2, steps, 4).endswith("another token")
+    # decided from the source forwards: the child of the source is the junction's guess
+    forward = list(range(8))
+    out3 = [1, 6, 6, 7, 7, 8, 8, 5]
+    assert first_wrong_decision(out3, target, forward) == 1
+    assert lookup_kind(prompt, target, out3, forward, 1) == "child of a known node"
+    # the first decision in the middle of the path: no neighbour known
+    middle = [1, 5, 6, 0, 2, 3, 4, 7]
+    out4 = [1, 2, 2, 9, 9, 4, 4, 5]
+    assert first_wrong_decision(out4, target, middle) == 3
+    assert lookup_kind(prompt, target, out4, middle, 3) == "no neighbour known"
