@@ -3,9 +3,11 @@
     python benchmarks/learning_table.py DIR [DIR ...]     # every learning.json under the directories
 
 Columns: task, model, seed, what the run changed (its --set options other than the benchmark's own
-logging / evaluation settings), steps trained, exact match at the last point, the best point, the
-steps at which exact match first reached 50% and 95% (time to solve; "-" = not within the steps
-trained), and the probes at the last point (src / goal / twin / pog / par / chi = copy_source /
+logging / evaluation settings, with the trunk's input options as the run's config.json recorded them,
+so a row means the same whatever the preset's default was when it ran: an option shown is on, one not
+shown is off), steps trained, exact match at the last point, the best point, the
+steps at which exact match first reached 50% and 95% (time to solve, with the minutes of training on
+one core it took; "-" = not within the steps trained), and the probes at the last point (src / goal / twin / pog / par / chi = copy_source /
 copy_goal / twin_copy / parent_of_goal / parent_lookup / child_lookup; "." where a probe does not
 apply). Rows are grouped by rung, model, change and seed.
 """
@@ -17,8 +19,20 @@ import sys
 from pathlib import Path
 
 OWN = {"eval_every", "log_every", "checkpoint_every"}
+INPUT_OPTIONS = ("token_shift", "absolute_positions", "position_period")
 SHORT = {"copy_source": "src", "copy_goal": "goal", "twin_copy": "twin", "parent_of_goal": "pog",
          "parent_lookup": "par", "child_lookup": "chi"}
+
+
+def changes(path: Path) -> dict:
+    """The run's --set options (without the benchmark's own) and its trunk input options that are on."""
+    s = json.loads(path.read_text())["settings"]
+    changed = {k: v for k, v in s["overrides"].items() if k not in OWN and k not in INPUT_OPTIONS}
+    config_path = path.parent / "run" / "config.json"
+    model_config = json.loads(config_path.read_text()).get("model_config", {}) if config_path.exists() else \
+        {k: v for k, v in s["overrides"].items() if k in INPUT_OPTIONS}
+    changed.update({k: model_config[k] for k in INPUT_OPTIONS if model_config.get(k)})
+    return changed
 
 
 def row(path: Path) -> str:
@@ -26,11 +40,14 @@ def row(path: Path) -> str:
     s, points = record["settings"], record["points"]
     last = points[-1]
     best = max(points, key=lambda p: p["exact_match"])
-    changes = ", ".join(f"{k}={v}" for k, v in sorted(s["overrides"].items()) if k not in OWN) or "-"
+    change = ", ".join(f"{k}={v}" for k, v in sorted(changes(path).items())) or "-"
     solve = record.get("time_to_solve", {})
-    cells = [f"{solve[t]['step']:,}" if solve.get(t) else "-" for t in ("0.5", "0.95")]
+    seconds = {p["step"]: p.get("seconds") for p in points}
+    cells = [(f"{solve[t]['step']:,}" + (f" ({seconds[solve[t]['step']] / 60:.0f} min)"
+                                          if seconds.get(solve[t]["step"]) is not None else ""))
+             if solve.get(t) else "-" for t in ("0.5", "0.95")]
     probes = " ".join(f"{SHORT[k]} {v:.2f}" if v is not None else f"{SHORT[k]} ." for k, v in last["probes"].items())
-    return (f"| {s['task']} | {s['model']} | {s['seed']} | {changes} | {last['step']:,} | {last['exact_match']:.1%} | "
+    return (f"| {s['task']} | {s['model']} | {s['seed']} | {change} | {last['step']:,} | {last['exact_match']:.1%} | "
             f"{best['exact_match']:.1%} ({best['step']:,}) | {cells[0]} | {cells[1]} | {probes} |")
 
 
@@ -41,7 +58,7 @@ def order(path: Path):
     """Rows grouped by rung (smallest first), model, change, seed."""
     s = json.loads(path.read_text())["settings"]
     rung = RUNGS.index(s["task"]) if s["task"] in RUNGS else len(RUNGS)
-    return rung, s["model"], sorted((k, str(v)) for k, v in s["overrides"].items() if k not in OWN), s["seed"]
+    return rung, s["model"], sorted((k, str(v)) for k, v in changes(path).items()), s["seed"]
 
 
 def main(argv: list[str]) -> None:

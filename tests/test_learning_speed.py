@@ -112,8 +112,9 @@ def test_smallest_learning_run_writes_its_documented_keys_and_resumes(tmp_path):
     assert [p["step"] for p in json.loads((out / "learning.json").read_text())["points"]] == [0, 2, 4, 6]
     table = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "learning_table.py"), str(tmp_path)],
                            capture_output=True, text=True, check=True).stdout.splitlines()
+    # the trunk's input options as config.json recorded them (the preset's token_shift), not only the --set ones
     assert len(table) == 3 and table[2].startswith("| star-tiny | flexmdm | 0 | batch_size=8, d_model=32, fresh_data=True, "
-                                                   "n_heads=2, n_layers=1 | 6 |")
+                                                   "n_heads=2, n_layers=1, token_shift=True | 6 |")
 
 
 def test_smallest_ladder_reports_time_to_solve(tmp_path):
