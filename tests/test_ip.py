@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from insertgen.data import Batch, collate
+from insertgen.errors import InsertgenError
 from insertgen.flex.sampler import SamplerOptions
 from insertgen.ip.model import AOInsertionProcess, InsertionProcess, InsertionProcessConfig
 from insertgen.ip.objective import step_value
@@ -263,6 +264,25 @@ def test_confidence_sampling_inserts_where_the_token_is_surest(mode):
             assert out[j] == int(tok_lp[k].argmax())
             moved += k != int(slot_lp[: n + 1].argmax())
     assert moved > 0  # the rule differs from the greedy location choice somewhere
+
+
+@pytest.mark.parametrize("order", ["left_to_right", "right_to_left"])
+def test_fixed_order_trains_and_scores_on_that_one_order(order):
+    """AO-IP with ``fixed_order``: the order prior puts (all but e^-30 of) its mass on one permutation,
+    so posterior draws are that permutation and the ELBO is log p(x, sigma_fixed) for any sample count."""
+    model = tiny(learned=False, seed=4, fixed_order=order)
+    target = [A, B_, C, A]
+    expected = list(range(4)) if order == "left_to_right" else list(range(3, -1, -1))
+    orders, log_q = model.sample_orders(PROMPT, target, 8, torch.Generator().manual_seed(0))
+    assert all(o == expected for o in orders) and float(log_q.abs().max()) < 1e-6
+    joint = float(model.trajectory_log_prob(PROMPT, target, [expected])[0])
+    for samples in (1, 5):
+        (elbo,) = model.log_likelihood([(PROMPT, target)], bound="elbo", samples=samples)
+        assert elbo == pytest.approx(joint, abs=1e-4)
+    with pytest.raises(InsertgenError, match="fixed_order"):
+        tiny(learned=True, fixed_order=order)
+    with pytest.raises(ValueError, match="fixed_order"):
+        InsertionProcessConfig(fixed_order="backwards")
 
 
 def test_short_training_raises_the_elbo():

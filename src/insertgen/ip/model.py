@@ -40,6 +40,8 @@ from insertgen.vocab import Vocab
 
 EOS_LAST_SCORE = -1e7  # classifier termination: EOS is always the last insertion (spec §2.1)
 EXACT_MAX_LENGTH = 12
+FIXED_ORDERS = ("none", "left_to_right", "right_to_left")
+FIXED_ORDER_STEP = 30.0  # Plackett-Luce score gap between neighbours of a fixed order: swaps have p ~ e^-30
 CONFIDENT_SLOT_FLOOR = 0.1  # confidence-chosen slots: candidates have p(k) >= this x the likeliest slot's
 
 
@@ -51,6 +53,7 @@ class InsertionProcessConfig(BackboneConfig):  # max_len: the packed decoder inp
     posterior_n_heads: int = 2
     posterior_samples: int = 2  # K, sharing one sampled step
     posterior_lr_scale: float = 0.01  # posterior learning rate = posterior_lr_scale * lr (spec §7 item 5)
+    fixed_order: str = "none"  # AO-IP only: "left_to_right" / "right_to_left" train on that one order
 
     def __post_init__(self):
         super().__post_init__()
@@ -61,6 +64,8 @@ class InsertionProcessConfig(BackboneConfig):  # max_len: the packed decoder inp
                              f"{self.posterior_n_heads} heads of even size")
         if self.posterior_n_layers < 1:
             raise ValueError("posterior_n_layers must be positive")
+        if self.fixed_order not in FIXED_ORDERS:
+            raise ValueError(f"fixed_order must be one of {', '.join(FIXED_ORDERS)}, not {self.fixed_order!r}")
         if self.posterior_samples < 1 or self.posterior_lr_scale <= 0:
             raise ValueError("posterior_samples >= 1 and posterior_lr_scale > 0 are required")
 
@@ -81,6 +86,8 @@ class InsertionProcess(nn.Module):
         self.policy = InsertionPolicy(len(vocab), ids, config.d_model, config.n_layers, config.n_heads,
                                       config.mlp_ratio, config.dropout, config.max_len, config.termination,
                                       **config.input_options())
+        if self.learned_order and config.fixed_order != "none":
+            raise InsertgenError(f"fixed_order={config.fixed_order!r} is an option of ao-ip (IP learns its order)")
         self.posterior = (PosteriorNetwork(len(vocab), config.posterior_d_model, config.posterior_n_layers,
                                            config.posterior_n_heads, config.mlp_ratio, config.max_len)
                           if self.learned_order else None)
@@ -96,13 +103,25 @@ class InsertionProcess(nn.Module):
     def order_scores(self, tokens: Tensor, candidates: Tensor) -> Tensor:
         """Plackett-Luce scores (B, L) over the candidate positions (-inf elsewhere; EOS forced last)."""
         if self.posterior is None:
-            raw = torch.zeros(tokens.shape, device=tokens.device)
+            raw = self._fixed_order_scores(candidates)
         else:
             raw = self.posterior(tokens, tokens != self.vocab.pad_id)
         scores = masked_scores(raw, candidates)
         if self.termination == "classifier":
             scores = torch.where(tokens == self.vocab.eos_id, torch.full_like(scores, EOS_LAST_SCORE), scores)
         return scores
+
+    def _fixed_order_scores(self, candidates: Tensor) -> Tensor:
+        """Scores of the order prior without a posterior network: all 0 (uniform orders: AO-IP), or
+        ``+-FIXED_ORDER_STEP x`` the candidate's index (``fixed_order``: left to right / right to left,
+        e.g. the goal first and then backwards on star graphs: the oracle order of an upper-bound
+        experiment)."""
+        index = candidates.long().cumsum(1).float()
+        if self.config.fixed_order == "left_to_right":
+            return -FIXED_ORDER_STEP * index
+        if self.config.fixed_order == "right_to_left":
+            return FIXED_ORDER_STEP * index
+        return torch.zeros(candidates.shape, device=candidates.device)
 
     def _given(self, tokens: Tensor, fixed: Tensor) -> Tensor:
         """(B, L) fixed tokens between BOS and EOS: a prompt given in the canvas (``prompt_in_target``)."""
