@@ -11,13 +11,10 @@ measured on the target) and which side of it (toward the source or the goal), an
 whose first wrong node is **the one right after the junction**: the branch choice that a left-to-right
 model can only guess ('Clever Hans' failure).
 
-It also finds the first wrong token **in the order the sampler decided the tokens** (unmasking or
-insertion step) and names the look-up that decision needed, given the path nodes known at that moment
-(the source and the goal, read off the prompt, and every token decided before): the parent of a known
-node (split by whether the wrong token is the one written just before the known node's *other*
-occurrence in the edge list, where it is the first node of an edge: the wrong-occurrence error), the
-child of a known node, or neither. ``--confidence top_prob`` samples with confidence-chosen slots
-instead. Writes benchmarks/results/first_error-NAME.json.
+It also counts the **failure kinds** of ``insertgen.tasks.star_probes.failure_kinds``: the first wrong
+token in the order the sampler decided the tokens and the look-up that decision needed (parent of a
+known node, split by the wrong-occurrence error; child; none; another length). ``--confidence
+top_prob`` samples with confidence-chosen slots / unmasking instead. Writes benchmarks/results/first_error-NAME.json.
 """
 
 from __future__ import annotations
@@ -35,6 +32,7 @@ from _common import greedy_samplers, save  # noqa: E402
 
 from insertgen import load_run  # noqa: E402
 from insertgen.evaluate import generate  # noqa: E402
+from insertgen.tasks.star_probes import failure_kinds  # noqa: E402
 
 
 def first_error(output: list[int], target: list[int]) -> int | None:
@@ -45,32 +43,6 @@ def first_error(output: list[int], target: list[int]) -> int | None:
         if a != b:
             return i
     return min(len(output), len(target))
-
-
-def first_wrong_decision(output: list[int], target: list[int], steps: list[int]) -> int | None:
-    """Index of the wrong token of ``output`` decided first (``steps``: the step each was decided at);
-    None when the output is the target or has another length."""
-    if list(output) == list(target) or len(output) != len(target):
-        return None
-    wrong = [i for i, (a, b) in enumerate(zip(output, target)) if a != b]
-    return min(wrong, key=lambda i: (steps[i], i))
-
-
-def lookup_kind(prompt: list[int], target: list[int], output: list[int], steps: list[int], i: int) -> str:
-    """The look-up that the wrong decision at token ``i`` needed (module docstring). Star format: prompt
-    = edge pairs then source and goal; target ``p0 p1 p1 p2 ... pk`` (path node ``(i + 1) // 2``)."""
-    path = [target[0]] + target[1::2]
-    edges = prompt[:-2]
-    known = {path[0], path[-1]} | {output[j] for j in range(len(output)) if steps[j] < steps[i]}
-    node = (i + 1) // 2
-    if node + 1 < len(path) and path[node + 1] in known:
-        after = path[node + 1]
-        other = any(edges[j] == after and j > 0 and edges[j - 1] == output[i] for j in range(0, len(edges), 2))
-        return "parent of a known node: the token before its other occurrence" if other else \
-            "parent of a known node: another token"
-    if node > 0 and path[node - 1] in known:
-        return "child of a known node"
-    return "no neighbour known"
 
 
 def main() -> None:
@@ -91,15 +63,9 @@ def main() -> None:
             if args.confidence:
                 options = dataclasses.replace(options, confidence=args.confidence)
             outputs, records = generate(model, [list(ex.prompt) for ex in examples], options, seed=0)
-        distance, side, after_junction, failures, kinds = Counter(), Counter(), 0, 0, Counter()
-        for ex, out, record in zip(examples, outputs, records):
-            start = len(ex.prompt) + 1  # the record's row: prompt, BOS, output, EOS
-            steps = record["unmask_step"][start : start + len(out)]
-            j = first_wrong_decision(out, list(ex.target), steps) if len(steps) == len(out) else None
-            if j is not None:
-                kinds[lookup_kind(list(ex.prompt), list(ex.target), out, steps, j)] += 1
-            elif out != list(ex.target):
-                kinds["wrong length"] += 1
+        distance, side, after_junction, failures = Counter(), Counter(), 0, 0
+        kinds = failure_kinds(examples, list(zip(outputs, records)))
+        for ex, out in zip(examples, outputs):
             i = first_error(out, list(ex.target))
             if i is None:
                 continue
@@ -119,7 +85,7 @@ def main() -> None:
             "first_error_distance_from_junction": dict(sorted(distance.items())),
             "first_error_side": dict(side),
             "first_error_right_after_junction": after_junction / failures if failures else None,
-            "first_wrong_decision_lookup": dict(kinds.most_common()),
+            "first_wrong_decision_lookup": kinds,
         }
         print(sampler, report[sampler], flush=True)
     save(f"first_error-{args.name or Path(args.run).name}",

@@ -10,8 +10,9 @@ has learned along the way.
 
 Each point: the mean training loss since the last point, then with the EMA weights exact match, token
 accuracy and plan validity of greedy sampling (64 sampler steps, the run's sampler order) on the first
-``--eval-n`` test graphs (default 500), and the sub-skill probes of ``insertgen.tasks.star_probes`` on the
-same graphs. The model is trained with ``insertgen train``'s own trainer (preset default: the task's or the
+``--eval-n`` test graphs (default 500), the sub-skill probes of ``insertgen.tasks.star_probes`` on the
+same graphs, and the failure kinds of the wrong outputs (``star_probes.failure_kinds``: which look-up the
+first wrong decision needed; the instrument for IP / AO-IP, which the probes do not ask). The model is trained with ``insertgen train``'s own trainer (preset default: the task's or the
 model's star-easy CPU preset, e.g. ``star-easy-ip-cpu`` for IP), resumably: rerunning the same command
 continues from the last point. FLOPs are the counted matrix-product FLOPs of one training step (as
 ``insertgen bench`` counts them, on a throw-away copy) times the steps.
@@ -60,19 +61,20 @@ def flops_per_step(task: str, model: str, preset: str, seed: int, overrides: dic
 def evaluate_point(trainer, eval_n: int) -> dict:
     from insertgen.evaluate import evaluate_model
     from insertgen.flex.sampler import SamplerOptions
-    from insertgen.tasks.star_probes import probe
+    from insertgen.tasks.star_probes import failure_kinds, probe
 
     task, model = trainer.task, trainer.model
     examples = task.examples("test")[:eval_n]
     model.eval()
     with trainer.ema.applied(model):
-        metrics, _ = evaluate_model(model, task, examples, SamplerOptions(
+        metrics, pairs = evaluate_model(model, task, examples, SamplerOptions(
             steps=SAMPLER_STEPS, top_k=1, order=trainer.cfg.eval_sampler_order), seed=0)
         probes = probe(model, examples)
+        failures = failure_kinds(examples, pairs)
     model.train()
     keep = ("exact_match", "token_accuracy", "plan_validity", "model_evals_per_seq", "order_corr_unmask",
             "order_corr_insert")
-    return {**{k: metrics[k] for k in keep if k in metrics}, "probes": probes}
+    return {**{k: metrics[k] for k in keep if k in metrics}, "probes": probes, "failures": failures}
 
 
 def mean_loss_since(run_dir: Path, after: int) -> float | None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from insertgen.tasks import get_task
-from insertgen.tasks.star_probes import ARM_PROBES, PROBES, probe, probe_plan
+from insertgen.tasks.star_probes import ARM_PROBES, FAILURE_KINDS, PROBES, probe, probe_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=8"]
@@ -103,8 +103,10 @@ def test_smallest_learning_run_writes_its_documented_keys_and_resumes(tmp_path):
     assert record["settings"]["overrides"]["fresh_data"] is True and record["flops_per_step"] > 0
     for point in record["points"]:
         assert {"step", "flops", "loss", "seconds", "exact_match", "token_accuracy", "plan_validity",
-                "probes"} <= set(point)
+                "probes", "failures"} <= set(point)
         assert set(point["probes"]) == set(PROBES)
+        assert set(point["failures"]) == set(FAILURE_KINDS)  # every wrong output counted once
+        assert sum(point["failures"].values()) == round((1 - point["exact_match"]) * 8)
         assert point["flops"] == pytest.approx(point["step"] * record["flops_per_step"])
     assert set(record["time_to_solve"]) == {"0.5", "0.95"}
     assert (out / "learning.png").stat().st_size > 0
@@ -128,13 +130,11 @@ def test_smallest_ladder_reports_time_to_solve(tmp_path):
 
 
 def test_first_wrong_decision_and_its_lookup_kind():
-    """benchmarks/first_error.py: the first wrong token in decision order, and the look-up it needed
-    (star-easy graph written by hand: arms 1-2-3-4-5 (the goal's), 1-6-7-8-9, 1-10-11-12-13)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from first_error import first_wrong_decision, lookup_kind
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    """Failure kinds: the first wrong token in decision order, and the look-up it needed (star-easy
+    graph written by hand: arms 1-2-3-4-5 (the goal's), 1-6-7-8-9, 1-10-11-12-13)."""
+    from insertgen.tasks.base import Example
+    from insertgen.tasks.star_probes import failure_kinds, first_wrong_decision, lookup_kind
+
     edges = [3, 4, 1, 6, 4, 5, 2, 3, 1, 2, 6, 7, 7, 8, 8, 9, 1, 10, 10, 11, 11, 12, 12, 13]
     prompt = edges + [1, 5]
     target = [1, 2, 2, 3, 3, 4, 4, 5]
@@ -145,16 +145,23 @@ def test_first_wrong_decision_and_its_lookup_kind():
     out = [1, 2, 2, 6, 6, 4, 4, 5]
     steps = [7, 6, 5, 3, 2, 1, 0, 4]
     i = first_wrong_decision(out, target, steps)
-    assert i == 4 and lookup_kind(prompt, target, out, steps, i).endswith("the token before its other occurrence")
+    assert i == 4 and lookup_kind(prompt, target, out, steps, i) == "parent (other occurrence)"
     out2 = [1, 2, 2, 7, 7, 4, 4, 5]
-    assert lookup_kind(prompt, target, out2, steps, 4).endswith("another token")
+    assert lookup_kind(prompt, target, out2, steps, 4) == "parent (other)"
     # decided from the source forwards: the child of the source is the junction's guess
     forward = list(range(8))
     out3 = [1, 6, 6, 7, 7, 8, 8, 5]
     assert first_wrong_decision(out3, target, forward) == 1
-    assert lookup_kind(prompt, target, out3, forward, 1) == "child of a known node"
+    assert lookup_kind(prompt, target, out3, forward, 1) == "child"
     # the first decision in the middle of the path: no neighbour known
     middle = [1, 5, 6, 0, 2, 3, 4, 7]
     out4 = [1, 2, 2, 9, 9, 4, 4, 5]
     assert first_wrong_decision(out4, target, middle) == 3
-    assert lookup_kind(prompt, target, out4, middle, 3) == "no neighbour known"
+    assert lookup_kind(prompt, target, out4, middle, 3) == "none"
+    # counted over sampler records whose rows are [prompt, BOS, output, EOS]
+    ex = Example(prompt=tuple(prompt), target=tuple(target))
+    record = lambda out, st: {"unmask_step": [-1] * (len(prompt) + 1) + st + [-1]}  # noqa: E731
+    pairs = [(target, record(target, steps)), (out, record(out, steps)), (out3, record(out3, forward)),
+             (target[:-1], record(target[:-1], steps[:-1]))]
+    counts = failure_kinds([ex] * 4, pairs)
+    assert counts == {"parent (other occurrence)": 1, "parent (other)": 0, "child": 1, "none": 0, "length": 1}

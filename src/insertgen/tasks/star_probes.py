@@ -27,11 +27,21 @@ How each family is asked (one forward pass, no sampling):
 
 A probe that does not apply to a family or a size is ``None``. Chance is about 1/(number of graph nodes)
 for the look-ups.
+
+**Failure kinds** (every family, IP / AO-IP included: :func:`failure_kinds`) read sampled outputs instead:
+for each wrong output, the wrong token decided first (by the sampler's unmasking / insertion step) and
+the look-up that decision needed, given the path nodes known then (source and goal from the prompt, and
+every token decided before): ``parent`` of a known node, split into ``parent (other occurrence)`` when the
+wrong token is the one written just before the known node's other occurrence in the edge list (where it
+is the first node of an edge: the wrong-occurrence error) and ``parent (other)``; ``child`` of a known
+node; ``none`` (no neighbour known); ``length`` (an output of another length).
 """
 
 from __future__ import annotations
 
 import torch
+
+from collections import Counter
 
 from insertgen.data import collate
 from insertgen.tasks.base import Example
@@ -123,3 +133,48 @@ def probe(model, examples: list[Example]) -> dict[str, float | None]:
     finally:
         model.train(was_training)
     return result
+
+
+FAILURE_KINDS = ("parent (other occurrence)", "parent (other)", "child", "none", "length")
+
+
+def first_wrong_decision(output: list[int], target: list[int], steps: list[int]) -> int | None:
+    """Index of the wrong token of ``output`` decided first (``steps``: the step each token was decided
+    at; ties by position); None when the output is the target or has another length."""
+    if list(output) == list(target) or len(output) != len(target):
+        return None
+    wrong = [i for i, (a, b) in enumerate(zip(output, target)) if a != b]
+    return min(wrong, key=lambda i: (steps[i], i))
+
+
+def lookup_kind(prompt: list[int], target: list[int], output: list[int], steps: list[int], i: int) -> str:
+    """The look-up that the wrong decision at token ``i`` needed (one of FAILURE_KINDS but ``length``).
+    Star format: prompt = edge pairs then source and goal; target ``p0 p1 p1 p2 ... pk``, token i naming
+    path node ``(i + 1) // 2``."""
+    path = [target[0]] + list(target[1::2])
+    edges = prompt[:-2]
+    known = {path[0], path[-1]} | {output[j] for j in range(len(output)) if steps[j] < steps[i]}
+    node = (i + 1) // 2
+    if node + 1 < len(path) and path[node + 1] in known:
+        after = path[node + 1]
+        other = any(edges[j] == after and j > 0 and edges[j - 1] == output[i] for j in range(0, len(edges), 2))
+        return "parent (other occurrence)" if other else "parent (other)"
+    if node > 0 and path[node - 1] in known:
+        return "child"
+    return "none"
+
+
+def failure_kinds(examples: list[Example], pairs: list[tuple[list[int], dict]]) -> dict[str, int]:
+    """Counts of FAILURE_KINDS over the wrong outputs; ``pairs`` = (output, sampler record) as
+    :func:`insertgen.evaluate.evaluate_model` returns them (the record's ``unmask_step`` row is
+    ``[prompt, BOS, output, EOS]``)."""
+    counts = Counter({kind: 0 for kind in FAILURE_KINDS})
+    for ex, (output, record) in zip(examples, pairs):
+        target = list(ex.target)
+        if list(output) == target:
+            continue
+        start = len(ex.prompt) + 1
+        steps = list(record["unmask_step"][start : start + len(output)])
+        i = first_wrong_decision(output, target, steps) if len(steps) == len(output) else None
+        counts["length" if i is None else lookup_kind(list(ex.prompt), target, list(output), steps, i)] += 1
+    return dict(counts)
