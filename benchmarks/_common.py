@@ -60,7 +60,7 @@ def greedy_samplers(model_id: str, orders=("joint", "insert_first"), greedy: boo
     step count left open (IP and ARM ignore it)."""
     from insertgen.evaluate import family_samplers
 
-    names = family_samplers(model_id, 1, greedy, orders)
+    names = family_samplers(model_id, 2, greedy, orders)  # 2: the fewest steps every sampler takes
     return {name: (lambda steps, name=name: family_samplers(model_id, steps, greedy, orders)[name]) for name in names}
 
 
