@@ -186,3 +186,18 @@ def test_every_preset_names_a_known_task_model_and_valid_options():
         TrainConfig.from_dict(preset["train"])
         _registry()[preset["model"]][1].from_dict(dict(preset["model_config"]))
         assert set(preset.get("task_options", {})) <= {"train_size", "test_size"}
+
+
+def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
+    """The star CPU presets switch on the input options of the study (presets.STAR_CPU_INPUTS) for
+    exactly the models it lists; every other preset (other models, mazes, molecules, the papers' scale)
+    keeps the plain trunk."""
+    from insertgen.presets import PRESETS, STAR_CPU_INPUTS
+
+    inputs = ("token_shift", "absolute_positions", "position_period")
+    for name, preset in PRESETS.items():
+        on = {k: v for k, v in preset["model_config"].items() if k in inputs and v}
+        star_cpu = preset["task"] in ("star-easy", "star-medium", "star-hard") and name.endswith("-cpu")
+        expected = STAR_CPU_INPUTS.get(preset["model"], {}) if star_cpu else {}
+        assert on == expected, name
+    assert PRESETS["star-easy-ao-ip-cpu"]["model_config"]["position_period"] == 2
