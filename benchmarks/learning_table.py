@@ -9,7 +9,9 @@ shown is off), steps trained, exact match at the last point, the best point, the
 steps at which exact match first reached 50% and 95% (time to solve, with the minutes of training on
 one core it took; "-" = not within the steps trained), and the probes at the last point (src / goal / twin / pog / par / chi = copy_source /
 copy_goal / twin_copy / parent_of_goal / parent_lookup / child_lookup; "." where a probe does not
-apply). Rows are grouped by rung, model, change and seed.
+apply), and the failure kinds at the last point (occ / par / chi / none / len = the wrong output's first
+wrong decision needed a parent read at the other occurrence / another parent / a child / no neighbour
+known / another length; empty for runs made before they were recorded). Rows are grouped by rung, model, change and seed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 
 OWN = {"eval_every", "log_every", "checkpoint_every"}
 INPUT_OPTIONS = ("token_shift", "absolute_positions", "position_period")
+FAILURE_SHORT = {"parent (other occurrence)": "occ", "parent (other)": "par", "child": "chi", "none": "none",
+                 "length": "len"}
 SHORT = {"copy_source": "src", "copy_goal": "goal", "twin_copy": "twin", "parent_of_goal": "pog",
          "parent_lookup": "par", "child_lookup": "chi"}
 
@@ -47,8 +51,10 @@ def row(path: Path) -> str:
                                           if seconds.get(solve[t]["step"]) is not None else ""))
              if solve.get(t) else "-" for t in ("0.5", "0.95")]
     probes = " ".join(f"{SHORT[k]} {v:.2f}" if v is not None else f"{SHORT[k]} ." for k, v in last["probes"].items())
+    failures = (" ".join(f"{FAILURE_SHORT[k]} {n}" for k, n in last["failures"].items())
+                if last.get("failures") else "")
     return (f"| {s['task']} | {s['model']} | {s['seed']} | {change} | {last['step']:,} | {last['exact_match']:.1%} | "
-            f"{best['exact_match']:.1%} ({best['step']:,}) | {cells[0]} | {cells[1]} | {probes} |")
+            f"{best['exact_match']:.1%} ({best['step']:,}) | {cells[0]} | {cells[1]} | {probes} | {failures} |")
 
 
 RUNGS = ("star-tiny", "star-small", "star-easy", "star-medium", "star-hard")
@@ -63,8 +69,9 @@ def order(path: Path):
 
 def main(argv: list[str]) -> None:
     paths = sorted((p for d in argv for p in Path(d).rglob("learning.json")), key=order)
-    print("| task | model | seed | change | steps | exact match | best (step) | 50% at | 95% at | probes (last) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| task | model | seed | change | steps | exact match | best (step) | 50% at | 95% at | probes (last) | "
+          "failures (last) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for path in paths:
         print(row(path))
 
