@@ -20,17 +20,19 @@ import json
 import sys
 from pathlib import Path
 
+from insertgen.nn.backbone_config import BackboneConfig
+
 OWN = {"eval_every", "log_every", "checkpoint_every"}
-INPUT_OPTIONS = ("token_shift", "absolute_positions", "position_period")
+INPUT_OPTIONS = tuple(BackboneConfig().input_options())  # token_shift, absolute_positions, ...
 FAILURE_SHORT = {"parent (other occurrence)": "occ", "parent (other)": "par", "child": "chi", "none": "none",
                  "length": "len"}
 SHORT = {"copy_source": "src", "copy_goal": "goal", "twin_copy": "twin", "parent_of_goal": "pog",
          "parent_lookup": "par", "child_lookup": "chi"}
 
 
-def changes(path: Path) -> dict:
-    """The run's --set options (without the benchmark's own) and its trunk input options that are on."""
-    s = json.loads(path.read_text())["settings"]
+def changes(s: dict, path: Path) -> dict:
+    """The --set options (without the benchmark's own) of the run whose learning.json is ``path`` and
+    settings ``s``, and its trunk input options that are on."""
     changed = {k: v for k, v in s["overrides"].items() if k not in OWN and k not in INPUT_OPTIONS}
     config_path = path.parent / "run" / "config.json"
     model_config = json.loads(config_path.read_text()).get("model_config", {}) if config_path.exists() else \
@@ -44,7 +46,7 @@ def row(path: Path) -> str:
     s, points = record["settings"], record["points"]
     last = points[-1]
     best = max(points, key=lambda p: p["exact_match"])
-    change = ", ".join(f"{k}={v}" for k, v in sorted(changes(path).items())) or "-"
+    change = ", ".join(f"{k}={v}" for k, v in sorted(changes(s, path).items())) or "-"
     solve = record.get("time_to_solve", {})
     seconds = {p["step"]: p.get("seconds") for p in points}
     cells = [(f"{solve[t]['step']:,}" + (f" ({seconds[solve[t]['step']] / 60:.0f} min)"
@@ -64,7 +66,7 @@ def order(path: Path):
     """Rows grouped by rung (smallest first), model, change, seed."""
     s = json.loads(path.read_text())["settings"]
     rung = RUNGS.index(s["task"]) if s["task"] in RUNGS else len(RUNGS)
-    return rung, s["model"], sorted((k, str(v)) for k, v in changes(path).items()), s["seed"]
+    return rung, s["model"], sorted((k, str(v)) for k, v in changes(s, path).items()), s["seed"]
 
 
 def main(argv: list[str]) -> None:

@@ -192,9 +192,10 @@ def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
     """The star CPU presets switch on the input options of the study (presets.STAR_CPU_INPUTS) for
     exactly the models it lists; every other preset (other models, mazes, molecules, the papers' scale)
     keeps the plain trunk."""
+    from insertgen.nn.backbone_config import BackboneConfig
     from insertgen.presets import PRESETS, STAR_CPU_INPUTS
 
-    inputs = ("token_shift", "absolute_positions", "position_period")
+    inputs = tuple(BackboneConfig().input_options())
     for name, preset in PRESETS.items():
         on = {k: v for k, v in preset["model_config"].items() if k in inputs and v}
         star_cpu = preset["task"] in ("star-easy", "star-medium", "star-hard") and name.endswith("-cpu")

@@ -39,9 +39,9 @@ node; ``none`` (no neighbour known); ``length`` (an output of another length).
 
 from __future__ import annotations
 
-import torch
-
 from collections import Counter
+
+import torch
 
 from insertgen.data import collate
 from insertgen.tasks.base import Example
