@@ -12,10 +12,12 @@ Each point: the mean training loss since the last point, then with the EMA weigh
 accuracy and plan validity of greedy sampling (64 sampler steps, the run's sampler order) on the first
 ``--eval-n`` test graphs (default 500), the sub-skill probes of ``insertgen.tasks.star_probes`` on the
 same graphs, and the failure kinds of the wrong outputs (``star_probes.failure_kinds``: which look-up the
-first wrong decision needed; the instrument for IP / AO-IP, which the probes do not ask). The model is trained with ``insertgen train``'s own trainer (preset default: the task's or the
-model's star-easy CPU preset, e.g. ``star-easy-ip-cpu`` for IP), resumably: rerunning the same command
-continues from the last point. FLOPs are the counted matrix-product FLOPs of one training step (as
-``insertgen bench`` counts them, on a throw-away copy) times the steps.
+first wrong decision needed; the instrument for IP / AO-IP, which the probes do not ask). The model is
+trained with ``insertgen train``'s own trainer (preset default: the task's own CPU preset of the model,
+e.g. ``star-tiny-ip-cpu`` for IP on star-tiny, else the star-easy one), resumably: rerunning the same
+command continues from the last point. FLOPs are the counted matrix-product FLOPs of one training step (as
+``insertgen bench`` counts them, on a throw-away copy) times the steps. ``--stop-at 0.95`` ends a run early
+once two points in a row reach that exact match.
 
 Writes ``OUT/learning.json`` (settings, points) and ``OUT/learning.png`` after every point; a ladder writes
 one such directory per rung and model, and ``OUT/ladder.json`` / ``OUT/ladder.md``: per model and rung the
@@ -44,8 +46,12 @@ THRESHOLDS = (0.5, 0.95)
 SAMPLER_STEPS = 64
 
 
-def default_preset(model: str) -> str:
-    return "star-easy-cpu" if model == "flexmdm" else f"star-easy-{model}-cpu"
+def default_preset(task: str, model: str) -> str:
+    """The task's own CPU preset of ``model`` where there is one (``star-tiny-ip-cpu``), else star-easy's."""
+    from insertgen.presets import PRESETS
+
+    name = lambda t: f"{t}-cpu" if model == "flexmdm" else f"{t}-{model}-cpu"  # noqa: E731
+    return name(task) if name(task) in PRESETS else name("star-easy")
 
 
 def flops_per_step(task: str, model: str, preset: str, seed: int, overrides: dict) -> float:
@@ -86,13 +92,19 @@ def mean_loss_since(run_dir: Path, after: int) -> float | None:
     return sum(losses) / len(losses) if losses else None
 
 
+def solved(points: list[dict], stop_at: float | None) -> bool:
+    """True when the last two points both reached exact match ``stop_at`` (a solve seen twice)."""
+    return stop_at is not None and len(points) >= 2 and all(p["exact_match"] >= stop_at for p in points[-2:])
+
+
 def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str | None = None, seed: int = 0,
-          overrides: dict | None = None, eval_n: int = 500, report=print) -> dict:
+          overrides: dict | None = None, eval_n: int = 500, report=print, stop_at: float | None = None) -> dict:
     """Train ``model`` on ``task`` for ``steps`` steps with a point every ``every`` steps (module
-    docstring); resumes from ``out`` when it holds an earlier invocation with the same settings."""
+    docstring), or until two points in a row reach exact match ``stop_at``; resumes from ``out`` when it
+    holds an earlier invocation with the same settings."""
     from insertgen.training_run import prepare_run
 
-    preset = preset or default_preset(model)
+    preset = preset or default_preset(task, model)
     overrides = {"eval_every": 0, "log_every": min(50, every), "checkpoint_every": every, **(overrides or {})}
     settings = {"task": task, "model": model, "preset": preset, "seed": seed, "overrides": overrides,
                 "steps": steps, "every": every, "eval_n": eval_n, "sampler_steps": SAMPLER_STEPS}
@@ -114,7 +126,7 @@ def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str 
     if not record["points"]:
         record["points"].append({"step": 0, "flops": 0.0, "loss": None, "seconds": 0.0,
                                  **evaluate_point(trainer, eval_n)})
-    while trainer.step < steps:
+    while trainer.step < steps and not solved(record["points"], stop_at):
         start, before = time.time(), trainer.step
         trainer.cfg.steps = min(steps, (trainer.step // every + 1) * every)
         trainer.train(progress=False)
@@ -183,12 +195,12 @@ def plot(record: dict, path: Path) -> None:
 
 
 def ladder(rungs: list[str], models: list[str], steps: int, every: int, out: Path, seed: int, overrides: dict,
-           eval_n: int) -> dict:
+           eval_n: int, stop_at: float | None = None) -> dict:
     rows = []
     for rung in rungs:
         for model in models:
             record = learn(rung, model, steps, every, out / rung / model, seed=seed, overrides=overrides,
-                           eval_n=eval_n)
+                           eval_n=eval_n, stop_at=stop_at)
             best = max(record["points"], key=lambda p: p["exact_match"])
             rows.append({"task": rung, "model": model, "time_to_solve": record["time_to_solve"],
                          "best_exact_match": best["exact_match"], "best_step": best["step"],
@@ -223,10 +235,14 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", default=None)
     parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument("--stop-at", type=float, default=None, metavar="FRACTION",
+                        help="Stop early once two points in a row reach this exact match (e.g. 0.95).")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.steps < 1 or args.every < 1 or args.eval_n < 1:
         parser.error("--steps, --every and --eval-n must be positive")
+    if args.stop_at is not None and not 0 < args.stop_at <= 1:
+        parser.error("--stop-at is a fraction of exact match in (0, 1]")
     use_threads(args.threads)
     torch.manual_seed(args.seed)
     overrides = parse_assignments(args.sets, "--set")
@@ -234,12 +250,12 @@ def main(argv=None) -> None:
         if not args.models:
             parser.error("--ladder needs --models")
         ladder(args.ladder.split(","), args.models.split(","), args.steps, args.every, args.out, args.seed,
-               overrides, args.eval_n)
+               overrides, args.eval_n, args.stop_at)
     else:
         if not (args.task and args.model):
             parser.error("give --task and --model, or --ladder and --models")
         learn(args.task, args.model, args.steps, args.every, args.out, args.preset, args.seed, overrides,
-              args.eval_n)
+              args.eval_n, stop_at=args.stop_at)
 
 
 if __name__ == "__main__":

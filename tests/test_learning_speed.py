@@ -129,6 +129,24 @@ def test_smallest_ladder_reports_time_to_solve(tmp_path):
     assert table.count("\n") == 4 and ("not within 2 steps" in table or "step " in table)
 
 
+def test_stop_at_needs_two_points_in_a_row_and_a_fraction(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("learning_speed", ROOT / "benchmarks" / "learning_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    points = lambda *xs: [{"exact_match": x} for x in xs]  # noqa: E731
+    assert not bench.solved(points(0.0, 0.96), 0.95) and not bench.solved(points(0.96, 0.5, 0.97), 0.95)
+    assert bench.solved(points(0.2, 0.95, 1.0), 0.95) and not bench.solved(points(0.99, 1.0), None)
+    assert bench.default_preset("star-tiny", "ip") == "star-tiny-ip-cpu"
+    assert bench.default_preset("star-easy", "flexmdm") == "star-easy-cpu"
+    assert bench.default_preset("star-tiny", "flexmdm") == "star-tiny-cpu"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "learning_speed.py"), "--task", "star-tiny",
+                           "--model", "arm", "--steps", "2", "--every", "2", "--stop-at", "1.5", "--out",
+                           str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--stop-at" in proc.stderr and not (tmp_path / "x").exists()
+
+
 def test_first_wrong_decision_and_its_lookup_kind():
     """Failure kinds: the first wrong token in decision order, and the look-up it needed (star-easy
     graph written by hand: arms 1-2-3-4-5 (the goal's), 1-6-7-8-9, 1-10-11-12-13)."""

@@ -56,8 +56,10 @@ def test_scales_resolve_to_presets(tmp_path):
 
     cpu = make_grid(tmp_path, "cpu")
     assert len(cpu.cells()) == 6 * 6 * 2 and cpu.eval_n == 500
-    assert cpu.budget("star-easy") == Budget("flops", 2e12) and cpu.budget("safe") == Budget("flops", 1.2e13)
-    assert {c["budget"] for c in cpu.cells() if c["task"] == "star-medium"} == {"5e+12flop"}
+    assert cpu.budget("star-easy") == Budget("flops", 4.5e13) and cpu.budget("safe") == Budget("flops", 1.2e13)
+    assert {c["budget"] for c in cpu.cells() if c["task"] == "star-tiny"} == {"8e+12flop"}
+    assert {c["preset"] for c in cpu.cells() if c["task"] == "star-tiny"} >= {"star-tiny-cpu", "star-tiny-ao-ip-cpu"}
+    assert make_grid(tmp_path, "cpu", tasks=["star-medium"]).budget("star-medium") == Budget("flops", 5e12)
     assert {c["preset"] for c in cpu.cells() if c["task"] == "smiles"} >= {"smiles-cpu", "smiles-ip-cpu"}
     assert all(c["overrides"] == {"task.train_size": 20_000} for c in cpu.cells() if c["task"] in ("smiles", "safe"))
     paper = make_grid(tmp_path, "paper")

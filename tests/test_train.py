@@ -190,15 +190,18 @@ def test_every_preset_names_a_known_task_model_and_valid_options():
 
 def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
     """The star CPU presets switch on the input options of the study (presets.STAR_CPU_INPUTS) for
-    exactly the models it lists; every other preset (other models, mazes, molecules, the papers' scale)
-    keeps the plain trunk."""
+    exactly the models it lists, and draw fresh graphs for every model; every other preset (other models,
+    mazes, molecules, the papers' scale) keeps the plain trunk and the fixed training set."""
     from insertgen.nn.backbone_config import BackboneConfig
     from insertgen.presets import PRESETS, STAR_CPU_INPUTS
 
     inputs = tuple(BackboneConfig().input_options())
     for name, preset in PRESETS.items():
         on = {k: v for k, v in preset["model_config"].items() if k in inputs and v}
-        star_cpu = preset["task"] in ("star-easy", "star-medium", "star-hard") and name.endswith("-cpu")
+        star_cpu = preset["task"].startswith("star-") and name.endswith("-cpu")
         expected = STAR_CPU_INPUTS.get(preset["model"], {}) if star_cpu else {}
         assert on == expected, name
+        assert preset["train"].get("fresh_data", False) == star_cpu, name
+    assert {f"star-{rung}-{m}-cpu" for rung in ("tiny", "small") for m in ("ip", "ao-ip", "arm", "mdm", "loflexmdm")} \
+        <= set(PRESETS)
     assert PRESETS["star-easy-ao-ip-cpu"]["model_config"]["position_period"] == 2

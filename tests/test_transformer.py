@@ -111,3 +111,31 @@ def test_position_period_is_checked():
     for bad in (-1, 64):
         with pytest.raises(ValueError, match="position_period"):
             BackboneConfig(max_len=64, position_period=bad)
+
+
+def test_zero_residual_gate_starts_every_block_as_the_identity():
+    """residual_gate="zero" (adaLN-Zero): a fresh time-conditioned trunk is the final norm of its input
+    embedding, whatever the blocks hold; "one_plus" (the default) is not. Once the gates move, the blocks
+    and the time matter; the option is refused where no time gates the blocks."""
+    torch.manual_seed(0)
+    net = Transformer(TransformerConfig(vocab_size=12, d_model=32, n_layers=2, n_heads=4, d_cond=16,
+                                        residual_gate="zero"))
+    x = torch.randint(4, 12, (3, 7))
+    mask = torch.ones_like(x, dtype=torch.bool)
+    t = torch.tensor([0.1, 0.5, 0.9])
+    with torch.no_grad():
+        identity = net.norm(net.embed(x))
+        assert torch.allclose(net(x, mask, t)[0], identity, atol=1e-6)
+        assert not torch.allclose(make()(x, mask, t)[0], make().norm(make().embed(x)), atol=1e-3)
+        net.blocks[0].modulation.bias.normal_()
+        net.blocks[0].modulation.weight.normal_()
+        h_a, h_b = net(x, mask, t)[0], net(x, mask, torch.tensor([0.9, 0.2, 0.3]))[0]
+        assert not torch.allclose(h_a, identity, atol=1e-3) and not torch.allclose(h_a, h_b, atol=1e-3)
+    with pytest.raises(ValueError, match="residual_gate"):
+        TransformerConfig(vocab_size=12, residual_gate="half")
+    with pytest.raises(ValueError, match="time-conditioned"):
+        TransformerConfig(vocab_size=12, time_conditioning=False, residual_gate="zero")
+    from insertgen.flex.model import FlexMDMConfig
+
+    with pytest.raises(ValueError, match="residual_gate"):
+        FlexMDMConfig(residual_gate="one")

@@ -237,7 +237,8 @@ def _csv(value: str | None, what: str) -> tuple[str, ...] | None:
 @click.option("--seeds", default=None, help="Comma-separated seeds (default: the scale's seeds).")
 @click.option("--budget", default=None,
               help="Training budget per cell, the same for every model: wall-clock (240s, 4m, 1h), model FLOPs "
-                   "(2e13flop) or 'preset' (the preset's steps). Default: 180s at cpu scale, preset at paper scale.")
+                   "(2e13flop) or 'preset' (the preset's steps). Default: model FLOPs per task at cpu scale "
+                   "(reproduce.grid.CPU_FLOPS), the preset's steps at paper scale.")
 @click.option("--eval-n", type=click.IntRange(min=1), default=None,
               help="Test examples (samples) per evaluation (default: 500 at cpu scale, the task's at paper).")
 @click.option("--sampler-steps", type=click.IntRange(min=1), default=None, help="Sampler steps (default 64).")

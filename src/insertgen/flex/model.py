@@ -26,7 +26,7 @@ from insertgen.flex.process import NoisyState, noise
 from insertgen.flex.sampler import SamplerOptions, tau_leaping_sample
 from insertgen.nn.backbone_config import BackboneConfig
 from insertgen.nn.heads import RateHead, TokenHead
-from insertgen.nn.transformer import Transformer, TransformerConfig
+from insertgen.nn.transformer import RESIDUAL_GATES, Transformer, TransformerConfig
 from insertgen.schedules import LinearSchedule
 from insertgen.vocab import Vocab
 
@@ -39,9 +39,12 @@ class FlexMDMConfig(BackboneConfig):  # max_len: the sampling buffer L_buf, also
     t_max: float = 1.0 - 1e-6
     time_power: float = 1.0  # t = 1 - (1 - u)^time_power: > 1 puts more training times near t = 1
     normalisation: str = "buffer"  # "buffer": both sums / L_buf (FlexMDM code); "masked_count" (LoFlexMDM code)
+    residual_gate: str = "one_plus"  # the blocks' time gate: "one_plus" (1 + gate) or "zero" (adaLN-Zero)
 
     def __post_init__(self):
         super().__post_init__()
+        if self.residual_gate not in RESIDUAL_GATES:
+            raise ValueError(f"residual_gate must be one of {', '.join(RESIDUAL_GATES)}, not {self.residual_gate!r}")
         if self.time_weighting not in ("hazard", "none"):
             raise ValueError(f"time_weighting must be 'hazard' or 'none', not {self.time_weighting!r}")
         if self.normalisation not in ("buffer", "masked_count"):
@@ -70,7 +73,8 @@ class FlexMDM(nn.Module):
         self.trunk = Transformer(TransformerConfig(
             vocab_size=len(vocab), d_model=config.d_model, n_layers=config.n_layers, n_heads=config.n_heads,
             mlp_ratio=config.mlp_ratio, dropout=config.dropout, causal=False, time_conditioning=True,
-            d_cond=config.d_cond, max_len=config.max_len, **config.input_options(),
+            d_cond=config.d_cond, max_len=config.max_len, residual_gate=config.residual_gate,
+            **config.input_options(),
         ))
         self.token_head = TokenHead(config.d_model, len(vocab), config.d_cond)
         self.insert_head = RateHead(config.d_model, config.d_cond, min_rate=0.0, max_rate=float(config.max_len))

@@ -6,6 +6,9 @@ Block (pre-norm, DiT-style adaLN when time-conditioned, c = conditioning vector)
     h = h + (1 + gate1) * Attn(LN(h) * (1 + scale1) + shift1)      # gate is added to 1 so that
     h = h + (1 + gate2) * MLP(LN(h) * (1 + scale2) + shift2)       # zero init == unconditioned block
 
+    residual_gate="zero" (DiT's adaLN-Zero, as the reference DDiT): h = h + gate * Attn(...), likewise
+    for the MLP, so that every block starts as the identity and opens as its gate learns.
+
 Input: ``x_i = E[t_i]``, plus three options (all zero-initialised, so a fresh model is the plain one):
 
     token_shift:         + P[t_(i-1)]     the previous position's token (a row of its own, "none", when
@@ -37,6 +40,9 @@ from torch import Tensor, nn
 from insertgen.nn.kv_cache import KVCache
 
 
+RESIDUAL_GATES = ("one_plus", "zero")
+
+
 @dataclass
 class TransformerConfig:
     vocab_size: int
@@ -53,6 +59,14 @@ class TransformerConfig:
     token_shift: bool = False
     absolute_positions: bool = False
     position_period: int = 0
+    residual_gate: str = "one_plus"  # time-conditioned blocks: "one_plus" (1 + gate) or "zero" (gate, adaLN-Zero)
+
+    def __post_init__(self):
+        if self.residual_gate not in RESIDUAL_GATES:
+            raise ValueError(f"residual_gate must be one of {', '.join(RESIDUAL_GATES)}, not {self.residual_gate!r}")
+        if self.residual_gate != "one_plus" and not self.time_conditioning:
+            raise ValueError(f"residual_gate={self.residual_gate!r} needs a time-conditioned trunk (its gate is "
+                             f"computed from the time)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,6 +129,7 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.modulation = None
+        self.gate_offset = 1.0 if cfg.residual_gate == "one_plus" else 0.0
         if cfg.time_conditioning:
             self.modulation = nn.Linear(cfg.d_cond, 6 * d)
             nn.init.zeros_(self.modulation.weight)
@@ -141,9 +156,9 @@ class Block(nn.Module):
             return x + self.drop(self.mlp(self.norm2(x)))
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None].chunk(6, dim=-1)
         h = self.norm1(x) * (1 + scale1) + shift1
-        x = x + (1 + gate1) * self.drop(self.attention(h, cos, sin, attn_mask, cache, layer))
+        x = x + (self.gate_offset + gate1) * self.drop(self.attention(h, cos, sin, attn_mask, cache, layer))
         h = self.norm2(x) * (1 + scale2) + shift2
-        return x + (1 + gate2) * self.drop(self.mlp(h))
+        return x + (self.gate_offset + gate2) * self.drop(self.mlp(h))
 
 
 class Transformer(nn.Module):
