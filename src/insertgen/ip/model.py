@@ -53,6 +53,7 @@ class InsertionProcessConfig(BackboneConfig):  # max_len: the packed decoder inp
     posterior_n_heads: int = 2
     posterior_samples: int = 2  # K, sharing one sampled step
     posterior_lr_scale: float = 0.01  # posterior learning rate = posterior_lr_scale * lr (spec §7 item 5)
+    posterior_entropy_bonus: float = 0.0  # beta: the posterior maximises ELBO + beta (L+1) E[H(q(. | sigma<i))]
     fixed_order: str = "none"  # AO-IP only: "left_to_right" / "right_to_left" train on that one order
 
     def __post_init__(self):
@@ -68,6 +69,8 @@ class InsertionProcessConfig(BackboneConfig):  # max_len: the packed decoder inp
             raise ValueError(f"fixed_order must be one of {', '.join(FIXED_ORDERS)}, not {self.fixed_order!r}")
         if self.posterior_samples < 1 or self.posterior_lr_scale <= 0:
             raise ValueError("posterior_samples >= 1 and posterior_lr_scale > 0 are required")
+        if self.posterior_entropy_bonus < 0:
+            raise ValueError("posterior_entropy_bonus must be >= 0")
 
 
 def _logmeanexp(x: Tensor, dim: int = -1) -> Tensor:
@@ -88,6 +91,8 @@ class InsertionProcess(nn.Module):
                                       **config.input_options())
         if self.learned_order and config.fixed_order != "none":
             raise InsertgenError(f"fixed_order={config.fixed_order!r} is an option of ao-ip (IP learns its order)")
+        if not self.learned_order and config.posterior_entropy_bonus:
+            raise InsertgenError("posterior_entropy_bonus is an option of ip (ao-ip has no posterior to regularise)")
         self.posterior = (PosteriorNetwork(len(vocab), config.posterior_d_model, config.posterior_n_layers,
                                            config.posterior_n_heads, config.mlp_ratio, config.max_len)
                           if self.learned_order else None)
@@ -158,7 +163,9 @@ class InsertionProcess(nn.Module):
         given = self._given(xs, fixed_k)  # on the canvas from the start; slots count them too
         values, entropy = step_value(tables, xs, inserted, cand_k, scores_k, terminal, given)
         values, prefix_log_q = values.view(K, B), prefix_log_q.view(K, B)
-        surrogate = rloo_surrogate(values, prefix_log_q, decisions, score_function=self.posterior is not None)
+        # a tempered posterior: each step's entropy counts 1 + beta times (optimum q ~ p^(1 / (1 + beta)))
+        objective = values + self.config.posterior_entropy_bonus * entropy.view(K, B)
+        surrogate = rloo_surrogate(objective, prefix_log_q, decisions, score_function=self.posterior is not None)
         elbo = decisions.float() * values.mean(0)
         stats = {
             "elbo": float(elbo.detach().mean()),
