@@ -9,8 +9,11 @@ has learned along the way.
         --steps 20000 --every 500 --out bench-out/learning/ladder
 
 Each point: the mean training loss since the last point, then with the EMA weights exact match, token
-accuracy and plan validity of greedy sampling (64 sampler steps, the run's sampler order) on the first
-``--eval-n`` test graphs (default 500), the sub-skill probes of ``insertgen.tasks.star_probes`` on the
+accuracy, plan validity and the generation order (``order_corr_unmask`` / ``_insert``: Spearman's
+correlation of a token's generation step with its distance from the junction) of greedy sampling (64
+sampler steps, the run's sampler order) on the first ``--eval-n`` test graphs (default 500), for IP the
+order of its posterior (``posterior_order_corr``: the same correlation for the ranks of 4 orders drawn
+from q(order | target) per graph, on the first 100 test graphs), the sub-skill probes of ``insertgen.tasks.star_probes`` on the
 same graphs, and the failure kinds of the wrong outputs (``star_probes.failure_kinds``: which look-up the
 first wrong decision needed; the instrument for IP / AO-IP, which the probes do not ask). The model is
 trained with ``insertgen train``'s own trainer (preset default: the task's own CPU preset of the model,
@@ -64,7 +67,11 @@ def flops_per_step(task: str, model: str, preset: str, seed: int, overrides: dic
         return count_step_flops(probe)
 
 
+POSTERIOR_EXAMPLES, POSTERIOR_SAMPLES = 100, 4  # IP's posterior order: orders drawn per test target
+
+
 def evaluate_point(trainer, eval_n: int) -> dict:
+    from insertgen.analysis import posterior_order_profile
     from insertgen.evaluate import evaluate_model
     from insertgen.flex.sampler import SamplerOptions
     from insertgen.tasks.star_probes import failure_kinds, probe
@@ -77,10 +84,12 @@ def evaluate_point(trainer, eval_n: int) -> dict:
             steps=SAMPLER_STEPS, top_k=1, order=trainer.cfg.eval_sampler_order), seed=0)
         probes = probe(model, examples)
         failures = failure_kinds(examples, pairs)
+        posterior = posterior_order_profile(model, task, examples[:POSTERIOR_EXAMPLES], POSTERIOR_SAMPLES)
     model.train()
     keep = ("exact_match", "token_accuracy", "plan_validity", "model_evals_per_seq", "order_corr_unmask",
             "order_corr_insert")
-    return {**{k: metrics[k] for k in keep if k in metrics}, "probes": probes, "failures": failures}
+    extra = {"posterior_order_corr": posterior["rank_distance_corr"]} if posterior else {}
+    return {**{k: metrics[k] for k in keep if k in metrics}, "probes": probes, "failures": failures, **extra}
 
 
 def mean_loss_since(run_dir: Path, after: int) -> float | None:

@@ -11,7 +11,10 @@ one core it took; "-" = not within the steps trained), and the probes at the las
 copy_goal / twin_copy / parent_of_goal / parent_lookup / child_lookup; "." where a probe does not
 apply), and the failure kinds at the last point (occ / par / chi / none / len = the wrong output's first
 wrong decision needed a parent read at the other occurrence / another parent / a child / no neighbour
-known / another length; empty for runs made before they were recorded). Rows are grouped by rung, model, change and seed.
+known / another length; empty for runs made before they were recorded), and the generation order at the
+last point (``dec``: Spearman's correlation of the greedy sampler's unmasking / insertion step with the
+distance from the junction, positive = source first, negative = goal first; ``post``: the same for IP's
+posterior orders, where recorded). Rows are grouped by rung, model, change and seed.
 """
 
 from __future__ import annotations
@@ -55,8 +58,12 @@ def row(path: Path) -> str:
     probes = " ".join(f"{SHORT[k]} {v:.2f}" if v is not None else f"{SHORT[k]} ." for k, v in last["probes"].items())
     failures = (" ".join(f"{FAILURE_SHORT[k]} {n}" for k, n in last["failures"].items())
                 if last.get("failures") else "")
+    order_corr = " ".join(f"{name} {last[key]:+.2f}" for name, key in (("dec", "order_corr_unmask"),
+                                                                      ("post", "posterior_order_corr"))
+                          if last.get(key) is not None)
     return (f"| {s['task']} | {s['model']} | {s['seed']} | {change} | {last['step']:,} | {last['exact_match']:.1%} | "
-            f"{best['exact_match']:.1%} ({best['step']:,}) | {cells[0]} | {cells[1]} | {probes} | {failures} |")
+            f"{best['exact_match']:.1%} ({best['step']:,}) | {cells[0]} | {cells[1]} | {probes} | {failures} | "
+            f"{order_corr} |")
 
 
 RUNGS = ("star-tiny", "star-small", "star-easy", "star-medium", "star-hard")
@@ -72,8 +79,8 @@ def order(path: Path):
 def main(argv: list[str]) -> None:
     paths = sorted((p for d in argv for p in Path(d).rglob("learning.json")), key=order)
     print("| task | model | seed | change | steps | exact match | best (step) | 50% at | 95% at | probes (last) | "
-          "failures (last) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "failures (last) | order (last) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for path in paths:
         print(row(path))
 

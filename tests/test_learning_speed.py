@@ -115,6 +115,7 @@ def test_smallest_learning_run_writes_its_documented_keys_and_resumes(tmp_path):
     table = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "learning_table.py"), str(tmp_path)],
                            capture_output=True, text=True, check=True).stdout.splitlines()
     # the trunk's input options as config.json recorded them (the preset's token_shift), not only the --set ones
+    assert "posterior_order_corr" not in record["points"][-1]  # no posterior: no posterior order
     assert len(table) == 3 and table[2].startswith("| star-tiny | flexmdm | 0 | batch_size=8, d_model=32, fresh_data=True, "
                                                    "n_heads=2, n_layers=1, token_shift=True | 6 |")
 
@@ -127,6 +128,19 @@ def test_smallest_ladder_reports_time_to_solve(tmp_path):
     assert [(r["task"], r["model"]) for r in summary["rows"]] == [("star-tiny", "arm"), ("star-small", "arm")]
     table = (out / "ladder.md").read_text()
     assert table.count("\n") == 4 and ("not within 2 steps" in table or "step " in table)
+
+
+def test_ip_points_record_the_posterior_order(tmp_path):
+    """IP's points carry the rank-distance correlation of its posterior's orders, and the table shows it
+    beside the sampler's own order; models without a posterior record none."""
+    out = tmp_path / "ip"
+    _run(["--task", "star-tiny", "--model", "ip", "--steps", "2", "--every", "2", "--eval-n", "8", *TINY,
+          "--set", "posterior_d_model=16", "--set", "posterior_n_layers=1", "--out", str(out)], tmp_path)
+    points = json.loads((out / "learning.json").read_text())["points"]
+    assert all(-1.0 <= p["posterior_order_corr"] <= 1.0 for p in points)
+    table = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "learning_table.py"), str(tmp_path)],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert " post " in table[2].split("|")[-2] and " dec " in table[2].split("|")[-2]
 
 
 def test_stop_at_needs_two_points_in_a_row_and_a_fraction(tmp_path):
