@@ -13,9 +13,10 @@ accuracy, plan validity and the generation order (``order_corr_unmask`` / ``_ins
 correlation of a token's generation step with its distance from the junction) of greedy sampling (64
 sampler steps, the run's sampler order) on the first ``--eval-n`` test graphs (default 500), for IP the
 order of its posterior (``posterior_order_corr``: the same correlation for the ranks of 4 orders drawn
-from q(order | target) per graph, on the first 100 test graphs), the sub-skill probes of ``insertgen.tasks.star_probes`` on the
-same graphs, and the failure kinds of the wrong outputs (``star_probes.failure_kinds``: which look-up the
-first wrong decision needed; the instrument for IP / AO-IP, which the probes do not ask). The model is
+from q(order | target) per graph, on the first 100 test graphs), the sub-skill probes of
+``insertgen.tasks.star_probes`` on the same graphs, and the failure kinds of the wrong outputs
+(``star_probes.failure_kinds``: which look-up the first wrong decision needed; the instrument for IP /
+AO-IP, which the probes do not ask). The model is
 trained with ``insertgen train``'s own trainer (preset default: the task's own CPU preset of the model,
 e.g. ``star-tiny-ip-cpu`` for IP on star-tiny, else the star-easy one), resumably: rerunning the same
 command continues from the last point. FLOPs are the counted matrix-product FLOPs of one training step (as
@@ -51,10 +52,10 @@ SAMPLER_STEPS = 64
 
 def default_preset(task: str, model: str) -> str:
     """The task's own CPU preset of ``model`` where there is one (``star-tiny-ip-cpu``), else star-easy's."""
-    from insertgen.presets import PRESETS
+    from insertgen.presets import PRESETS, cpu_preset_name
 
-    name = lambda t: f"{t}-cpu" if model == "flexmdm" else f"{t}-{model}-cpu"  # noqa: E731
-    return name(task) if name(task) in PRESETS else name("star-easy")
+    own = cpu_preset_name(task, model)
+    return own if own in PRESETS else cpu_preset_name("star-easy", model)
 
 
 def flops_per_step(task: str, model: str, preset: str, seed: int, overrides: dict) -> float:

@@ -31,11 +31,11 @@ def backfill(out: Path) -> float | None:
     path = out / "learning.json"
     record = json.loads(path.read_text())
     last = record["points"][-1]
-    model = load_run(out / "run")
     step = load_checkpoint(out / "run" / CHECKPOINT)[1].get("step")
     if step != last["step"]:
         print(f"{out}: checkpoint at step {step}, last point at {last['step']}: left alone")
         return None
+    model = load_run(out / "run")
     task = model.task
     with torch.inference_mode():
         profile = posterior_order_profile(model, task, task.examples("test")[:POSTERIOR_EXAMPLES], POSTERIOR_SAMPLES)

@@ -9,6 +9,12 @@ from __future__ import annotations
 from insertgen.errors import InsertgenError
 
 
+def cpu_preset_name(task: str, model: str) -> str:
+    """The CPU preset of ``model`` on ``task``: ``{task}-cpu`` for FlexMDM (each task's base preset),
+    ``{task}-{model}-cpu`` for the others."""
+    return f"{task}-cpu" if model == "flexmdm" else f"{task}-{model}-cpu"
+
+
 def _star(d_model: int, n_layers: int, n_heads: int, lr: float, steps: int, eval_every: int) -> dict:
     return {
         "model": "flexmdm",
@@ -84,7 +90,7 @@ STAR_CPU_INPUTS = {
 }
 for _level in STAR_CPU_LEVELS:
     for _model in ("flexmdm", "loflexmdm", "ip", "ao-ip", "arm", "mdm"):
-        _preset = PRESETS[f"star-{_level}-cpu" if _model == "flexmdm" else f"star-{_level}-{_model}-cpu"]
+        _preset = PRESETS[cpu_preset_name(f"star-{_level}", _model)]
         _preset["model_config"] = {**_preset["model_config"], **STAR_CPU_INPUTS.get(_model, {})}
         _preset["train"] = {**_preset["train"], "fresh_data": True}
 

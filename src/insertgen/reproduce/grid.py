@@ -40,6 +40,7 @@ from pathlib import Path
 from insertgen.errors import InsertgenError
 from insertgen.io import write_text_atomic
 from insertgen.models import MODEL_IDS
+from insertgen.presets import cpu_preset_name
 from insertgen.reproduce.budget import Budget
 from insertgen.threads import allowed_cores
 
@@ -64,7 +65,7 @@ class Scale:
 
     def preset(self, task: str, model: str) -> str:
         if self.name == "cpu":
-            return f"{task}-cpu" if model == "flexmdm" else f"{task}-{model}-cpu"
+            return cpu_preset_name(task, model)
         stem = task if task.endswith("-paper") else f"{task}-paper"
         return f"{stem}-gpu" if model == "flexmdm" else f"{stem}-{model}-gpu"
 
@@ -75,7 +76,7 @@ SMALL_MOLECULES = {"train_size": 20_000}  # "small data" on a CPU: the first 20,
 # how busy the machine was. Mazes and molecules: sized from the training rates measured here with two cells
 # at a time, one thread each (about 18 GFLOP/s at d_model 64, more at 128), about two minutes of training
 # for the maze presets and four for the molecule ones. Star graphs: from the learning-speed study
-# (docs/learning.md): star-tiny 8e12 is about 2.5x what IP (2,000 steps) and 3x what AO-IP, ARM and MDM
+# (docs/learning.md): star-tiny 8e12 is about 1.3x what IP (2,000 steps) and 3x what AO-IP, ARM and MDM
 # needed to reach 95% there; star-easy 4.5e13 is about 20% more than IP (5,000 steps) and AO-IP (6,000)
 # needed on seed 0, about 25 minutes of one core. star-medium is learned by no model at any CPU budget
 # measured, so the CPU grid leaves it out (its budget stays for --tasks star-medium).
