@@ -55,6 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     model = load_run(args.run)
     task = model.task
+    if getattr(task, "target_format", "edges") != "edges":
+        parser.error(f"{args.run}: this benchmark reads the edge format; the run's task writes "
+                     f"task.target_format={task.target_format}")
     examples = task.examples("test")[: args.n]
     report = {}
     for sampler, make_options in greedy_samplers(model.model_id).items():

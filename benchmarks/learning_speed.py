@@ -83,8 +83,9 @@ def evaluate_point(trainer, eval_n: int) -> dict:
     with trainer.ema.applied(model):
         metrics, pairs = evaluate_model(model, task, examples, SamplerOptions(
             steps=SAMPLER_STEPS, top_k=1, order=trainer.cfg.eval_sampler_order), seed=0)
-        probes = probe(model, examples)
-        failures = failure_kinds(examples, pairs)
+        target_format = getattr(task, "target_format", "edges")
+        probes = probe(model, examples, target_format)
+        failures = failure_kinds(examples, pairs, target_format)
         posterior = posterior_order_profile(model, task, examples[:POSTERIOR_EXAMPLES], POSTERIOR_SAMPLES)
     model.train()
     keep = ("exact_match", "token_accuracy", "plan_validity", "model_evals_per_seq", "order_corr_unmask",

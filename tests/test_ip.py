@@ -1,6 +1,7 @@
 """The Insertion Process (spec insertion_process.md): bijection, exact likelihood, bounds, objective."""
 
 import itertools
+import json
 import math
 
 import pytest
@@ -332,3 +333,67 @@ def test_posterior_entropy_bonus_adds_beta_times_the_step_entropy():
         tiny(learned=False, posterior_entropy_bonus=0.5)
     with pytest.raises(ValueError, match="posterior_entropy_bonus"):
         InsertionProcessConfig(posterior_entropy_bonus=-1.0)
+
+
+def test_posterior_start_step_trains_on_uniform_orders_until_the_switch():
+    """Before ``posterior_start_step`` IP's loss is AO-IP's (uniform orders, the same draws, the same
+    decoder gradients) and the posterior gets no gradient; from the switch on it samples from and trains
+    the posterior. AO-IP, which has no posterior, refuses the option."""
+    task = get_task("star-easy")
+    batch = collate(task.examples("train")[:6], task.vocab)
+    cfg = dict(d_model=16, n_layers=1, n_heads=2, max_len=44, posterior_d_model=16, posterior_n_layers=1)
+    torch.manual_seed(0)
+    ip = InsertionProcess(task.vocab, InsertionProcessConfig(posterior_start_step=5, **cfg))
+    with torch.no_grad():
+        for p in ip.posterior.parameters():  # a non-uniform posterior: it matters once it is active
+            p.add_(0.3 * torch.randn_like(p))
+    ao = AOInsertionProcess(task.vocab, InsertionProcessConfig(**cfg))
+    ao.policy.load_state_dict(ip.policy.state_dict())
+
+    def run(model, step):
+        model.zero_grad(set_to_none=True)
+        model.set_training_step(step)
+        loss, stats = model.loss(batch, torch.Generator().manual_seed(3))
+        loss.backward()
+        return loss.item(), stats, {n: p.grad for n, p in model.named_parameters()}
+
+    ao_loss, _, ao_grads = run(ao, 0)
+    for step in (0, 4):
+        loss, stats, grads = run(ip, step)
+        assert loss == pytest.approx(ao_loss, rel=1e-6) and stats["posterior_active"] == 0.0
+        assert all(grads[n] is None for n in grads if n.startswith("posterior."))
+        assert all(torch.allclose(grads[n], ao_grads[n], atol=1e-7) for n in ao_grads)
+    loss, stats, grads = run(ip, 5)
+    assert stats["posterior_active"] == 1.0 and loss != pytest.approx(ao_loss, rel=1e-3)
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("posterior."))
+    with pytest.raises(InsertgenError, match="posterior_start_step"):
+        tiny(learned=False, posterior_start_step=10)
+    with pytest.raises(ValueError, match="posterior_start_step"):
+        InsertionProcessConfig(posterior_start_step=-1)
+
+
+def test_trainer_tells_the_model_its_step(tmp_path):
+    """The trainer sets the step before every update (resume included), so IP's posterior stays at its
+    initial weights for exactly ``posterior_start_step`` updates, during which IP trains the very
+    decoder AO-IP trains."""
+    from insertgen.training_run import prepare_run
+
+    overrides = {"model.d_model": 16, "model.n_layers": 1, "model.n_heads": 2, "model.posterior_d_model": 16,
+                 "model.posterior_n_layers": 1, "model.posterior_start_step": 2, "batch_size": 4,
+                 "eval_every": 0, "log_every": 1, "weight_decay": 0.0}
+    _, trainer = prepare_run(task="star-easy", model="ip", preset=None, steps=2, out=tmp_path / "run", seed=0,
+                             overrides=overrides, resume=False)
+    start = {n: p.detach().clone() for n, p in trainer.model.posterior.named_parameters()}
+    trainer.train(progress=False)
+    assert all(torch.equal(p, start[n]) for n, p in trainer.model.posterior.named_parameters())
+    ao_overrides = {k: v for k, v in overrides.items() if ".posterior" not in k}
+    _, ao = prepare_run(task="star-easy", model="ao-ip", preset=None, steps=2, out=tmp_path / "ao", seed=0,
+                        overrides=ao_overrides, resume=False)
+    ao.train(progress=False)  # the same decoder, draws and updates: IP before the switch is AO-IP
+    assert all(torch.equal(p, trainer.model.policy.state_dict()[n]) for n, p in ao.model.policy.state_dict().items())
+    _, resumed = prepare_run(task=None, model=None, preset=None, steps=3, out=tmp_path / "run", seed=None,
+                             overrides={}, resume=True)
+    resumed.train(progress=False)
+    assert any(not torch.equal(p, start[n]) for n, p in resumed.model.posterior.named_parameters())
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["posterior_active"] for r in log if "posterior_active" in r] == [0.0, 0.0, 1.0]

@@ -197,3 +197,24 @@ def test_first_wrong_decision_and_its_lookup_kind():
              (target[:-1], record(target[:-1], steps[:-1]))]
     counts = failure_kinds([ex] * 4, pairs)
     assert counts == {"parent (other occurrence)": 1, "parent (other)": 0, "child": 1, "none": 0, "length": 1}
+
+
+@pytest.mark.parametrize("family", ["flexmdm", "mdm", "arm"])
+def test_probes_and_failure_kinds_read_the_node_format(family):
+    """In the node format the probes ask for the same path nodes at their node positions (no twin), and a
+    failure's look-up is read from node positions."""
+    from insertgen.tasks.star_probes import failure_kinds
+
+    assert probe_plan(4, "nodes") == {"copy_source": (set(), 0), "copy_goal": (set(), 4), "twin_copy": None,
+                                      "parent_of_goal": (set(), 3), "parent_lookup": ({3, 4}, 2),
+                                      "child_lookup": ({0, 1}, 2)}
+    task = get_task("star-easy", {"target_format": "nodes"})
+    examples = task.examples("test")[:40]
+    result = probe(_stand_in(family, task, examples, lambda ex, k: ex.target[k]), examples, "nodes")
+    asked = [p for p in (ARM_PROBES if family == "arm" else PROBES) if p != "twin_copy"]
+    assert result == {name: (1.0 if name in asked else None) for name in PROBES}
+    ex = examples[0]
+    wrong = list(ex.target)
+    wrong[1] = ex.target[-1]  # the source's child decided first and wrong: the left-to-right look-up
+    record = {"unmask_step": [-1] * (len(ex.prompt) + 1) + list(range(len(wrong))) + [-1]}
+    assert failure_kinds([ex], [(wrong, record)], "nodes")["child"] == 1

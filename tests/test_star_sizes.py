@@ -148,3 +148,28 @@ def test_training_on_fresh_data_resumes_bit_exact(tmp_path):
     fixed.train(progress=False)
     assert any(not torch.equal(v, fixed.model.state_dict()[k]) for k, v in straight.model.state_dict().items())
     assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["fresh_data"] is True
+
+
+@pytest.mark.parametrize("level", ["tiny", "easy", "medium"])
+def test_node_format_writes_the_same_paths_as_node_sequences(level):
+    """``task.target_format=nodes``: the same graphs and prompts, the target the path's nodes (the edge
+    target's first token and every edge's head), a tight target block, the oracle and the metrics in
+    that format, and the edge format's data unchanged."""
+    from insertgen.tasks.star import solve
+
+    edges_task, nodes_task = get_task(f"star-{level}"), get_task(f"star-{level}", {"target_format": "nodes"})
+    for split in ("validation", "test"):
+        for e, n in zip(edges_task.examples(split), nodes_task.examples(split)):
+            assert e.prompt == n.prompt and list(n.target) == [e.target[0], *e.target[1::2]]
+            assert len(n.target) <= nodes_task.target_block and solve(n.prompt, "nodes") == list(n.target)
+    examples = nodes_task.examples("test")[:50]
+    assert nodes_task.evaluate(examples, [list(ex.target) for ex in examples])["plan_validity"] == 1.0
+    assert nodes_task.evaluate(examples, [list(ex.target[:-1]) for ex in examples])["plan_validity"] == 0.0
+    fresh = nodes_task.fresh_examples(3, (7, 1))
+    assert [list(ex.target) for ex in fresh] == [[e.target[0], *e.target[1::2]]
+                                                 for e in edges_task.fresh_examples(3, (7, 1))]
+    assert nodes_task.config()["target_format"] == "nodes" and "target_format" not in edges_task.config()
+    distances = nodes_task.order_reference(list(examples[0].prompt), list(examples[0].target))
+    assert distances is not None and len(distances) == len(examples[0].target)
+    with pytest.raises(InsertgenError, match="task.target_format"):
+        get_task("star-easy", {"target_format": "pairs"})

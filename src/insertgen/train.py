@@ -316,6 +316,8 @@ class Trainer:
         tokens_all = self.task.augment(raw, (self.seed, self.step), fixed_all)
         positions = np.arange(len(raw))
         accum = self.cfg.grad_accum
+        if hasattr(self.model, "set_training_step"):  # a model whose loss changes with the step
+            self.model.set_training_step(self.step)
         self.opt.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
         for m in range(accum):

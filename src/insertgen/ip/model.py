@@ -54,6 +54,7 @@ class InsertionProcessConfig(BackboneConfig):  # max_len: the packed decoder inp
     posterior_samples: int = 2  # K, sharing one sampled step
     posterior_lr_scale: float = 0.01  # posterior learning rate = posterior_lr_scale * lr (spec §7 item 5)
     posterior_entropy_bonus: float = 0.0  # beta: the posterior maximises ELBO + beta (L+1) E[H(q(. | sigma<i))]
+    posterior_start_step: int = 0  # IP only: before this training step, uniform orders and no posterior update
     fixed_order: str = "none"  # AO-IP only: "left_to_right" / "right_to_left" train on that one order
 
     def __post_init__(self):
@@ -71,6 +72,8 @@ class InsertionProcessConfig(BackboneConfig):  # max_len: the packed decoder inp
             raise ValueError("posterior_samples >= 1 and posterior_lr_scale > 0 are required")
         if self.posterior_entropy_bonus < 0:
             raise ValueError("posterior_entropy_bonus must be >= 0")
+        if self.posterior_start_step < 0:
+            raise ValueError("posterior_start_step must be >= 0")
 
 
 def _logmeanexp(x: Tensor, dim: int = -1) -> Tensor:
@@ -93,6 +96,9 @@ class InsertionProcess(nn.Module):
             raise InsertgenError(f"fixed_order={config.fixed_order!r} is an option of ao-ip (IP learns its order)")
         if not self.learned_order and config.posterior_entropy_bonus:
             raise InsertgenError("posterior_entropy_bonus is an option of ip (ao-ip has no posterior to regularise)")
+        if not self.learned_order and config.posterior_start_step:
+            raise InsertgenError("posterior_start_step is an option of ip (ao-ip has no posterior to start)")
+        self.training_step = 0  # set by the trainer before each step (set_training_step)
         self.posterior = (PosteriorNetwork(len(vocab), config.posterior_d_model, config.posterior_n_layers,
                                            config.posterior_n_heads, config.mlp_ratio, config.max_len)
                           if self.learned_order else None)
@@ -104,10 +110,22 @@ class InsertionProcess(nn.Module):
     def lr_scales(self) -> dict[str, float]:
         return {"posterior.": self.config.posterior_lr_scale} if self.posterior is not None else {}
 
+    def set_training_step(self, step: int) -> None:
+        """The trainer's step counter, read by :meth:`loss` for ``posterior_start_step``."""
+        self.training_step = step
+
+    @property
+    def posterior_active(self) -> bool:
+        """Whether training samples orders from (and updates) the posterior network: IP from
+        ``posterior_start_step`` on. Before it IP trains as AO-IP does, on uniform orders, which gives
+        the decoder every order's look-ups before the posterior starts choosing among them."""
+        return self.posterior is not None and self.training_step >= self.config.posterior_start_step
+
     # ----- posterior -----
-    def order_scores(self, tokens: Tensor, candidates: Tensor) -> Tensor:
-        """Plackett-Luce scores (B, L) over the candidate positions (-inf elsewhere; EOS forced last)."""
-        if self.posterior is None:
+    def order_scores(self, tokens: Tensor, candidates: Tensor, uniform: bool = False) -> Tensor:
+        """Plackett-Luce scores (B, L) over the candidate positions (-inf elsewhere; EOS forced last);
+        ``uniform``: all candidates score 0, whatever the posterior says."""
+        if self.posterior is None or uniform:
             raw = self._fixed_order_scores(candidates)
         else:
             raw = self.posterior(tokens, tokens != self.vocab.pad_id)
@@ -147,7 +165,8 @@ class InsertionProcess(nn.Module):
         K = self.config.posterior_samples
         targets, candidates = self._candidates(x, fixed)
         decisions = targets.sum(1) + 1  # L + 1
-        scores = self.order_scores(x, candidates)
+        posterior_active = self.posterior_active
+        scores = self.order_scores(x, candidates, uniform=not posterior_active)
         u = torch.rand(B, generator=generator, device=x.device)
         m = torch.minimum((u * decisions).long(), decisions - 1)  # prefix length, uniform on 0..L
         xs, fixed_k, cand_k, scores_k, m_k = (a.repeat(K, *([1] * (a.dim() - 1))) for a in (x, fixed, candidates, scores, m))
@@ -165,7 +184,7 @@ class InsertionProcess(nn.Module):
         values, prefix_log_q = values.view(K, B), prefix_log_q.view(K, B)
         # a tempered posterior: each step's entropy counts 1 + beta times (optimum q ~ p^(1 / (1 + beta)))
         objective = values + self.config.posterior_entropy_bonus * entropy.view(K, B)
-        surrogate = rloo_surrogate(objective, prefix_log_q, decisions, score_function=self.posterior is not None)
+        surrogate = rloo_surrogate(objective, prefix_log_q, decisions, score_function=posterior_active)
         elbo = decisions.float() * values.mean(0)
         stats = {
             "elbo": float(elbo.detach().mean()),
@@ -175,6 +194,8 @@ class InsertionProcess(nn.Module):
             "term_steps": float((m == decisions - 1).float().mean()),
             "tokens": int(valid.sum()),
         }
+        if self.posterior is not None:
+            stats["posterior_active"] = float(posterior_active)
         if K > 1:
             stats["rloo_variance"] = float((0.5 * (values[0] - values[1]) ** 2).detach().mean())
         return -surrogate.mean(), stats

@@ -28,6 +28,12 @@ Every size is also an option (``--set task.KEY=VALUE``, :data:`SIZE_OPTIONS`): `
 ``num_nodes``; a level with changed sizes gets the tight blocks ``2 * degree * (longest arm - 1) + 2`` /
 ``2 * (longest arm - 1)``, while the three paper levels keep the reference's blocks and data.
 
+``task.target_format=nodes`` writes the target as the path's nodes ``p0 p1 ... p(L-1)`` instead of its
+edges (:data:`TARGET_FORMATS`): the same graphs and prompts, a diagnostic of what the edge format's
+repeated nodes do to learning (in the edge format every inner node is written twice, so one occurrence
+can be copied from its twin, and a slot's place within its edge pair is one more thing to infer). The
+papers' format, ``edges``, is the default.
+
 Encoding (§1.5): the prompt is ``u1 v1 u2 v2 ... uE vE source goal`` (edges in shuffled order, no
 separators); the target is the path as flattened edges ``p0 p1 p1 p2 ... p(L-2) p(L-1)`` (2(L-1)
 tokens). Node ``i`` is the data token ``str(i)``, whose id is ``i + vocab.num_special``.
@@ -61,11 +67,15 @@ __all__ = [
     "encode_graph",
     "simple_star_graph",
     "solve",
+    "TARGET_FORMATS",
+    "path_node_index",
+    "path_tokens",
 ]
 
 Graph = tuple[list[tuple[int, int]], int, int, list[int]]
 
 SEED = 42
+TARGET_FORMATS = ("edges", "nodes")  # the path as flattened edges (the papers') or as its node sequence
 SPLIT_SIZES = {"train": 50_000, "validation": 100, "test": 5_000}
 
 LEVELS: dict[str, dict] = {
@@ -331,17 +341,27 @@ class BufferedRandint:
 # ---------------------------------------------------------------------------------------------
 
 
-def encode_graph(graph: Graph, offset: int) -> Example:
+def path_tokens(nodes: list[int], target_format: str = "edges") -> list[int]:
+    """A path's nodes ``p0 .. p(L-1)`` written in ``target_format``: ``p0 p1 p1 p2 ... p(L-2) p(L-1)``
+    (edges) or ``p0 p1 ... p(L-1)`` (nodes)."""
+    if target_format == "nodes":
+        return list(nodes)
+    return [n for a, b in zip(nodes, nodes[1:]) for n in (a, b)]
+
+
+def path_node_index(i: int, target_format: str = "edges") -> int:
+    """The path node that target token ``i`` names: ``(i + 1) // 2`` in the edge format, ``i`` in the node
+    format."""
+    return i if target_format == "nodes" else (i + 1) // 2
+
+
+def encode_graph(graph: Graph, offset: int, target_format: str = "edges") -> Example:
     """``(edges, source, goal, path)`` -> Example of ids (node ``i`` has id ``i + offset``)."""
     edges, source, goal, path = graph
     prompt = [n + offset for edge in edges for n in edge]
     prompt.append(source + offset)
     prompt.append(goal + offset)
-    target = []
-    for a, b in zip(path, path[1:]):
-        target.append(a + offset)
-        target.append(b + offset)
-    return Example(tuple(prompt), tuple(target))
+    return Example(tuple(prompt), tuple(path_tokens([n + offset for n in path], target_format)))
 
 
 def _graph_of(prompt_ids) -> tuple[set[tuple[int, int]], int, int]:
@@ -356,12 +376,12 @@ def _graph_of(prompt_ids) -> tuple[set[tuple[int, int]], int, int]:
     return edges, ids[-2], ids[-1]
 
 
-def solve(prompt_ids) -> list[int]:
-    """Graph-search oracle: the source->goal path of a prompt, as flattened edge ids.
+def solve(prompt_ids, target_format: str = "edges") -> list[int]:
+    """Graph-search oracle: the source->goal path of a prompt, as flattened edge ids (or node ids).
 
     Works directly on ids (any consistent numbering). Runs a BFS along directed edges from the source
-    and returns ``p0 p1 p1 p2 ...``; raises InsertgenError when the goal is unreachable or the prompt
-    is malformed. Returns ``[]`` when source == goal.
+    and returns ``p0 p1 p1 p2 ...`` (``nodes``: ``p0 p1 p2 ...``); raises InsertgenError when the goal is
+    unreachable or the prompt is malformed. Returns ``[]`` when source == goal.
     """
     edges, source, goal = _graph_of(prompt_ids)
     adjacency: dict[int, list[int]] = {}
@@ -383,13 +403,16 @@ def solve(prompt_ids) -> list[int]:
     while nodes[-1] != source:
         nodes.append(parent[nodes[-1]])
     nodes.reverse()
-    out: list[int] = []
-    for a, b in zip(nodes, nodes[1:]):
-        out.extend((a, b))
-    return out
+    if len(nodes) == 1:
+        return []
+    return path_tokens(nodes, target_format)
 
 
-def _is_valid_plan(edges: set[tuple[int, int]], source: int, goal: int, output: list[int]) -> bool:
+def _is_valid_plan(edges: set[tuple[int, int]], source: int, goal: int, output: list[int],
+                   target_format: str = "edges") -> bool:
+    if target_format == "nodes":
+        return (len(output) >= 2 and output[0] == source and output[-1] == goal
+                and all(pair in edges for pair in zip(output, output[1:])))
     if len(output) < 2 or len(output) % 2:
         return False
     pairs = list(zip(output[0::2], output[1::2]))
@@ -416,8 +439,10 @@ class StarTask(Task):
     headline_metrics = ("exact_match", "token_accuracy")
     generates_training_data = True
 
-    def __init__(self, level: str = "easy", **sizes):
-        self.level = level
+    def __init__(self, level: str = "easy", target_format: str = "edges", **sizes):
+        if target_format not in TARGET_FORMATS:
+            raise InsertgenError(f"task.target_format={target_format!r}: choose one of {', '.join(TARGET_FORMATS)}")
+        self.level, self.target_format = level, target_format
         self.params = star_sizes(level, **sizes)
         self.sizes = tuple(sorted(sizes.items()))
         self.name = f"star-{level}"
@@ -425,6 +450,8 @@ class StarTask(Task):
         self.vocab = Vocab(str(i) for i in range(self.num_nodes))
         self.prompt_block: int = self.params["prompt_block"]
         self.target_block: int = self.params["target_block"]
+        if target_format == "nodes":  # L nodes instead of 2 (L - 1) tokens
+            self.target_block = self.target_block // 2 + 1
 
     # -- data ------------------------------------------------------------------------------
 
@@ -463,18 +490,18 @@ class StarTask(Task):
 
     def _generate(self, n: int, np_rng, py_rng: random.Random) -> list[Example]:
         offset = self.vocab.num_special
-        return [encode_graph(self.generate_graph(np_rng, py_rng), offset) for _ in range(n)]
+        return [encode_graph(self.generate_graph(np_rng, py_rng), offset, self.target_format) for _ in range(n)]
 
     def examples(self, split: str) -> list[Example]:
         """The split's examples; all three splits are generated (train, validation, test, in that
         order, from one RNG pair seeded with 42) on first use and cached for the process."""
         if split not in SPLITS:
             raise InsertgenError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
-        key = (self.level, self.sizes, split)
+        key = (self.level, self.sizes, self.target_format, split)
         if key not in _SPLIT_CACHE:
             np_rng, py_rng = self._rngs(SEED)
             for name in SPLITS:
-                _SPLIT_CACHE[(self.level, self.sizes, name)] = self._generate(SPLIT_SIZES[name], np_rng, py_rng)
+                _SPLIT_CACHE[key[:-1] + (name,)] = self._generate(SPLIT_SIZES[name], np_rng, py_rng)
         return list(_SPLIT_CACHE[key])
 
     def fresh_examples(self, n: int, seed) -> list[Example]:
@@ -535,7 +562,7 @@ class StarTask(Task):
         return ids
 
     def parse_target(self, prompt: list[int], text: str) -> list[int]:
-        """A path written as flattened edges -> ids (may be empty); unknown tokens raise
+        """A path written as flattened edges (or nodes: ``task.target_format``) -> ids (may be empty); unknown tokens raise
         InsertgenError. The path is not checked against the prompt (that is :meth:`evaluate`'s job)."""
         return self._node_ids(text.split())
 
@@ -549,7 +576,8 @@ class StarTask(Task):
           ``max(len(target), len(output))`` (missing and surplus tokens count as errors).
         * plan_validity: the output is a chain of edges of the prompt's graph from its source to its
           goal (even length >= 2, every pair an edge, consecutive pairs share their node, starts at
-          the source, ends at the goal). Any valid path counts, not only the target.
+          the source, ends at the goal; in the node format: at least 2 nodes, from the source to the
+          goal, every consecutive pair an edge). Any valid path counts, not only the target.
 
         With no examples, every metric is 0.0.
         """
@@ -565,7 +593,7 @@ class StarTask(Task):
             hits = sum(1 for a, b in zip(output, target) if a == b)
             acc += hits / max(len(target), len(output), 1)
             edges, source, goal = _graph_of(ex.prompt)
-            if _is_valid_plan(edges, source, goal, output):
+            if _is_valid_plan(edges, source, goal, output, self.target_format):
                 valid += 1
         denom = max(n, 1)
         return {
@@ -578,22 +606,24 @@ class StarTask(Task):
     def order_reference(self, prompt: list[int], output: list[int]) -> list[int] | None:
         """Distance of each output token's node from the junction, counted in path nodes.
 
-        The output ``p0 p1 p1 p2 ...`` is read as edges: token i is node ``(i + 1) // 2`` of the path.
-        The junction is the node of the prompt's graph with out-degree > 1 (the centre of the star; the
-        source for star-easy). None when the output is not an even-length edge list or misses the junction.
+        The output ``p0 p1 p1 p2 ...`` is read as edges: token i is node ``(i + 1) // 2`` of the path
+        (node format: node i). The junction is the node of the prompt's graph with out-degree > 1 (the
+        centre of the star; the source for star-easy). None when the output is not an even-length edge
+        list (node format: shorter than 2) or misses the junction.
         """
         edges, _, _ = _graph_of(prompt)
         out_degree: dict[int, int] = {}
         for u, _ in edges:
             out_degree[u] = out_degree.get(u, 0) + 1
         junctions = [u for u, d in out_degree.items() if d > 1]
-        if len(output) < 2 or len(output) % 2 or len(junctions) != 1:
+        nodes_format = self.target_format == "nodes"
+        if len(output) < 2 or (len(output) % 2 and not nodes_format) or len(junctions) != 1:
             return None
-        nodes = [int(output[0])] + [int(v) for v in output[1::2]]
+        nodes = [int(v) for v in output] if nodes_format else [int(output[0])] + [int(v) for v in output[1::2]]
         if junctions[0] not in nodes:
             return None
         j = nodes.index(junctions[0])
-        return [abs((i + 1) // 2 - j) for i in range(len(output))]
+        return [abs(path_node_index(i, self.target_format) - j) for i in range(len(output))]
 
     def config(self) -> dict:
         p = self.params
@@ -615,4 +645,6 @@ class StarTask(Task):
                 "target_block": self.target_block,
             }
         )
+        if self.target_format != "edges":
+            cfg["target_format"] = self.target_format
         return cfg

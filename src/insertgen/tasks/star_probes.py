@@ -25,6 +25,10 @@ How each family is asked (one forward pass, no sampling):
   come before it: copy_source, twin_copy, child_lookup);
 * IP / AO-IP: not probed yet (their policy inserts into slots of a partial canvas; ``None``).
 
+In the node format (``task.target_format=nodes``, target ``p_0 .. p_n``) the same probes ask for the
+same nodes at their node positions (source 0, goal n, parent of the goal n-1, parent_lookup reveals n-1
+and n and asks n-2, child_lookup reveals 0 and 1 and asks 2); twin_copy has no twin to copy and is None.
+
 A probe that does not apply to a family or a size is ``None``. Chance is about 1/(number of graph nodes)
 for the look-ups.
 
@@ -45,15 +49,25 @@ import torch
 
 from insertgen.data import collate
 from insertgen.tasks.base import Example
+from insertgen.tasks.star import path_node_index
 
 PROBES = ("copy_source", "copy_goal", "twin_copy", "parent_of_goal", "parent_lookup", "child_lookup")
 PROBE_TIME = 0.95
 ARM_PROBES = ("copy_source", "twin_copy", "child_lookup")
 
 
-def probe_plan(n: int) -> dict[str, tuple[set[int], int] | None]:
+def probe_plan(n: int, target_format: str = "edges") -> dict[str, tuple[set[int], int] | None]:
     """For a path of ``n`` edges: probe -> (revealed target positions, queried position), or None when
-    the probe needs a longer path."""
+    the probe needs a longer path (or, in the node format, has no twin)."""
+    if target_format == "nodes":
+        return {
+            "copy_source": (set(), 0),
+            "copy_goal": (set(), n),
+            "twin_copy": None,
+            "parent_of_goal": (set(), n - 1) if n >= 2 else None,
+            "parent_lookup": ({n - 1, n}, n - 2) if n >= 3 else None,
+            "child_lookup": ({0, 1}, 2) if n >= 3 else None,
+        }
     last = 2 * n - 1
     return {
         "copy_source": (set(), 0),
@@ -102,10 +116,10 @@ def _arm_predictions(model, examples: list[Example], query: int) -> torch.Tensor
 
 
 @torch.no_grad()
-def probe(model, examples: list[Example]) -> dict[str, float | None]:
+def probe(model, examples: list[Example], target_format: str = "edges") -> dict[str, float | None]:
     """Accuracy of every probe of the module docstring on ``examples`` (all of one path length or not:
     each example is asked what its own length allows; a probe is None when no example allows it or the
-    family is not probed)."""
+    family is not probed); ``target_format``: the task's (``StarTask.target_format``)."""
     family = model.model_id
     if family not in ("flexmdm", "loflexmdm", "mdm", "arm"):
         return {name: None for name in PROBES}
@@ -119,7 +133,8 @@ def probe(model, examples: list[Example]) -> dict[str, float | None]:
                 continue
             groups: dict[tuple, list[Example]] = {}
             for ex in examples:
-                plan = probe_plan(len(ex.target) // 2)[name]
+                edges = len(ex.target) - 1 if target_format == "nodes" else len(ex.target) // 2
+                plan = probe_plan(edges, target_format)[name]
                 if plan is not None:
                     groups.setdefault((frozenset(plan[0]), plan[1]), []).append(ex)
             hits = total = 0
@@ -147,14 +162,15 @@ def first_wrong_decision(output: list[int], target: list[int], steps: list[int])
     return min(wrong, key=lambda i: (steps[i], i))
 
 
-def lookup_kind(prompt: list[int], target: list[int], output: list[int], steps: list[int], i: int) -> str:
+def lookup_kind(prompt: list[int], target: list[int], output: list[int], steps: list[int], i: int,
+                target_format: str = "edges") -> str:
     """The look-up that the wrong decision at token ``i`` needed (one of FAILURE_KINDS but ``length``).
     Star format: prompt = edge pairs then source and goal; target ``p0 p1 p1 p2 ... pk``, token i naming
-    path node ``(i + 1) // 2``."""
-    path = [target[0]] + list(target[1::2])
+    path node ``(i + 1) // 2`` (node format: ``p0 p1 ... pk``, token i naming node i)."""
+    path = list(target) if target_format == "nodes" else [target[0]] + list(target[1::2])
     edges = prompt[:-2]
     known = {path[0], path[-1]} | {output[j] for j in range(len(output)) if steps[j] < steps[i]}
-    node = (i + 1) // 2
+    node = path_node_index(i, target_format)
     if node + 1 < len(path) and path[node + 1] in known:
         after = path[node + 1]
         other = any(edges[j] == after and j > 0 and edges[j - 1] == output[i] for j in range(0, len(edges), 2))
@@ -164,7 +180,8 @@ def lookup_kind(prompt: list[int], target: list[int], output: list[int], steps: 
     return "none"
 
 
-def failure_kinds(examples: list[Example], pairs: list[tuple[list[int], dict]]) -> dict[str, int]:
+def failure_kinds(examples: list[Example], pairs: list[tuple[list[int], dict]],
+                  target_format: str = "edges") -> dict[str, int]:
     """Counts of FAILURE_KINDS over the wrong outputs; ``pairs`` = (output, sampler record) as
     :func:`insertgen.evaluate.evaluate_model` returns them (the record's ``unmask_step`` row is
     ``[prompt, BOS, output, EOS]``)."""
@@ -176,5 +193,6 @@ def failure_kinds(examples: list[Example], pairs: list[tuple[list[int], dict]]) 
         start = len(ex.prompt) + 1
         steps = list(record["unmask_step"][start : start + len(output)])
         i = first_wrong_decision(output, target, steps) if len(steps) == len(output) else None
-        counts["length" if i is None else lookup_kind(list(ex.prompt), target, list(output), steps, i)] += 1
+        counts["length" if i is None else lookup_kind(list(ex.prompt), target, list(output), steps, i,
+                                                                           target_format)] += 1
     return dict(counts)
