@@ -173,3 +173,5 @@ def test_node_format_writes_the_same_paths_as_node_sequences(level):
     assert distances is not None and len(distances) == len(examples[0].target)
     with pytest.raises(InsertgenError, match="task.target_format"):
         get_task("star-easy", {"target_format": "pairs"})
+    with pytest.raises(InsertgenError, match="task.format: not a size .* task.target_format"):
+        get_task("star-easy", {"format": "nodes"})

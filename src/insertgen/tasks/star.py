@@ -129,7 +129,8 @@ def star_sizes(level: str, **sizes) -> dict:
     for key, value in sizes.items():
         if key not in allowed:
             raise InsertgenError(f"task.{key}: not a size of star-{level} (its {params['generator']} generator "
-                                 f"takes {', '.join('task.' + k for k in allowed)})")
+                                 f"takes {', '.join('task.' + k for k in allowed)}; the target's format is "
+                                 f"task.target_format)")
         if isinstance(value, bool) or not isinstance(value, int):
             raise InsertgenError(f"task.{key}={value!r}: give a whole number")
     changed = {k: v for k, v in sizes.items() if params[k] != v}
