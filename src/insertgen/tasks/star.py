@@ -69,6 +69,7 @@ __all__ = [
     "solve",
     "TARGET_FORMATS",
     "path_node_index",
+    "path_nodes",
     "path_tokens",
 ]
 
@@ -350,6 +351,13 @@ def path_tokens(nodes: list[int], target_format: str = "edges") -> list[int]:
     return [n for a, b in zip(nodes, nodes[1:]) for n in (a, b)]
 
 
+def path_nodes(tokens, target_format: str = "edges") -> list[int]:
+    """The inverse of :func:`path_tokens`: the path's nodes named by a target (edges: its first token and
+    every edge's head)."""
+    tokens = [int(t) for t in tokens]
+    return tokens if target_format == "nodes" else tokens[:1] + tokens[1::2]
+
+
 def path_node_index(i: int, target_format: str = "edges") -> int:
     """The path node that target token ``i`` names: ``(i + 1) // 2`` in the edge format, ``i`` in the node
     format."""
@@ -617,10 +625,9 @@ class StarTask(Task):
         for u, _ in edges:
             out_degree[u] = out_degree.get(u, 0) + 1
         junctions = [u for u, d in out_degree.items() if d > 1]
-        nodes_format = self.target_format == "nodes"
-        if len(output) < 2 or (len(output) % 2 and not nodes_format) or len(junctions) != 1:
+        if len(output) < 2 or (len(output) % 2 and self.target_format == "edges") or len(junctions) != 1:
             return None
-        nodes = [int(v) for v in output] if nodes_format else [int(output[0])] + [int(v) for v in output[1::2]]
+        nodes = path_nodes(output, self.target_format)
         if junctions[0] not in nodes:
             return None
         j = nodes.index(junctions[0])

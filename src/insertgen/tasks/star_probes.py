@@ -49,7 +49,7 @@ import torch
 
 from insertgen.data import collate
 from insertgen.tasks.base import Example
-from insertgen.tasks.star import path_node_index
+from insertgen.tasks.star import path_node_index, path_nodes
 
 PROBES = ("copy_source", "copy_goal", "twin_copy", "parent_of_goal", "parent_lookup", "child_lookup")
 PROBE_TIME = 0.95
@@ -133,8 +133,7 @@ def probe(model, examples: list[Example], target_format: str = "edges") -> dict[
                 continue
             groups: dict[tuple, list[Example]] = {}
             for ex in examples:
-                edges = len(ex.target) - 1 if target_format == "nodes" else len(ex.target) // 2
-                plan = probe_plan(edges, target_format)[name]
+                plan = probe_plan(len(path_nodes(ex.target, target_format)) - 1, target_format)[name]
                 if plan is not None:
                     groups.setdefault((frozenset(plan[0]), plan[1]), []).append(ex)
             hits = total = 0
@@ -167,7 +166,7 @@ def lookup_kind(prompt: list[int], target: list[int], output: list[int], steps: 
     """The look-up that the wrong decision at token ``i`` needed (one of FAILURE_KINDS but ``length``).
     Star format: prompt = edge pairs then source and goal; target ``p0 p1 p1 p2 ... pk``, token i naming
     path node ``(i + 1) // 2`` (node format: ``p0 p1 ... pk``, token i naming node i)."""
-    path = list(target) if target_format == "nodes" else [target[0]] + list(target[1::2])
+    path = path_nodes(target, target_format)
     edges = prompt[:-2]
     known = {path[0], path[-1]} | {output[j] for j in range(len(output)) if steps[j] < steps[i]}
     node = path_node_index(i, target_format)
