@@ -205,3 +205,7 @@ def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
     assert {f"star-{rung}-{m}-cpu" for rung in ("tiny", "small") for m in ("ip", "ao-ip", "arm", "mdm", "loflexmdm")} \
         <= set(PRESETS)
     assert PRESETS["star-easy-ao-ip-cpu"]["model_config"]["position_period"] == 2
+    # FlexMDM's and LoFlexMDM's star CPU trunks get at least STAR_CPU_MIN_HEADS heads; the others keep the level's
+    heads = {name: p["model_config"]["n_heads"] for name, p in PRESETS.items()}
+    assert heads["star-easy-cpu"] == heads["star-tiny-loflexmdm-cpu"] == 4 and heads["star-hard-cpu"] == 6
+    assert heads["star-easy-ip-cpu"] == heads["star-easy-mdm-cpu"] == 2 and heads["star-easy-paper-gpu"] == 12
