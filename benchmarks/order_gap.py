@@ -58,14 +58,13 @@ def named_orders(task, prompt: list[int], target: list[int]) -> dict[str, list[i
             "goal_first": sorted(positions, key=lambda k: (-dist[k], k))}
 
 
-def order_gap(run_dir: Path, n: int, samples: int, seed: int = 0) -> dict:
-    model = load_run(run_dir)
+def order_gap(model, task, examples, samples: int, seed: int = 0) -> dict:
+    """The measures of the module docstring for ``model`` (IP / AO-IP) on ``examples``: per key, the mean
+    over examples and its standard error."""
     if not hasattr(model, "exact_log_likelihood"):
-        raise InsertgenError(f"{run_dir}: model {model.model_id!r} is not an insertion process (IP / AO-IP)")
-    task = model.task
+        raise InsertgenError(f"model {model.model_id!r} is not an insertion process (IP / AO-IP)")
     generator = torch.Generator().manual_seed(seed)
     rows: dict[str, list[float]] = {}
-    examples = task.examples("test")[:n]
     for ex in examples:
         prompt, target = list(ex.prompt), list(ex.target)
         length = len(target)
@@ -89,8 +88,7 @@ def order_gap(run_dir: Path, n: int, samples: int, seed: int = 0) -> dict:
     for key, values in rows.items():
         mean, se = _mean_se(values)
         summary[key] = {"mean": mean, "se": se}
-    return {"run": str(run_dir), "model": model.model_id, "task": task.name, "n": len(rows["log_px"]),
-            "samples": samples, "target_length": len(examples[0].target), **summary}
+    return {"model": model.model_id, "task": task.name, "n": len(examples), "samples": samples, **summary}
 
 
 def main() -> None:
@@ -104,8 +102,10 @@ def main() -> None:
     torch.set_num_threads(1)
     results = []
     for run in args.runs:
+        model = load_run(run)
         with torch.inference_mode():
-            r = order_gap(run, args.n, args.samples, args.seed)
+            r = {"run": str(run), **order_gap(model, model.task, model.task.examples("test")[: args.n], args.samples,
+                                              args.seed)}
         results.append(r)
         fmt = lambda k: f"{r[k]['mean']:+.3f} +- {r[k]['se']:.3f}" if k in r else "-"  # noqa: E731
         print(f"{run}: log p(x) {fmt('log_px')}, gain over uniform {fmt('gain_uniform')}, over the posterior "
