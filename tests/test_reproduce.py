@@ -232,3 +232,17 @@ def test_docs_section_is_replaced_in_place(cli, tiny_grid, tmp_path):
     update_docs(docs, grid, results["settings"], results["summary"], ["star-easy"], ["flexmdm"], [])
     text = docs.read_text()
     assert text.endswith("after the block\n") and "| arm |" not in text.split(BEGIN)[1]
+
+
+def test_a_grid_grown_by_tasks_describes_the_budget_of_every_task(tmp_path):
+    """A second invocation with other tasks joins them to reproduce.json, whose budget line (the tables'
+    "Grid: ... budget" sentence) then names every task the directory holds, not just the last ones run."""
+    from insertgen.reproduce.grid import SETTINGS, check_settings, make_grid
+
+    check_settings(make_grid(tmp_path, "cpu", tasks=("star-tiny",)))
+    first = json.loads((tmp_path / SETTINGS).read_text())
+    assert "star-tiny 8e+12" in first["budget"] and "smiles" not in first["budget"]
+    check_settings(make_grid(tmp_path, "cpu", tasks=("smiles",)))
+    grown = json.loads((tmp_path / SETTINGS).read_text())
+    assert grown["tasks"] == ["star-tiny", "smiles"]
+    assert "star-tiny 8e+12" in grown["budget"] and "smiles 1.2e+13" in grown["budget"]

@@ -123,9 +123,10 @@ class Grid:
             spec = spec[task]
         return Budget.parse(spec)
 
-    def describe_budget(self) -> str:
+    def describe_budget(self, tasks=None) -> str:
+        """The budget in words, per task of ``tasks`` (default: this invocation's) when it differs by task."""
         if isinstance(self.budget_spec, dict):
-            budgets = {t: self.budget(t) for t in self.tasks}
+            budgets = {t: self.budget(t) for t in (self.tasks if tasks is None else tasks)}
             if all(b.kind == "flops" for b in budgets.values()):
                 return ("model FLOPs of training per cell (matrix products of the forward and backward passes), by "
                         "task: " + ", ".join(f"{t} {b.value:.2g}" for t, b in budgets.items()))
@@ -205,6 +206,7 @@ def check_settings(grid: Grid) -> None:
         union = lambda key, new: list(dict.fromkeys([*saved.get(key, []), *new]))  # noqa: E731
         record = {**saved, "tasks": union("tasks", grid.tasks), "models": union("models", grid.models),
                   "seeds": union("seeds", grid.seeds)}
+        record["budget"] = grid.describe_budget(record["tasks"])  # every task the directory holds
     else:
         record = {"settings": grid.settings, "budget": grid.describe_budget(), "tasks": list(grid.tasks),
                   "models": list(grid.models), "seeds": list(grid.seeds),
