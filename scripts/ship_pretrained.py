@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Copy a trained run into the package as the shipped demo model (EMA weights only, no optimiser state).
 
-    python scripts/ship_pretrained.py RUN_DIR [--name star-easy-flexmdm] [--note "how it was trained"]
+    python scripts/ship_pretrained.py RUN_DIR [--name TASK-MODEL] [--note "how it was trained"] [--sampler NAME]
 
-Writes src/insertgen/pretrained/NAME/{config.json, checkpoint.safetensors, metrics.jsonl}; the config
-records the source run and the training step it was exported at.
+Writes src/insertgen/pretrained/NAME/{config.json, checkpoint.safetensors, metrics.jsonl} (NAME defaults to
+the run's task and model, e.g. star-easy-ip, which is where `insertgen demo` looks); the config records the
+source run, the training step it was exported at and the sampler the demo uses (``--sampler``: one of the
+family's samplers in insertgen.evaluate.family_samplers; default its first).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from insertgen.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, split_prefix
+from insertgen.evaluate import family_samplers
 from insertgen.run import CONFIG, METRICS, read_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,13 +26,20 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
-    parser.add_argument("--name", default="star-easy-flexmdm")
+    parser.add_argument("--name", default=None, help="default: TASK-MODEL of the run")
     parser.add_argument("--note", default=None, help="training budget in words (shown by insertgen demo)")
+    parser.add_argument("--sampler", default=None, help="the sampler insertgen demo uses for this model")
     args = parser.parse_args()
     config = read_config(args.run)
+    if args.sampler is not None:
+        names = family_samplers(config["model"], 8)
+        if args.sampler not in names:
+            raise SystemExit(f"--sampler {args.sampler!r}: {config['model']} samples with {', '.join(names)}")
+        config["demo_sampler"] = args.sampler
+    name = args.name or f"{config['task']}-{config['model']}"
     tensors, state = load_checkpoint(args.run / CHECKPOINT)
     weights = {**split_prefix(tensors, "model"), **split_prefix(tensors, "ema")}
-    dest = ROOT / "src" / "insertgen" / "pretrained" / args.name
+    dest = ROOT / "src" / "insertgen" / "pretrained" / name
     dest.mkdir(parents=True, exist_ok=True)
     config["exported"] = {"from_run": str(args.run), "step": state["step"], "weights": "ema"}
     if args.note:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from insertgen import load_run
-from insertgen.demo import pretrained_dir, render_trajectory, trajectory_frames
+from insertgen.demo import pretrained_dir, render_trajectory, shipped_models, trajectory_frames
 from insertgen.evaluate import evaluate_model
 from insertgen.flex.sampler import SamplerOptions
 
@@ -60,22 +60,6 @@ def test_shipped_loflexmdm_generates_the_right_length():
 
 
 @needs_model
-def test_demo_writes_a_usable_run_directory(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert run_cli("demo", "--out", str(out), "-n", "50") == 0
-    text = capsys.readouterr().out
-    assert "exact match" in text and "plan validity" in text and "step" in text
-    summary = json.loads((out / "demo.json").read_text())
-    assert summary["n"] == 50 and 0.0 <= summary["exact_match"] <= 1.0
-    shipped = {m for m in ("flexmdm", "loflexmdm") if (pretrained_dir(m) / "checkpoint.safetensors").is_file()}
-    assert set(summary["models"]) == shipped
-    assert len((out / "demo_samples.jsonl").read_text().splitlines()) == 50
-    # the demo directory works with the other commands
-    assert run_cli("eval", "--run", str(out), "--limit", "5", "--json", "--steps", "8") == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 5
-
-
-@needs_model
 def test_trajectory_rendering_shows_every_event():
     model = load_run(pretrained_dir())
     prompt = list(model.task.fresh_examples(1, seed=5)[0].prompt)
@@ -99,21 +83,108 @@ def test_trajectory_rendering_shows_every_event():
 
 
 def test_demo_train_runs_end_to_end(tmp_path, capsys):
-    """`demo --train` trains FlexMDM and LoFlexMDM (here for 3 seconds each) on the same budget, evaluates
-    both on the same graphs and leaves a run directory for each."""
+    """`demo --train` trains the chosen models (here LoFlexMDM, IP and the ARM for 3 seconds each) on the
+    same budget, evaluates them on the same graphs and leaves a run directory for each; the trajectory
+    is shown for the insertion models only."""
     out = tmp_path / "trained"
-    assert run_cli("demo", "--train", "--train-seconds", "3", "--out", str(out), "-n", "10") == 0
+    assert run_cli("demo", "--train", "--train-seconds", "3", "--out", str(out), "-n", "10",
+                   "--models", "loflexmdm,ip,arm") == 0
     assert (out / "checkpoint.safetensors").is_file() and (out / "training.png").is_file()
-    other = out / "compare" / "loflexmdm"
-    assert (other / "checkpoint.safetensors").is_file()
-    assert json.loads((other / "config.json").read_text())["model"] == "loflexmdm"
+    for other in ("ip", "arm"):
+        assert (out / "compare" / other / "checkpoint.safetensors").is_file()
+        assert json.loads((out / "compare" / other / "config.json").read_text())["model"] == other
     summary = json.loads((out / "demo.json").read_text())
-    assert summary["n"] == 10 and set(summary["models"]) == {"flexmdm", "loflexmdm"}
+    assert summary["n"] == 10 and list(summary["models"]) == ["loflexmdm", "ip", "arm"]
+    assert {m: v["sampler"] for m, v in summary["models"].items()} == {"loflexmdm": "joint", "ip": "ancestral",
+                                                                       "arm": "left_to_right"}
     text = capsys.readouterr().out
     assert "exact match" in text and "order corr." in text and text.count("one generation trajectory") == 2
+    assert "ip: one generation trajectory" in text and "+1 inserted" in text
 
 
 def test_demo_rejects_unknown_models(tmp_path, capsys):
     assert run_cli("demo", "--models", "flexmdm,nope", "--out", str(tmp_path / "x")) == 2
     assert "nope" in capsys.readouterr().err
+    assert run_cli("demo", "--models", "ip,ip", "--out", str(tmp_path / "x")) == 2
+    assert "repeated" in capsys.readouterr().err
+    assert run_cli("demo", "--task", "star-hard", "--out", str(tmp_path / "x")) == 2
+    assert "star-hard" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_demo_refuses_a_model_that_is_not_shipped(tmp_path, capsys, monkeypatch):
+    """Without --train, a model (or a task) with nothing shipped is refused, naming what is shipped, before
+    anything is written."""
+    import insertgen.demo as demo
+
+    monkeypatch.setattr(demo, "shipped_models", lambda task: ("flexmdm",) if task == "star-easy" else ())
+    assert run_cli("demo", "--models", "flexmdm,mdm", "--out", str(tmp_path / "x")) == 2
+    err = capsys.readouterr().err
+    assert "no shipped mdm model for star-easy (shipped: flexmdm)" in err and "--train" in err
+    assert run_cli("demo", "--task", "star-medium", "--out", str(tmp_path / "x")) == 2
+    assert "no model is shipped for star-medium" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def _documented_demo() -> dict[str, float]:
+    """Exact match (a fraction) per model from the table between the demo markers of docs/results.md."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "results.md").read_text()
+    table = text.split("<!-- demo:begin -->")[1].split("<!-- demo:end -->")[0]
+    rows = [line.split("|")[1:-1] for line in table.strip().splitlines()[2:]]
+    return {cells[0].strip(): float(cells[2].strip().rstrip("%")) / 100 for cells in rows}
+
+
+@pytest.mark.skipif(not shipped_models("star-easy"), reason="no shipped model in this checkout")
+def test_demo_reproduces_the_documented_figures_and_writes_usable_runs(tmp_path, capsys):
+    """`insertgen demo` (1,000 fresh graphs, seed 0) on the shipped models gives each model's exact match
+    in docs/results.md within two points (the documented table lists exactly the shipped models), and
+    leaves run directories the other commands can use."""
+    documented = _documented_demo()
+    assert set(documented) == set(shipped_models("star-easy"))
+    out = tmp_path / "demo"
+    assert run_cli("demo", "--out", str(out)) == 0
+    text = capsys.readouterr().out
+    assert "exact match" in text and "plan validity" in text and "evals/graph" in text
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["n"] == 1000 and summary["task"] == "star-easy"
+    assert list(summary["models"]) == list(shipped_models("star-easy"))  # every shipped model, in model order
+    for model, measured in summary["models"].items():
+        assert abs(measured["exact_match"] - documented[model]) <= 0.02, (model, measured["exact_match"])
+    assert len((out / "demo_samples.jsonl").read_text().splitlines()) == 1000
+    assert (out / "demo_order.png").stat().st_size > 10_000  # one panel per model
+    for model in list(summary["models"])[1:]:
+        assert json.loads((out / "compare" / model / "demo.json").read_text())["n"] == 1000
+    insertion = [m for m in summary["models"] if m in ("flexmdm", "loflexmdm", "ip", "ao-ip")]
+    assert text.count("one generation trajectory") == len(insertion)
+    # the demo directory works with the other commands
+    assert run_cli("eval", "--run", str(out), "--limit", "5", "--json", "--steps", "8") == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 5
+
+
+@pytest.mark.parametrize("model", shipped_models("star-easy"))
+def test_every_shipped_model_loads_samples_and_refuses_damaged_files(model, tmp_path):
+    """Each shipped model loads and samples a valid-length path; a truncated checkpoint or a config that is
+    not JSON is refused with an error naming the file, not a traceback from deep inside."""
+    import shutil
+
+    from insertgen.errors import InsertgenError
+
+    source = pretrained_dir(model)
+    loaded = load_run(source)
+    assert loaded.model_id == model
+    prompt = list(loaded.task.fresh_examples(1, seed=9)[0].prompt)
+    with torch.inference_mode():
+        outputs = loaded.sample([prompt], generator=torch.Generator().manual_seed(0))
+    assert 1 <= len(outputs[0]) and len(prompt) + len(outputs[0]) + 2 <= loaded.config.max_len
+    damaged = tmp_path / "damaged"
+    shutil.copytree(source, damaged)
+    data = (damaged / "checkpoint.safetensors").read_bytes()
+    (damaged / "checkpoint.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InsertgenError, match="checkpoint"):
+        load_run(damaged)
+    shutil.copyfile(source / "checkpoint.safetensors", damaged / "checkpoint.safetensors")
+    (damaged / "config.json").write_text("{not json")
+    with pytest.raises(InsertgenError, match="config.json"):
+        load_run(damaged)

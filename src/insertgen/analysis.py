@@ -237,6 +237,54 @@ def mean_step_by_distance(per_example: list[dict | None], key: str = "unmask_ste
     return {d: float(np.mean(v)) for d, v in sorted(sums.items())}
 
 
+def _draw_order_axis(ax, stats: dict, name: str) -> None:
+    """Mean normalised unmasking and insertion step per distance from the junction, on ``ax``."""
+    for key, label in (("unmask_step", "unmasked"), ("insert_step", "inserted")):
+        curve = mean_step_by_distance(stats["per_example"], key)
+        if curve:
+            ax.plot(list(curve), list(curve.values()), marker="o", label=label)
+    ax.set_xlabel("distance from the junction (path nodes)")
+    ax.set_ylabel("generation step (0 = first, 1 = last in its sequence)")
+    ax.set_title(f"{name}: rho(unmask) = {stats['order_corr_unmask']:.2f}, "
+                 f"rho(insert) = {stats['order_corr_insert']:.2f}", fontsize=9)
+    ax.set_ylim(-0.05, 1.05)
+    if ax.get_lines():
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no output reaches the junction", ha="center", transform=ax.transAxes)
+    ax.grid(alpha=0.3)
+
+
+def plot_order_panels(stats_by_model: dict[str, dict], path: Path, title: str = "") -> Path:
+    """PNG: one panel per model (``{model: order_statistics(...)}``) of the normalised generation step
+    against the distance from the junction, as the left panel of :func:`plot_order`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(stats_by_model)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False, sharey=True)
+    from matplotlib.ticker import MaxNLocator
+
+    for k, (ax, (model_id, stats)) in enumerate(zip(axes.flat, stats_by_model.items())):
+        _draw_order_axis(ax, stats, model_id)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if k % cols:
+            ax.set_ylabel("")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_order(stats: dict, profile: dict | None, path: Path, title: str = "") -> Path:
     """PNG: normalised generation step against distance from the junction; learned insertion times."""
     import matplotlib
@@ -246,21 +294,7 @@ def plot_order(stats: dict, profile: dict | None, path: Path, title: str = "") -
 
     panels = 2 if profile else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
-    ax = axes[0, 0]
-    for key, label in (("unmask_step", "unmasked"), ("insert_step", "inserted")):
-        curve = mean_step_by_distance(stats["per_example"], key)
-        if curve:
-            ax.plot(list(curve), list(curve.values()), marker="o", label=label)
-    ax.set_xlabel("distance from the junction (path nodes)")
-    ax.set_ylabel("generation step (0 = first, 1 = last in its sequence)")
-    ax.set_title(f"order: rho(unmask) = {stats['order_corr_unmask']:.2f}, "
-                 f"rho(insert) = {stats['order_corr_insert']:.2f}", fontsize=9)
-    ax.set_ylim(-0.05, 1.05)
-    if ax.get_lines():
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "no output reaches the junction", ha="center", transform=ax.transAxes)
-    ax.grid(alpha=0.3)
+    _draw_order_axis(axes[0, 0], stats, "order")
     if profile:
         ax = axes[0, 1]
         for key, label in (("by_distance", "by distance from the junction"), ("by_position", "by target position")):

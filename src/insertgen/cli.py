@@ -106,22 +106,28 @@ def cli():
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--train-seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
               help="Training budget of --train, per model.")
-@click.option("--models", default="flexmdm,loflexmdm", show_default=True,
-              help="Comma-separated models to compare; the first one's run is --out.")
+@click.option("--models", default=None,
+              help="Comma-separated models to compare (default: every model shipped for the task); the first "
+                   "one's run is --out.")
+@click.option("--task", default="star-easy", show_default=True, type=click.Choice(["star-easy", "star-medium"]),
+              help="Star level whose shipped models to compare.")
 @THREADS
-def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: float, models: str, threads):
-    """Compare the shipped star-easy models (FlexMDM, LoFlexMDM) side by side on fresh graphs, or train
-    them afresh with --train."""
+def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: float, models: str | None, task: str,
+         threads):
+    """Compare every shipped model of a star task (FlexMDM, LoFlexMDM, IP, AO-IP, ARM, MDM, those shipped)
+    side by side on fresh graphs, or train them afresh with --train."""
     from insertgen.demo import run_demo
     from insertgen.models import MODEL_IDS
 
     _use_threads(threads)
-    chosen = tuple(m.strip() for m in models.split(",") if m.strip())
-    unknown = [m for m in chosen if m not in MODEL_IDS]
-    if not chosen or unknown:
-        raise InsertgenError(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
-                             f"known models: {', '.join(MODEL_IDS)}")
-    run_demo(out, train=do_train, n_graphs=n_graphs, seed=seed, train_seconds=train_seconds, models=chosen)
+    chosen = None
+    if models is not None:
+        chosen = tuple(m.strip() for m in models.split(",") if m.strip())
+        unknown = [m for m in chosen if m not in MODEL_IDS]
+        if not chosen or unknown or len(set(chosen)) != len(chosen):
+            raise InsertgenError(f"--models: unknown or repeated model(s) {', '.join(unknown) or models!r}; "
+                                 f"known models: {', '.join(MODEL_IDS)}")
+    run_demo(out, task=task, train=do_train, n_graphs=n_graphs, seed=seed, train_seconds=train_seconds, models=chosen)
 
 
 @cli.command()

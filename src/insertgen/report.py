@@ -61,7 +61,7 @@ def trajectory_html(task, record: dict, max_rows: int = 40) -> str:
     """A table, one row per step at which something changed: masks appear (highlighted) when inserted and
     show their token (highlighted) when unmasked; prompt tokens given in the canvas are blue. Longer
     trajectories show their first and last ``max_rows / 2`` rows."""
-    from insertgen.demo import trajectory_frames
+    from insertgen.demo import describe_events, trajectory_frames
 
     rows = []
     frames = trajectory_frames(task, record)
@@ -75,9 +75,7 @@ def trajectory_html(task, record: dict, max_rows: int = 40) -> str:
         step, shown, events = frame
         tokens = " ".join(f'<span class="{state}">{html.escape("_" if state in ("mask", "new") else tok)}</span>'
                           for tok, state in shown)
-        what = ", ".join(w for w in (f"{events['given']} given" if events["given"] else "",
-                                     f"+{events['masks']} mask" if events["masks"] else "",
-                                     f"{events['revealed']} unmasked" if events["revealed"] else "") if w)
+        what = describe_events(events)
         rows.append(f"<tr><td>step {step}</td><td>{tokens}</td><td>{html.escape(what)}</td></tr>")
     return '<table class="traj">' + "".join(rows) + "</table>"
 
