@@ -195,11 +195,25 @@ def plot(record: dict, path: Path) -> None:
         if any(v is not None for v in values):
             right.plot(steps, [float("nan") if v is None else v for v in values], label=name)
             probed = True
-    right.set_ylim(0, 1.02)
-    right.set_xlabel("step")
-    right.set_title("sub-skill probes (arg-max accuracy)" if probed else f"no probes for {s['model']} yet")
     if probed:
-        right.legend(fontsize=8)
+        right.set_ylim(0, 1.02)
+        right.set_title("sub-skill probes (arg-max accuracy)")
+    else:  # IP / AO-IP: the failure kinds (fraction of the evaluated graphs) and the generation order
+        n = record["settings"]["eval_n"]
+        kinds = [k for k in (points[-1].get("failures") or {})]
+        for kind in kinds:
+            right.plot(steps, [(p.get("failures") or {}).get(kind, float("nan")) / n for p in points],
+                       label=f"failure: {kind}")
+        right.plot(steps, [p.get("order_corr_unmask", float("nan")) for p in points], ls="--",
+                   label="sampler order corr.")
+        if any("posterior_order_corr" in p for p in points):
+            right.plot(steps, [p.get("posterior_order_corr", float("nan")) for p in points], ls="--", marker=".",
+                       label="posterior order corr.")
+        right.axhline(0, color="grey", lw=0.5)
+        right.set_ylim(-1.02, 1.02)
+        right.set_title(f"{s['model']}: failure kinds (fraction) and order correlations")
+    right.set_xlabel("step")
+    right.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
