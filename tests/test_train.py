@@ -166,8 +166,20 @@ def test_warm_start_copies_matching_weights_and_refuses_mismatches(tiny_run, tmp
     assert all(torch.equal(v, fresh.model.state_dict()[k]) for k, v in target.items() if k.startswith("aux."))
     assert not torch.equal(target["trunk.embed.weight"], fresh.model.state_dict()["trunk.embed.weight"])
     assert json.loads((tmp_path / "warm" / "config.json").read_text())["train"]["init_from"] == str(tiny_run.resolve())
-    with pytest.raises(InsertgenError, match="a run of task 'star-easy', whose vocabulary is not that of 'star-medium'"):
-        prepare_run("star-medium", "loflexmdm", None, 1, tmp_path / "x", 0, {**small, "init_from": str(tiny_run)},
+    # a run of another task with the same vocabulary is accepted (a curriculum): star-easy into star-medium
+    # (both name nodes 0-19), and star-small drawn over star-easy's 20 node ids into star-easy
+    prepare_run("star-medium", "loflexmdm", None, 1, tmp_path / "medium", 0, {**small, "init_from": str(tiny_run)},
+                resume=False)
+    _, rung = prepare_run("star-small", "flexmdm", None, 1, tmp_path / "small20", 0,
+                          {**small, "task.num_nodes": 20}, resume=False)
+    rung.train(progress=False)
+    _, grown = prepare_run("star-easy", "flexmdm", None, 1, tmp_path / "grown", 0,
+                           {**small, "init_from": str(tmp_path / "small20")}, resume=False)
+    assert torch.equal(grown.model.state_dict()["trunk.embed.weight"],
+                       load_run(tmp_path / "small20").state_dict()["trunk.embed.weight"])
+    # another vocabulary is refused, named: star-easy's (nodes 0-19) into star-tiny (nodes 0-9)
+    with pytest.raises(InsertgenError, match="a run of task 'star-easy', whose vocabulary is not that of 'star-tiny'"):
+        prepare_run("star-tiny", "loflexmdm", None, 1, tmp_path / "x", 0, {**small, "init_from": str(tiny_run)},
                     resume=False)
     with pytest.raises(InsertgenError, match=r"has shape \([\d, ]*32,?\) there but \([\d, ]*48,?\) here \(the two models differ in size\)"):
         prepare_run("star-easy", "flexmdm", None, 1, tmp_path / "y", 0,

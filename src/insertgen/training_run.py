@@ -43,7 +43,9 @@ def warm_start(model: torch.nn.Module, task, source: Path) -> Path:
 
     config = read_config(source)
     vocabulary = config.get("task_config", {}).get("vocabulary")
-    if config["task"] != task.name and vocabulary != list(task.vocab.tokens):
+    if vocabulary is None:  # tasks that do not record theirs (star graphs, mazes) rebuild it from their options
+        vocabulary = list(get_task(config["task"], config.get("task_options") or {}).vocab.tokens)
+    if vocabulary != list(task.vocab.tokens):
         raise InsertgenError(f"init_from={source} is a run of task {config['task']!r}, whose vocabulary is not "
                              f"that of {task.name!r}")
     tensors, _ = load_checkpoint(source / CHECKPOINT)
