@@ -150,6 +150,54 @@ def test_training_on_fresh_data_resumes_bit_exact(tmp_path):
     assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["fresh_data"] is True
 
 
+def test_a_curriculum_trains_on_the_smaller_rung_first_and_resumes_bit_exact(tmp_path, monkeypatch):
+    """``curriculum_task=star-small`` (drawn over star-easy's node ids) with ``curriculum_steps=2``: the
+    first two batches are star-small graphs, the rest star-easy ones; a run stopped before the switch and
+    resumed after it ends with the weights of an uninterrupted one."""
+    import insertgen.train as train_module
+
+    prompts: list[set[int]] = []
+    collate = train_module.collate
+    monkeypatch.setattr(train_module, "collate", lambda ex, *a, **k: prompts.append({len(e.prompt) for e in ex})
+                        or collate(ex, *a, **k))
+    curriculum = {"curriculum_task": "star-small", "curriculum_steps": 2}
+
+    def run(path, steps, **extra):
+        return prepare_run(task="star-easy", model="flexmdm", preset=None, steps=steps, out=path, seed=3,
+                           overrides={**TINY, **curriculum, **extra}, resume=False)[1]
+
+    straight = run(tmp_path / "a", 4)
+    straight.train(progress=False)
+    small, easy = get_task("star-small", {"num_nodes": 20}), get_task("star-easy")
+    # (the first call collates the fixed training split when the trainer is built)
+    assert prompts[1:] == [{len(small.examples("test")[0].prompt)}] * 2 + [{len(easy.examples("test")[0].prompt)}] * 2
+    first = run(tmp_path / "b", 1)
+    first.train(progress=False)
+    _, resumed = prepare_run(task=None, model=None, preset=None, steps=4, out=tmp_path / "b", seed=None,
+                             overrides={}, resume=True)
+    resumed.train(progress=False)
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    plain = run(tmp_path / "c", 4, curriculum_task=None, curriculum_steps=0)  # without it the run differs
+    plain.train(progress=False)
+    assert any(not torch.equal(v, plain.model.state_dict()[k]) for k, v in straight.model.state_dict().items())
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"curriculum_task": "star-small"}, "curriculum_task and curriculum_steps go together"),
+    ({"curriculum_steps": 5}, "curriculum_task and curriculum_steps go together"),
+    ({"curriculum_task": "star-small", "curriculum_steps": 5, "fresh_data": False}, "set fresh_data=true"),
+    ({"curriculum_task": "star-medium", "curriculum_steps": 5}, "do not fit 'star-easy'"),
+    ({"curriculum_task": "maze-perfect-easy", "curriculum_steps": 5}, "cannot be drawn over 'star-easy'"),
+    ({"curriculum_task": "star-nope", "curriculum_steps": 5}, "unknown task 'star-nope'"),
+])
+def test_a_bad_curriculum_is_refused_with_a_message(tmp_path, overrides, message):
+    with pytest.raises(InsertgenError, match=message):
+        prepare_run(task="star-easy", model="flexmdm", preset=None, steps=2, out=tmp_path / "x", seed=0,
+                    overrides={**TINY, **overrides}, resume=False)
+    assert not (tmp_path / "x" / "checkpoint.safetensors").exists()
+
+
 @pytest.mark.parametrize("level", ["tiny", "easy", "medium"])
 def test_node_format_writes_the_same_paths_as_node_sequences(level):
     """``task.target_format=nodes``: the same graphs and prompts, the target the path's nodes (the edge

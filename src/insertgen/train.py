@@ -70,6 +70,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the Transformer trunks (dynamic shapes); see compile_trunks
     bucket_batches: int = 0  # > 1: length bucketing over windows of this many batches (data.BatchOrder)
     fresh_data: bool = False  # draw every batch anew from the task's generator (data.FreshBatches)
+    curriculum_task: str | None = None  # a smaller task over the same vocabulary trained on first (fresh data)
+    curriculum_steps: int = 0  # the first this many steps draw their batches from curriculum_task
 
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):
@@ -89,6 +91,11 @@ class TrainConfig:
                              f"not {self.grad_accum}")
         if self.on_nonfinite not in ("stop", "skip") or self.max_nonfinite_skips < 1:
             raise ValueError("on_nonfinite must be 'stop' or 'skip' and max_nonfinite_skips >= 1")
+        if (self.curriculum_task is None) != (self.curriculum_steps == 0) or self.curriculum_steps < 0:
+            raise ValueError("curriculum_task and curriculum_steps go together: a task id and a positive number "
+                             "of steps (or neither)")
+        if self.curriculum_task is not None and not self.fresh_data:
+            raise ValueError("curriculum_task draws its graphs fresh from the generator: set fresh_data=true too")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -186,7 +193,7 @@ class Trainer:
     """
 
     def __init__(self, run_dir: Path, task, model, cfg: TrainConfig, seed: int, device="cpu",
-                 world: World | None = None):
+                 world: World | None = None, curriculum=None):
         self.run_dir, self.task, self.model, self.cfg, self.seed = Path(run_dir), task, model, cfg, seed
         self.world = world or World()
         self.parts = self.world.world_size * cfg.grad_accum
@@ -210,8 +217,12 @@ class Trainer:
         self.order = BatchOrder(len(train), cfg.batch_size, seed, lengths, cfg.bucket_batches)
         try:
             self.fresh = FreshBatches(task, cfg.batch_size, seed) if cfg.fresh_data else None
+            # the first curriculum_steps batches come from the smaller task (training_run.curriculum_rung)
+            self.curriculum = FreshBatches(curriculum, cfg.batch_size, seed) if curriculum is not None else None
         except ValueError as e:
             raise InsertgenError(f"train.fresh_data: {e}") from None
+        if cfg.curriculum_task is not None and curriculum is None:
+            raise InsertgenError("train.curriculum_task is set but no curriculum task was given to the trainer")
         self.step = 0
         self.checkpoint_step: int | None = None  # step of the last checkpoint written or resumed from
         self.nonfinite_steps = 0  # steps skipped so far (on_nonfinite="skip")
@@ -307,7 +318,9 @@ class Trainer:
         ranks. Returns (mean loss, mean stats with summed ``tokens``, total gradient norm before clipping),
         identical on every rank."""
         if self.fresh is not None:
-            fresh = collate(self.fresh.examples(self.step), self.task.vocab, self.buffer_len,
+            source = self.curriculum if self.curriculum is not None and self.step < self.cfg.curriculum_steps \
+                else self.fresh
+            fresh = collate(source.examples(self.step), self.task.vocab, self.buffer_len,
                             prompt_in_target=self.task.prompt_in_target)
             raw, fixed_all = fresh.tokens, fresh.fixed
         else:

@@ -65,6 +65,27 @@ def warm_start(model: torch.nn.Module, task, source: Path) -> Path:
     return source.resolve()
 
 
+def _curriculum(task, train_cfg):
+    return curriculum_rung(task, train_cfg.curriculum_task) if train_cfg.curriculum_task else None
+
+
+def curriculum_rung(task, name: str):
+    """The task ``name`` drawn over ``task``'s vocabulary (``task.vocabulary_options()``, e.g. a star rung
+    over the same node ids), for ``train.curriculum_task``; refused, named, when its vocabulary differs or
+    its sequences do not fit ``task``'s buffer."""
+    try:
+        rung = get_task(name, task.vocabulary_options())
+    except InsertgenError as e:
+        raise InsertgenError(f"train.curriculum_task={name!r} cannot be drawn over {task.name!r}'s vocabulary "
+                             f"({e})") from None
+    if list(rung.vocab.tokens) != list(task.vocab.tokens):
+        raise InsertgenError(f"train.curriculum_task={name!r}: its vocabulary is not that of {task.name!r}")
+    if rung.buffer_len > task.buffer_len:
+        raise InsertgenError(f"train.curriculum_task={name!r}: its sequences ({rung.buffer_len} tokens) do not fit "
+                             f"{task.name!r}'s buffer of {task.buffer_len}; a curriculum starts smaller")
+    return rung
+
+
 def _record_threads(config: dict, world: World) -> None:
     """Record the threads this (resumed) process computes with; a change is said, since float reductions
     then differ from an uninterrupted run (resume is bit-exact at an unchanged thread count)."""
@@ -110,7 +131,8 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         govern(model_obj)
         if from_start and train_cfg.init_from:
             warm_start(model_obj, task_obj, Path(train_cfg.init_from))
-        trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=config["seed"], device=device, world=world)
+        trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=config["seed"], device=device, world=world,
+                          curriculum=_curriculum(task_obj, train_cfg))
         if from_start:
             if world.is_main:
                 print(f"{out} has no checkpoint yet: training it again from step 0")
@@ -160,7 +182,8 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
     if (out / CONFIG).exists():
         raise InsertgenError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     barrier(world)  # every rank has checked before rank 0 writes the config
-    trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=seed, device=device, world=world)
+    trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=seed, device=device, world=world,
+                      curriculum=_curriculum(task_obj, train_cfg))
     config = {"task": task, "task_options": task_options, "model": model, "preset": preset, "seed": seed,
               "model_config": model_obj.config.to_dict(),
               "train": train_cfg.to_dict(), "task_config": task_obj.config(), "environment": environment(),

@@ -107,6 +107,11 @@ class Task(ABC):
         means the task has no classes."""
         return None
 
+    def vocabulary_options(self) -> dict:
+        """Options that give another task of this family this task's vocabulary (for a curriculum,
+        ``train.curriculum_task``); none by default."""
+        return {}
+
     def augment(self, tokens, seed: tuple[int, int], fixed=None):
         """Training-time augmentation of a batch of ``[prompt, BOS, target, EOS, PAD...]`` rows (``fixed``:
         their fixed mask), drawn deterministically from ``seed = (run seed, step)`` so that resumed runs

@@ -633,6 +633,11 @@ class StarTask(Task):
         j = nodes.index(junctions[0])
         return [abs(path_node_index(i, self.target_format) - j) for i in range(len(output))]
 
+    def vocabulary_options(self) -> dict:
+        """Another star rung over this one's node ids and in its target format (a curriculum's rung)."""
+        return {"num_nodes": self.num_nodes, **({"target_format": self.target_format}
+                                                if self.target_format != "edges" else {})}
+
     def config(self) -> dict:
         p = self.params
         cfg: dict = {"task": self.name, "generator": p["generator"], "degree": p["degree"]}
