@@ -223,3 +223,17 @@ def test_node_format_writes_the_same_paths_as_node_sequences(level):
         get_task("star-easy", {"target_format": "pairs"})
     with pytest.raises(InsertgenError, match="task.format: not a size .* task.target_format"):
         get_task("star-easy", {"format": "nodes"})
+
+
+def test_a_curriculum_run_is_counted_at_its_tasks_step_cost(tmp_path):
+    """FLOP budgets (reproduce, learning_speed) count a curriculum run's steps at the cost of a step of its
+    task, not of the smaller rung it starts on."""
+    from insertgen.bench import count_step_flops
+
+    def flops(task, name, **extra):
+        return count_step_flops(prepare_run(task=task, model="ao-ip", preset=None, steps=5, out=tmp_path / name,
+                                            seed=0, overrides={**TINY, **extra}, resume=False)[1])
+
+    plain = flops("star-easy", "plain")
+    assert flops("star-easy", "curriculum", curriculum_task="star-small", curriculum_steps=3) == plain
+    assert flops("star-small", "rung", **{"task.num_nodes": 20}) < plain

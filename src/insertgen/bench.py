@@ -81,9 +81,14 @@ def _cpu_attention_flops():
 
 
 def count_step_flops(trainer) -> float:
-    """Matrix-product FLOPs (forward + backward, attention included) of one training step of ``trainer``."""
+    """Matrix-product FLOPs (forward + backward, attention included) of one training step of ``trainer``
+    (which it takes). A trainer still in its curriculum (``train.curriculum_steps``) is counted at a step of
+    its task itself, whose sequences are the longer ones: FLOP budgets are in the task's step cost, so a
+    curriculum's cheaper early steps count as full ones."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    if getattr(trainer, "curriculum", None) is not None and trainer.step < trainer.cfg.curriculum_steps:
+        trainer.step = trainer.cfg.curriculum_steps
     counter = FlopCounterMode(display=False, custom_mapping=_cpu_attention_flops())
     with counter:
         trainer.train_step()

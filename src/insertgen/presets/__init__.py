@@ -101,6 +101,16 @@ for _level in STAR_CPU_LEVELS:
         _preset["train"] = {**_preset["train"], "fresh_data": True}
 
 
+# AO-IP's star-easy preset starts with a curriculum: its first 3,000 batches are star-small graphs drawn over
+# star-easy's node ids (train.curriculum_task), then star-easy's. On two seeds it then reaches 95% on
+# star-easy after 3,500 / 4,000 steps, where it needs 6,000 / 11,000 from scratch (docs/learning.md, rows
+# 14-15). Measured for AO-IP only, so IP and the other levels keep single-task training.
+STAR_CPU_CURRICULUM = {("star-easy", "ao-ip"): ("star-small", 3_000)}
+for (_task, _model), (_rung, _steps) in STAR_CPU_CURRICULUM.items():
+    _preset = PRESETS[cpu_preset_name(_task, _model)]
+    _preset["train"] = {**_preset["train"], "curriculum_task": _rung, "curriculum_steps": _steps}
+
+
 # Star graphs at the papers' scale, meant for a GPU (loflexmdm.md §3.6, §5): a 768 x 12 trunk with 12 heads,
 # batch 64, AdamW 1e-4 constant, EMA 0.9999, 80,000 steps, the hazard-weighted (reference) loss; LoFlexMDM's auxiliary network a separate
 # 768 x 6 trunk ("xtiny"), rates min 1.001 (easy) / 1.01 (medium, hard); the other models at the same size.
