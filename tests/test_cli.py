@@ -508,7 +508,9 @@ def test_insertion_process_train_eval_score_and_analysis(cli, tmp_path, prompts,
         row = json.loads((tmp_path / f"{bound}.jsonl").read_text())
         assert row["bound"] == bound and row["text"] == "1 2 2 3"
         values[bound] = row["log_likelihood"]
-    assert values["elbo"] <= values["exact"] + 1e-4 and values["iwae"] <= values["exact"] + 0.05
+    # bounds of log p(x) in expectation; an 8-sample estimate may pass it by its Monte-Carlo noise, which is
+    # small for a barely trained decoder (its p(order | x) is nearly uniform: measured up to 3e-4 nats here)
+    assert values["elbo"] <= values["exact"] + 0.01 and values["iwae"] <= values["exact"] + 0.05
     code, stdout, err = cli("analysis", "--run", out, "--limit", "10")
     assert code == 0, err
     assert (out / "order.png").is_file() and "order correlation" in stdout
