@@ -130,6 +130,17 @@ TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "batch_size": 8, "eval_every
         "log_every": 1, "fresh_data": True}
 
 
+def _assert_resume_matches(straight, first, out, steps: int) -> None:
+    """Train ``first`` (a run in ``out`` with fewer steps), resume it to ``steps`` and check it ends with the
+    weights of ``straight``, trained to ``steps`` without a stop."""
+    first.train(progress=False)
+    _, resumed = prepare_run(task=None, model=None, preset=None, steps=steps, out=out, seed=None, overrides={},
+                             resume=True)
+    resumed.train(progress=False)
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
 def test_training_on_fresh_data_resumes_bit_exact(tmp_path):
     def run(path, steps, **extra):
         return prepare_run(task="star-small", model="flexmdm", preset=None, steps=steps, out=path, seed=3,
@@ -137,13 +148,7 @@ def test_training_on_fresh_data_resumes_bit_exact(tmp_path):
 
     straight = run(tmp_path / "a", 5)
     straight.train(progress=False)
-    first = run(tmp_path / "b", 3)
-    first.train(progress=False)
-    _, resumed = prepare_run(task=None, model=None, preset=None, steps=5, out=tmp_path / "b", seed=None,
-                             overrides={}, resume=True)
-    resumed.train(progress=False)
-    for k, v in straight.model.state_dict().items():
-        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    _assert_resume_matches(straight, run(tmp_path / "b", 3), tmp_path / "b", 5)
     fixed = run(tmp_path / "c", 5, fresh_data=False)  # the same run on the fixed training split differs
     fixed.train(progress=False)
     assert any(not torch.equal(v, fixed.model.state_dict()[k]) for k, v in straight.model.state_dict().items())
@@ -171,13 +176,7 @@ def test_a_curriculum_trains_on_the_smaller_rung_first_and_resumes_bit_exact(tmp
     small, easy = get_task("star-small", {"num_nodes": 20}), get_task("star-easy")
     # (the first call collates the fixed training split when the trainer is built)
     assert prompts[1:] == [{len(small.examples("test")[0].prompt)}] * 2 + [{len(easy.examples("test")[0].prompt)}] * 2
-    first = run(tmp_path / "b", 1)
-    first.train(progress=False)
-    _, resumed = prepare_run(task=None, model=None, preset=None, steps=4, out=tmp_path / "b", seed=None,
-                             overrides={}, resume=True)
-    resumed.train(progress=False)
-    for k, v in straight.model.state_dict().items():
-        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    _assert_resume_matches(straight, run(tmp_path / "b", 1), tmp_path / "b", 4)
     plain = run(tmp_path / "c", 4, curriculum_task=None, curriculum_steps=0)  # without it the run differs
     plain.train(progress=False)
     assert any(not torch.equal(v, plain.model.state_dict()[k]) for k, v in straight.model.state_dict().items())

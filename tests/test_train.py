@@ -222,5 +222,6 @@ def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
     assert heads["star-easy-cpu"] == heads["star-tiny-loflexmdm-cpu"] == 4 and heads["star-hard-cpu"] == 6
     assert heads["star-easy-ip-cpu"] == heads["star-easy-mdm-cpu"] == 2 and heads["star-easy-paper-gpu"] == 12
     # a curriculum only where it was measured (presets.STAR_CPU_CURRICULUM)
-    curricula = {name: p["train"].get("curriculum_task") for name, p in PRESETS.items() if p["train"].get("curriculum_task")}
+    curricula = {name: p["train"]["curriculum_task"] for name, p in PRESETS.items()
+                 if p["train"].get("curriculum_task")}
     assert curricula == {"star-easy-ao-ip-cpu": "star-small"}

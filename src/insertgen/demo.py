@@ -105,7 +105,8 @@ def describe_events(events: dict) -> str:
 def render_trajectory(task, record: dict) -> list[str]:
     """Lines showing the target part of the canvas after every step at which something changed
     (:func:`trajectory_frames`). ``_`` is a mask; tokens appear at their insertion step and are revealed
-    at their unmasking step (at once for the models that insert tokens, not masks). Tokens given in the canvas from the start show at step -1 as given."""
+    at their unmasking step (at once for the models that insert tokens, not masks). Tokens given in the
+    canvas from the start show at step -1 as given."""
     lines = []
     for step, shown, events in trajectory_frames(task, record):
         text = " ".join("_" if state in ("mask", "new") else tok for tok, state in shown)
