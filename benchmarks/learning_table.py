@@ -1,6 +1,8 @@
 """One Markdown row per learning-speed run (benchmarks/learning_speed.py), for docs/learning.md.
 
     python benchmarks/learning_table.py DIR [DIR ...]     # every learning.json under the directories
+    python benchmarks/learning_table.py DIR --docs docs/learning.md   # also write the table into the file,
+                                                                      # between its learning-table markers
 
 Columns: task, model, seed, what the run changed (its --set options other than the benchmark's own
 logging / evaluation settings, with the trunk's input options as the run's config.json recorded them,
@@ -76,14 +78,36 @@ def order(path: Path):
     return rung, s["model"], sorted((k, str(v)) for k, v in changes(s, path).items()), s["seed"]
 
 
+BEGIN, END = "<!-- learning-table:begin -->", "<!-- learning-table:end -->"
+
+
+def table(dirs: list[str]) -> list[str]:
+    paths = sorted((p for d in dirs for p in Path(d).rglob("learning.json")), key=order)
+    return ["| task | model | seed | change | steps | exact match | best (step) | 50% at | 95% at | probes (last) | "
+            "failures (last) | order (last) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|", *(row(p) for p in paths)]
+
+
+def write_docs(path: Path, lines: list[str]) -> None:
+    """Replace the text between the learning-table markers of ``path`` by ``lines``."""
+    text = path.read_text()
+    if BEGIN not in text or END not in text or text.index(END) < text.index(BEGIN):
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} markers to write the table between")
+    path.write_text(text[: text.index(BEGIN) + len(BEGIN)] + "\n" + "\n".join(lines) + "\n" + text[text.index(END):])
+
+
 def main(argv: list[str]) -> None:
-    paths = sorted((p for d in argv for p in Path(d).rglob("learning.json")), key=order)
-    print("| task | model | seed | change | steps | exact match | best (step) | 50% at | 95% at | probes (last) | "
-          "failures (last) | order (last) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for path in paths:
-        print(row(path))
+    docs = None
+    if "--docs" in argv:
+        at = argv.index("--docs")
+        if at + 1 >= len(argv):
+            raise SystemExit("--docs needs a Markdown file")
+        docs, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2:]
+    lines = table(argv or ["."])
+    print("\n".join(lines))
+    if docs is not None:
+        write_docs(docs, lines)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["."])
+    main(sys.argv[1:])

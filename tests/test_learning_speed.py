@@ -118,6 +118,17 @@ def test_smallest_learning_run_writes_its_documented_keys_and_resumes(tmp_path):
     assert "posterior_order_corr" not in record["points"][-1]  # no posterior: no posterior order
     assert len(table) == 3 and table[2].startswith("| star-tiny | flexmdm | 0 | batch_size=8, d_model=32, fresh_data=True, "
                                                    "n_heads=2, n_layers=1, token_shift=True | 6 |")
+    # --docs writes the same table between the markers of a Markdown file, keeping the rest of it
+    docs = tmp_path / "learning.md"
+    docs.write_text("intro\n<!-- learning-table:begin -->\nold row\n<!-- learning-table:end -->\noutro\n")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "learning_table.py"), str(tmp_path), "--docs", str(docs)],
+                   capture_output=True, text=True, check=True)
+    assert docs.read_text() == ("intro\n<!-- learning-table:begin -->\n" + "\n".join(table) +
+                                "\n<!-- learning-table:end -->\noutro\n")
+    docs.write_text("no markers\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "learning_table.py"), str(tmp_path), "--docs",
+                           str(docs)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "markers" in proc.stderr and docs.read_text() == "no markers\n"
 
 
 def test_smallest_ladder_reports_time_to_solve(tmp_path):
