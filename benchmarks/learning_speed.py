@@ -19,7 +19,8 @@ from q(order | target) per graph, on the first 100 test graphs), the sub-skill p
 AO-IP, which the probes do not ask). The model is
 trained with ``insertgen train``'s own trainer (preset default: the task's own CPU preset of the model,
 e.g. ``star-tiny-ip-cpu`` for IP on star-tiny, else the star-easy one), resumably: rerunning the same
-command continues from the last point. FLOPs are the counted matrix-product FLOPs of one training step (as
+command continues from the last point, and a run directory trained elsewhere (e.g. a ``reproduce`` cell),
+copied to ``OUT/run``, is continued from its last checkpoint, its curve starting at that step. FLOPs are the counted matrix-product FLOPs of one training step (as
 ``insertgen bench`` counts them, on a throw-away copy) times the steps. ``--stop-at 0.95`` ends a run early
 once two points in a row reach that exact match.
 
@@ -134,9 +135,9 @@ def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str 
     _, trainer = prepare_run(task=None if resume else task, model=None if resume else model,
                              preset=None if resume else preset, steps=steps, out=run_dir, seed=seed,
                              overrides={} if resume else overrides, resume=resume)
-    if not record["points"]:
-        record["points"].append({"step": 0, "flops": 0.0, "loss": None, "seconds": 0.0,
-                                 **evaluate_point(trainer, eval_n)})
+    if not record["points"]:  # the first point: step 0, or the step of a run directory continued here
+        record["points"].append({"step": trainer.step, "flops": trainer.step * record["flops_per_step"],
+                                 "loss": None, "seconds": 0.0, **evaluate_point(trainer, eval_n)})
     while trainer.step < steps and not solved(record["points"], stop_at):
         start, before = time.time(), trainer.step
         trainer.cfg.steps = min(steps, (trainer.step // every + 1) * every)

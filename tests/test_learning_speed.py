@@ -131,6 +131,28 @@ def test_smallest_learning_run_writes_its_documented_keys_and_resumes(tmp_path):
     assert proc.returncode != 0 and "markers" in proc.stderr and docs.read_text() == "no markers\n"
 
 
+def test_a_run_trained_elsewhere_is_continued_from_its_step(tmp_path):
+    """A run directory made by `insertgen train`, copied to OUT/run, is continued: the curve starts at
+    that run's step (with its FLOPs), not at 0, and training goes on from there."""
+    import shutil
+
+    from insertgen.training_run import prepare_run
+
+    trained = tmp_path / "trained"
+    _, trainer = prepare_run(task="star-tiny", model="flexmdm", preset="star-tiny-cpu", steps=4, out=trained, seed=0,
+                             overrides={"d_model": 32, "n_layers": 1, "n_heads": 2, "batch_size": 8,
+                                        "eval_every": 0, "checkpoint_every": 2}, resume=False)
+    trainer.train(progress=False)
+    out = tmp_path / "continued"
+    shutil.copytree(trained, out / "run")
+    _run(["--task", "star-tiny", "--model", "flexmdm", "--steps", "6", "--every", "2", "--eval-n", "8", *TINY,
+          "--out", str(out)], tmp_path)
+    points = json.loads((out / "learning.json").read_text())["points"]
+    record = json.loads((out / "learning.json").read_text())
+    assert [p["step"] for p in points] == [4, 6]
+    assert points[0]["flops"] == pytest.approx(4 * record["flops_per_step"])
+
+
 def test_smallest_ladder_reports_time_to_solve(tmp_path):
     out = tmp_path / "ladder"
     _run(["--ladder", "star-tiny,star-small", "--models", "arm", "--steps", "2", "--every", "2", "--eval-n", "8",
