@@ -45,6 +45,9 @@ def main() -> None:
     if args.note:
         config["budget_note"] = args.note
     config["train"]["steps"] = state["step"]
+    source = config["train"].get("init_from")
+    if source and Path(source).is_relative_to(ROOT):  # a warm start from this checkout: say it portably
+        config["train"]["init_from"] = str(Path(source).relative_to(ROOT))
     (dest / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     save_checkpoint(dest / CHECKPOINT, {f"model.{k}": v for k, v in weights.items()}, {"step": state["step"]})
     prev = dest / "checkpoint.prev.safetensors"

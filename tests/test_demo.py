@@ -126,12 +126,16 @@ def test_demo_refuses_a_model_that_is_not_shipped(tmp_path, capsys, monkeypatch)
     assert not (tmp_path / "x").exists()
 
 
-def _documented_demo() -> dict[str, float]:
-    """Exact match (a fraction) per model from the table between the demo markers of docs/results.md."""
+DEMO_MARKERS = {"star-easy": "demo", "star-medium": "demo-star-medium"}  # the docs table of each task's demo
+
+
+def _documented_demo(task: str = "star-easy") -> dict[str, float]:
+    """Exact match (a fraction) per model from the table between the task's demo markers of docs/results.md."""
     from pathlib import Path
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "results.md").read_text()
-    table = text.split("<!-- demo:begin -->")[1].split("<!-- demo:end -->")[0]
+    marker = DEMO_MARKERS[task]
+    table = text.split(f"<!-- {marker}:begin -->")[1].split(f"<!-- {marker}:end -->")[0]
     rows = [line.split("|")[1:-1] for line in table.strip().splitlines()[2:]]
     return {cells[0].strip(): float(cells[2].strip().rstrip("%")) / 100 for cells in rows}
 
@@ -163,17 +167,36 @@ def test_demo_reproduces_the_documented_figures_and_writes_usable_runs(tmp_path,
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 5
 
 
-@pytest.mark.parametrize("model", shipped_models("star-easy"))
-def test_every_shipped_model_loads_samples_and_refuses_damaged_files(model, tmp_path):
+@pytest.mark.skipif(not shipped_models("star-medium"), reason="no star-medium model shipped in this checkout")
+def test_star_medium_demo_reproduces_its_documented_figures(tmp_path, capsys):
+    """`insertgen demo --task star-medium` evaluates the star-medium models (not the star-easy ones) on
+    1,000 fresh star-medium graphs, each within two points of its documented exact match."""
+    documented = _documented_demo("star-medium")
+    assert set(documented) == set(shipped_models("star-medium"))
+    out = tmp_path / "medium"
+    assert run_cli("demo", "--task", "star-medium", "--out", str(out)) == 0
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["task"] == "star-medium" and summary["n"] == 1000
+    assert list(summary["models"]) == list(shipped_models("star-medium"))
+    for model, measured in summary["models"].items():
+        assert abs(measured["exact_match"] - documented[model]) <= 0.02, (model, measured["exact_match"])
+    assert "star-medium" in json.loads((out / "config.json").read_text())["task"]
+
+
+SHIPPED = [(task, model) for task in ("star-easy", "star-medium") for model in shipped_models(task)]
+
+
+@pytest.mark.parametrize("task,model", SHIPPED)
+def test_every_shipped_model_loads_samples_and_refuses_damaged_files(task, model, tmp_path):
     """Each shipped model loads and samples a valid-length path; a truncated checkpoint or a config that is
     not JSON is refused with an error naming the file, not a traceback from deep inside."""
     import shutil
 
     from insertgen.errors import InsertgenError
 
-    source = pretrained_dir(model)
+    source = pretrained_dir(model, task)
     loaded = load_run(source)
-    assert loaded.model_id == model
+    assert loaded.model_id == model and loaded.task.name == task
     prompt = list(loaded.task.fresh_examples(1, seed=9)[0].prompt)
     with torch.inference_mode():
         outputs = loaded.sample([prompt], generator=torch.Generator().manual_seed(0))
@@ -205,20 +228,31 @@ HAND_WRITTEN = [
 ]
 
 
-@pytest.mark.parametrize("model", [m for m in shipped_models("star-easy") if m in ("ip", "ao-ip")])
-def test_shipped_insertion_models_solve_hand_written_graphs(model, tmp_path, capsys):
-    """A user's own graphs through `insertgen sample --greedy`: the shipped IP / AO-IP (99%+ on generated
-    test graphs) find the oracle's path on every hand-written graph (measured: all 8, both models)."""
+# Star-medium graphs written so (three arms of 2-5 edges, the answer's length varies): arms in order, then other
+# labels with the edges shuffled (random.Random(3)); the goal at the end of each arm in turn.
+_ARMS_IN_ORDER = "0 1 1 2 0 3 3 4 4 5 5 6 0 7 7 8 8 9 9 10 10 11"
+_SHUFFLED = "4 9 13 8 8 2 13 4 6 11 0 19 2 15 9 17 15 6 13 0"
+HAND_WRITTEN_MEDIUM = [f"{_ARMS_IN_ORDER} 0 2", f"{_ARMS_IN_ORDER} 0 6", f"{_ARMS_IN_ORDER} 0 11",
+                       f"{_SHUFFLED} 13 17", f"{_SHUFFLED} 13 19", f"{_SHUFFLED} 13 11"]
+HAND_WRITTEN_BY_TASK = {"star-easy": HAND_WRITTEN, "star-medium": HAND_WRITTEN_MEDIUM}
+
+
+@pytest.mark.parametrize("task,model", [(t, m) for t, m in SHIPPED if m in ("ip", "ao-ip")])
+def test_shipped_insertion_models_solve_hand_written_graphs(task, model, tmp_path, capsys):
+    """A user's own graphs through `insertgen sample --greedy`: the shipped IP / AO-IP (96-99%+ on generated
+    test graphs) find the oracle's path on every hand-written graph (measured: all 8 star-easy graphs, both
+    models; all 6 star-medium graphs, IP)."""
     from insertgen.tasks import get_task
     from insertgen.tasks.star import solve
 
+    graphs = HAND_WRITTEN_BY_TASK[task]
     prompts = tmp_path / "mine.jsonl"
-    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in HAND_WRITTEN))
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in graphs))
     out = tmp_path / "out.jsonl"
-    assert run_cli("sample", "--run", str(pretrained_dir(model)), "--input", str(prompts), "--output", str(out),
+    assert run_cli("sample", "--run", str(pretrained_dir(model, task)), "--input", str(prompts), "--output", str(out),
                    "--greedy") == 0
-    task = get_task("star-easy")
+    star = get_task(task)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["prompt"] for r in rows] == HAND_WRITTEN
+    assert [r["prompt"] for r in rows] == graphs
     for row in rows:
-        assert row["output"] == task.format(solve(task.parse_prompt(row["prompt"]))), row
+        assert row["output"] == star.format(solve(star.parse_prompt(row["prompt"]))), row

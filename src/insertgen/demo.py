@@ -138,7 +138,8 @@ def _prepare(out: Path, task: str, model: str, primary: str, train: bool, seed: 
         if (source / name).is_file():
             shutil.copyfile(source / name, run_dir / name)
     config = json.loads((source / CONFIG).read_text())
-    return f"shipped, {config['train']['steps']:,} steps ({config.get('budget_note', 'see docs/results.md')})"
+    note = config.get("budget_note")  # written by scripts/ship_pretrained.py; it starts with the steps
+    return f"shipped: {note}" if note else f"shipped, {config['train']['steps']:,} steps (see docs/results.md)"
 
 
 def _choose_models(task: str, train: bool, models: tuple[str, ...] | None) -> tuple[str, ...]:
