@@ -20,8 +20,9 @@ AO-IP, which the probes do not ask). The model is
 trained with ``insertgen train``'s own trainer (preset default: the task's own CPU preset of the model,
 e.g. ``star-tiny-ip-cpu`` for IP on star-tiny, else the star-easy one), resumably: rerunning the same
 command continues from the last point, and a run directory trained elsewhere (e.g. a ``reproduce`` cell),
-copied to ``OUT/run``, is continued from its last checkpoint, its curve starting at that step. FLOPs are the counted matrix-product FLOPs of one training step (as
-``insertgen bench`` counts them, on a throw-away copy) times the steps. ``--stop-at 0.95`` ends a run early
+copied to ``OUT/run``, is continued from its last checkpoint, its curve starting at that step. FLOPs are
+the counted matrix-product FLOPs of one training step (as ``insertgen bench`` counts them, on a
+throw-away copy) times the steps. ``--stop-at 0.95`` ends a run early
 once two points in a row reach that exact match.
 
 Writes ``OUT/learning.json`` (settings, points) and ``OUT/learning.png`` after every point; a ladder writes

@@ -147,10 +147,9 @@ def test_a_run_trained_elsewhere_is_continued_from_its_step(tmp_path):
     shutil.copytree(trained, out / "run")
     _run(["--task", "star-tiny", "--model", "flexmdm", "--steps", "6", "--every", "2", "--eval-n", "8", *TINY,
           "--out", str(out)], tmp_path)
-    points = json.loads((out / "learning.json").read_text())["points"]
     record = json.loads((out / "learning.json").read_text())
-    assert [p["step"] for p in points] == [4, 6]
-    assert points[0]["flops"] == pytest.approx(4 * record["flops_per_step"])
+    assert [p["step"] for p in record["points"]] == [4, 6]
+    assert record["points"][0]["flops"] == pytest.approx(4 * record["flops_per_step"])
 
 
 def test_smallest_ladder_reports_time_to_solve(tmp_path):
