@@ -11,7 +11,9 @@ has learned along the way.
 Each point: the mean training loss since the last point, then with the EMA weights exact match, token
 accuracy, plan validity and the generation order (``order_corr_unmask`` / ``_insert``: Spearman's
 correlation of a token's generation step with its distance from the junction) of greedy sampling (64
-sampler steps, the run's sampler order) on the first ``--eval-n`` test graphs (default 500), for IP the
+sampler steps, the run's sampler order) on the first ``--eval-n`` test graphs (default 500), the exact
+match of the family's other samplers (``exact_match_other_samplers``: FlexMDM / LoFlexMDM's other
+tau-leaping order, MDM's confidence order; ``evaluate.family_samplers``), for IP the
 order of its posterior (``posterior_order_corr``: the same correlation for the ranks of 4 orders drawn
 from q(order | target) per graph, on the first 100 test graphs), the sub-skill probes of
 ``insertgen.tasks.star_probes`` on the same graphs, and the failure kinds of the wrong outputs
@@ -73,9 +75,9 @@ def flops_per_step(task: str, model: str, preset: str, seed: int, overrides: dic
 POSTERIOR_EXAMPLES, POSTERIOR_SAMPLES = 100, 4  # IP's posterior order: orders drawn per test target
 
 
-def evaluate_point(trainer, eval_n: int) -> dict:
+def evaluate_point(trainer, eval_n: int, model_id: str) -> dict:
     from insertgen.analysis import posterior_order_profile
-    from insertgen.evaluate import evaluate_model
+    from insertgen.evaluate import evaluate_model, family_samplers
     from insertgen.flex.sampler import SamplerOptions
     from insertgen.tasks.star_probes import failure_kinds, probe
 
@@ -89,10 +91,15 @@ def evaluate_point(trainer, eval_n: int) -> dict:
         probes = probe(model, examples, target_format)
         failures = failure_kinds(examples, pairs, target_format)
         posterior = posterior_order_profile(model, task, examples[:POSTERIOR_EXAMPLES], POSTERIOR_SAMPLES)
+        others = {name: evaluate_model(model, task, examples, options, seed=0)[0]["exact_match"]
+                  for name, options in family_samplers(model_id, SAMPLER_STEPS).items()
+                  if name not in ("ancestral", "left_to_right", trainer.cfg.eval_sampler_order)}
     model.train()
     keep = ("exact_match", "token_accuracy", "plan_validity", "model_evals_per_seq", "order_corr_unmask",
             "order_corr_insert")
     extra = {"posterior_order_corr": posterior["rank_distance_corr"]} if posterior else {}
+    if others:
+        extra["exact_match_other_samplers"] = others
     return {**{k: metrics[k] for k in keep if k in metrics}, "probes": probes, "failures": failures, **extra}
 
 
@@ -138,7 +145,7 @@ def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str 
                              overrides={} if resume else overrides, resume=resume)
     if not record["points"]:  # the first point: step 0, or the step of a run directory continued here
         record["points"].append({"step": trainer.step, "flops": trainer.step * record["flops_per_step"],
-                                 "loss": None, "seconds": 0.0, **evaluate_point(trainer, eval_n)})
+                                 "loss": None, "seconds": 0.0, **evaluate_point(trainer, eval_n, model)})
     while trainer.step < steps and not solved(record["points"], stop_at):
         start, before = time.time(), trainer.step
         trainer.cfg.steps = min(steps, (trainer.step // every + 1) * every)
@@ -146,14 +153,16 @@ def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str 
         point = {"step": trainer.step, "flops": trainer.step * record["flops_per_step"],
                  "loss": mean_loss_since(run_dir, before),
                  "seconds": record["points"][-1]["seconds"] + time.time() - start,
-                 **evaluate_point(trainer, eval_n)}
+                 **evaluate_point(trainer, eval_n, model)}
         record["points"].append(point)
         record["time_to_solve"] = time_to_solve(record["points"])
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(record, indent=1) + "\n")
         plot(record, out / "learning.png")
         report(f"{task} {model} step {point['step']}: loss {point['loss']:.4f} exact {point['exact_match']:.3f} "
-               f"token {point['token_accuracy']:.3f} probes "
+               f"token {point['token_accuracy']:.3f} "
+               + "".join(f"({k} {v:.3f}) " for k, v in point.get("exact_match_other_samplers", {}).items())
+               + "probes "
                + " ".join(f"{k} {v:.2f}" for k, v in point["probes"].items() if v is not None))
     record["time_to_solve"] = time_to_solve(record["points"])
     write_text_atomic(path, json.dumps(record, indent=1) + "\n")
@@ -180,6 +189,9 @@ def plot(record: dict, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot(steps, [p["exact_match"] for p in points], label="exact match", lw=2)
     left.plot(steps, [p["token_accuracy"] for p in points], label="token accuracy")
+    for name in points[-1].get("exact_match_other_samplers", {}):
+        left.plot(steps, [p.get("exact_match_other_samplers", {}).get(name, float("nan")) for p in points],
+                  ls="--", label=f"exact match, {name} sampler")
     losses = [(p["step"], p["loss"]) for p in points if p["loss"] is not None]
     if losses:
         twin = left.twinx()

@@ -108,6 +108,9 @@ def test_smallest_learning_run_writes_its_documented_keys_and_resumes(tmp_path):
         assert set(point["failures"]) == set(FAILURE_KINDS)  # every wrong output counted once
         assert sum(point["failures"].values()) == round((1 - point["exact_match"]) * 8)
         assert point["flops"] == pytest.approx(point["step"] * record["flops_per_step"])
+        # FlexMDM's other tau-leaping order is scored too (the run's own is joint), on the same 8 graphs
+        (other, value), = point["exact_match_other_samplers"].items()
+        assert other == "insert_first" and round(value * 8) == pytest.approx(value * 8)
     assert set(record["time_to_solve"]) == {"0.5", "0.95"}
     assert (out / "learning.png").stat().st_size > 0
     _run([*args[:5], "6", *args[6:]], tmp_path)  # two more steps: continues, does not start again
