@@ -6,7 +6,7 @@ wall-clock time.
 Trains the preset in segments of ``--every`` seconds of training (resume is exact, so segmenting does
 not change the run), and after each segment evaluates the EMA weights on the first ``--n`` test
 examples (unconditional tasks: ``--n`` samples), greedy for conditional tasks and sampled from the
-model otherwise, with every sampler of the model's family (``_common.greedy_samplers``): FlexMDM /
+model otherwise, with every sampler of the model's family (``insertgen.apps.benchmarking.greedy_samplers``): FlexMDM /
 LoFlexMDM with both tau-leaping orders (joint, insert_first) of ``--sampler-steps`` steps, IP / AO-IP
 with their ancestral sampler, ARM left to right, MDM in random and in confidence (top_prob) order. Evaluation time is not counted as
 training time. Writes benchmarks/results/accuracy_vs_time-NAME-seedS.json (NAME defaults to the preset)
@@ -22,12 +22,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import greedy_samplers, parse_overrides, save  # noqa: E402
-
-from insertgen import load_run  # noqa: E402
-from insertgen.evaluate import evaluate_model  # noqa: E402
-from insertgen.training_run import prepare_run  # noqa: E402
+from insertgen import load_run
+from insertgen.apps.benchmarking import greedy_samplers, parse_overrides, save
+from insertgen.engine.evaluate import evaluate_model
+from insertgen.engine.training_run import prepare_run
 
 
 def main() -> None:

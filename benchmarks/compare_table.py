@@ -29,7 +29,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-SAMPLERS = ("joint", "insert_first", "ancestral", "left_to_right", "random", "top_prob")  # see _common.greedy_samplers
+from insertgen.models.registry import model_ids
+
+SAMPLERS = ("joint", "insert_first", "ancestral", "left_to_right", "random", "top_prob")  # see insertgen.apps.benchmarking.greedy_samplers
 STOPPING = ("ancestral", "left_to_right")  # samplers whose sequences stop by themselves (termination rate)
 
 
@@ -95,7 +97,7 @@ def combined(rows: list[tuple]) -> list[str]:
     return out
 
 
-MODEL_ORDER = ("flexmdm", "loflexmdm", "ao-ip", "ip", "arm", "mdm")
+MODEL_ORDER = model_ids()  # the registry's order (the tables' columns)
 
 
 def plot_maze_grid(best: dict, path: Path) -> None:
@@ -207,7 +209,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None, help="with --maze: also draw the grid to this PNG")
     args = parser.parse_args()
     if args.maze or args.molecules:
-        from insertgen.presets import get_preset
+        from insertgen.engine.presets import get_preset
 
         rows = []
         for path in args.files:

@@ -22,10 +22,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
-
-from insertgen.training_run import prepare_run  # noqa: E402
+from insertgen.apps.benchmarking import save
+from insertgen.engine.training_run import prepare_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {

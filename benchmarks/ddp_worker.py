@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from insertgen.distributed import barrier, init_world, shutdown
-from insertgen.training_run import prepare_run
+from insertgen.core.distributed import barrier, init_world, shutdown
+from insertgen.engine.training_run import prepare_run
 
 
 def main() -> None:

@@ -27,10 +27,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
-
-from insertgen.checkpoint import CHECKPOINT, load_checkpoint  # noqa: E402
+from insertgen.apps.benchmarking import save
+from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {
@@ -45,7 +43,7 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
 
 
 def train_command(model: str, run: Path, steps: int, resume: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "insertgen.cli", "train", "--out", str(run), "--steps", str(steps), "--quiet"]
+    cmd = [sys.executable, "-m", "insertgen.apps.cli", "train", "--out", str(run), "--steps", str(steps), "--quiet"]
     if resume:
         return cmd + ["--resume"]
     sets = [arg for s in [*TRAIN, *SIZES[model]] for arg in ("--set", s)]

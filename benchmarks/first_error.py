@@ -2,7 +2,7 @@
 
     python benchmarks/first_error.py --run RUN_DIR [--n 1000] [--steps 64] [--name NAME]
 
-For every greedy sampler of the run's model family (``_common.greedy_samplers``) it samples the first
+For every greedy sampler of the run's model family (``insertgen.apps.benchmarking.greedy_samplers``) it samples the first
 ``--n`` test graphs and, for each output that is not the target, finds the first token where the two
 differ (an output that stops early errs at its end). The output ``p0 p1 p1 p2 ...`` names path node
 ``(i + 1) // 2`` at token i; the junction is the node with out-degree > 1 (the source on star-easy). It
@@ -11,7 +11,7 @@ measured on the target) and which side of it (toward the source or the goal), an
 whose first wrong node is **the one right after the junction**: the branch choice that a left-to-right
 model can only guess ('Clever Hans' failure).
 
-It also counts the **failure kinds** of ``insertgen.tasks.star_probes.failure_kinds``: the first wrong
+It also counts the **failure kinds** of ``insertgen.engine.star_probes.failure_kinds``: the first wrong
 token in the order the sampler decided the tokens and the look-up that decision needed (parent of a
 known node, split by the wrong-occurrence error; child; none; another length). ``--confidence
 top_prob`` samples with confidence-chosen slots / unmasking instead. Writes benchmarks/results/first_error-NAME.json.
@@ -27,12 +27,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import greedy_samplers, save  # noqa: E402
-
-from insertgen import load_run  # noqa: E402
-from insertgen.evaluate import generate  # noqa: E402
-from insertgen.tasks.star_probes import failure_kinds  # noqa: E402
+from insertgen import load_run
+from insertgen.apps.benchmarking import greedy_samplers, save
+from insertgen.engine.evaluate import generate
+from insertgen.engine.star_probes import failure_kinds
 
 
 def first_error(output: list[int], target: list[int]) -> int | None:

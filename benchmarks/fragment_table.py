@@ -16,14 +16,14 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from insertgen.apps.benchmarking import save
 
 TASKS = ("linker", "motif", "scaffold", "superstructure")
 COLUMNS = ("validity", "uniqueness", "quality_all", "quality_unique", "diversity", "distance")
 PERCENT = {"validity", "uniqueness", "quality_all", "quality_unique"}
-# published reference (NVIDIA-Digital-Bio/genmol README, GenMol V2 with bracket SAFE, paper scale; spec
-# data_and_deps.md §6.3): validity / uniqueness / quality (GenMol's: distinct molecules) / diversity / distance
+# published reference (NVIDIA-Digital-Bio/genmol README, GenMol V2 with bracket SAFE, paper scale;
+# docs/methods/tasks.md#fragment-reference-numbers): validity / uniqueness / quality (GenMol's: distinct
+# molecules) / diversity / distance
 GENMOL_V2 = {"linker": (1.000, 0.766, 0.184, 0.512, 0.539), "motif": (0.994, 0.845, 0.490, 0.626, 0.659),
              "scaffold": (0.992, 0.905, 0.397, 0.571, 0.604), "superstructure": (0.997, 0.898, 0.390, 0.551, 0.769)}
 

@@ -16,8 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from insertgen.apps.benchmarking import save
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ match of the family's other samplers (``exact_match_other_samplers``: FlexMDM / 
 tau-leaping order, MDM's confidence order; ``evaluate.family_samplers``), for IP the
 order of its posterior (``posterior_order_corr``: the same correlation for the ranks of 4 orders drawn
 from q(order | target) per graph, on the first 100 test graphs), the sub-skill probes of
-``insertgen.tasks.star_probes`` on the same graphs, and the failure kinds of the wrong outputs
+``insertgen.engine.star_probes`` on the same graphs, and the failure kinds of the wrong outputs
 (``star_probes.failure_kinds``: which look-up the first wrong decision needed; the instrument for IP /
 AO-IP, which the probes do not ask). The model is
 trained with ``insertgen train``'s own trainer (preset default: the task's own CPU preset of the model,
@@ -36,19 +36,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
-
-from insertgen.io import write_text_atomic  # noqa: E402
-from insertgen.options import parse_assignments  # noqa: E402
-from insertgen.threads import use_threads  # noqa: E402
+from insertgen.apps.benchmarking import POSTERIOR_EXAMPLES, POSTERIOR_SAMPLES, machine
+from insertgen.core.io import write_text_atomic
+from insertgen.core.options import parse_assignments
+from insertgen.core.threads import use_threads
 
 THRESHOLDS = (0.5, 0.95)
 SAMPLER_STEPS = 64
@@ -56,15 +53,15 @@ SAMPLER_STEPS = 64
 
 def default_preset(task: str, model: str) -> str:
     """The task's own CPU preset of ``model`` where there is one (``star-tiny-ip-cpu``), else star-easy's."""
-    from insertgen.presets import PRESETS, cpu_preset_name
+    from insertgen.engine.presets import PRESETS, cpu_preset_name
 
     own = cpu_preset_name(task, model)
     return own if own in PRESETS else cpu_preset_name("star-easy", model)
 
 
 def flops_per_step(task: str, model: str, preset: str, seed: int, overrides: dict) -> float:
-    from insertgen.bench import count_step_flops
-    from insertgen.training_run import prepare_run
+    from insertgen.apps.bench import count_step_flops
+    from insertgen.engine.training_run import prepare_run
 
     with tempfile.TemporaryDirectory() as tmp:
         _, probe = prepare_run(task=task, model=model, preset=preset, steps=10, out=Path(tmp) / "probe", seed=seed,
@@ -72,21 +69,20 @@ def flops_per_step(task: str, model: str, preset: str, seed: int, overrides: dic
         return count_step_flops(probe)
 
 
-POSTERIOR_EXAMPLES, POSTERIOR_SAMPLES = 100, 4  # IP's posterior order: orders drawn per test target
 
 
 def evaluate_point(trainer, eval_n: int, model_id: str) -> dict:
-    from insertgen.analysis import posterior_order_profile
-    from insertgen.evaluate import evaluate_model, family_samplers
-    from insertgen.flex.sampler import SamplerOptions
-    from insertgen.tasks.star_probes import failure_kinds, probe
+    from insertgen.engine.analysis import posterior_order_profile
+    from insertgen.engine.evaluate import evaluate_model, family_samplers
+    from insertgen.engine.star_probes import failure_kinds, probe
+    from insertgen.models.registry import get_family
 
     task, model = trainer.task, trainer.model
     examples = task.examples("test")[:eval_n]
     model.eval()
     with trainer.ema.applied(model):
-        metrics, pairs = evaluate_model(model, task, examples, SamplerOptions(
-            steps=SAMPLER_STEPS, top_k=1, order=trainer.cfg.eval_sampler_order), seed=0)
+        metrics, pairs = evaluate_model(model, task, examples, get_family(model_id).sampler_options(dict(
+            steps=SAMPLER_STEPS, top_k=1, order=trainer.cfg.eval_sampler_order)), seed=0)
         target_format = getattr(task, "target_format", "edges")
         probes = probe(model, examples, target_format)
         failures = failure_kinds(examples, pairs, target_format)
@@ -122,7 +118,7 @@ def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str 
     """Train ``model`` on ``task`` for ``steps`` steps with a point every ``every`` steps (module
     docstring), or until two points in a row reach exact match ``stop_at``; resumes from ``out`` when it
     holds an earlier invocation with the same settings."""
-    from insertgen.training_run import prepare_run
+    from insertgen.engine.training_run import prepare_run
 
     preset = preset or default_preset(task, model)
     overrides = {"eval_every": 0, "log_every": min(50, every), "checkpoint_every": every, **(overrides or {})}

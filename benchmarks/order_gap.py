@@ -36,11 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
-
-from insertgen import load_run  # noqa: E402
-from insertgen.errors import InsertgenError  # noqa: E402
+from insertgen import load_run
+from insertgen.apps.benchmarking import save
+from insertgen.core.errors import InsertgenError
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
@@ -107,7 +105,7 @@ def main() -> None:
             r = {"run": str(run), **order_gap(model, model.task, model.task.examples("test")[: args.n], args.samples,
                                               args.seed)}
         results.append(r)
-        fmt = lambda k: f"{r[k]['mean']:+.3f} +- {r[k]['se']:.3f}" if k in r else "-"  # noqa: E731
+        fmt = lambda k: f"{r[k]['mean']:+.3f} +- {r[k]['se']:.3f}" if k in r else "-"
         print(f"{run}: log p(x) {fmt('log_px')}, gain over uniform {fmt('gain_uniform')}, over the posterior "
               f"{fmt('gain_posterior')}; junction first {fmt('junction_first_vs_uniform')}, goal first "
               f"{fmt('goal_first_vs_uniform')} (nats vs uniform)", flush=True)

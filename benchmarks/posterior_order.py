@@ -5,7 +5,7 @@
 For each directory whose ``run/`` checkpoint is at the step of its last point, loads the EMA weights and
 computes ``posterior_order_corr`` exactly as ``learning_speed.py`` now does at every point (the mean
 Spearman correlation of the posterior's ranks with the distance from the junction, 4 orders drawn per
-target on the first 100 test graphs; ``insertgen.analysis.posterior_order_profile``), and stores it in
+target on the first 100 test graphs; ``insertgen.engine.analysis.posterior_order_profile``), and stores it in
 that last point of ``learning.json``. Directories of other models, or whose checkpoint is at another
 step, are reported and left alone.
 """
@@ -18,13 +18,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from learning_speed import POSTERIOR_EXAMPLES, POSTERIOR_SAMPLES  # noqa: E402
-
-from insertgen import load_run  # noqa: E402
-from insertgen.analysis import posterior_order_profile  # noqa: E402
-from insertgen.checkpoint import CHECKPOINT, load_checkpoint  # noqa: E402
-from insertgen.io import write_text_atomic  # noqa: E402
+from insertgen import load_run
+from insertgen.apps.benchmarking import POSTERIOR_EXAMPLES, POSTERIOR_SAMPLES
+from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint
+from insertgen.core.io import write_text_atomic
+from insertgen.engine.analysis import posterior_order_profile
 
 
 def backfill(out: Path) -> float | None:

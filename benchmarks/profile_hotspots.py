@@ -22,7 +22,7 @@ import torch
 def profile_training(preset: str, steps: int) -> None:
     from torch.profiler import ProfilerActivity, profile
 
-    from insertgen.training_run import prepare_run
+    from insertgen.engine.training_run import prepare_run
 
     with tempfile.TemporaryDirectory() as tmp:
         _, trainer = prepare_run(None, None, preset, 100, Path(tmp) / "run", 0,
@@ -37,14 +37,14 @@ def profile_training(preset: str, steps: int) -> None:
 
 def profile_sampling(run: Path, n: int, steps: int) -> None:
     from insertgen import load_run
-    from insertgen.flex.sampler import SamplerOptions
+    from insertgen.models.flexmdm.sampler import TauLeapingOptions
 
     model = load_run(run)
     prompts = [list(ex.prompt) for ex in model.task.examples("test")[:n]]
     profiler = cProfile.Profile()
     with torch.inference_mode():
         profiler.enable()
-        model.sample(prompts, SamplerOptions(steps=steps, top_k=1), torch.Generator().manual_seed(0))
+        model.sample(prompts, TauLeapingOptions(steps=steps, top_k=1), torch.Generator().manual_seed(0))
         profiler.disable()
     pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 

@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = """
 import json, sys, torch
 from insertgen import load_run
-from insertgen.evaluate import generate
-from insertgen.flex.sampler import SamplerOptions
+from insertgen.engine.evaluate import generate
+from insertgen.models.flexmdm.sampler import TauLeapingOptions
 run, n, steps, order, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 model = load_run(run)
 prompts = [list(ex.prompt) for ex in model.task.examples("test")[:n]]
 with torch.inference_mode():
-    outputs, _ = generate(model, prompts, SamplerOptions(steps=steps, top_k=1, order=order), seed=0)
+    outputs, _ = generate(model, prompts, TauLeapingOptions(steps=steps, top_k=1, order=order), seed=0)
 json.dump(outputs, open(out, "w"))
 """
 

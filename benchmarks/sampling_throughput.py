@@ -21,12 +21,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import GRID_FREE_SAMPLERS, greedy_samplers, save  # noqa: E402
-
-from insertgen import load_run  # noqa: E402
-from insertgen.demo import pretrained_dir  # noqa: E402
-from insertgen.evaluate import evaluate_model  # noqa: E402
+from insertgen import load_run
+from insertgen.apps.benchmarking import GRID_FREE_SAMPLERS, greedy_samplers, save
+from insertgen.apps.demo import pretrained_dir
+from insertgen.engine.evaluate import evaluate_model
 
 
 def main() -> None:

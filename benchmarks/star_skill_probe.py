@@ -32,13 +32,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_overrides, save  # noqa: E402
-
-from insertgen import load_run  # noqa: E402
-from insertgen.data import collate  # noqa: E402
-from insertgen.run import read_config  # noqa: E402
-from insertgen.training_run import prepare_run  # noqa: E402
+from insertgen import load_run
+from insertgen.apps.benchmarking import parse_overrides, save
+from insertgen.core.data import collate
+from insertgen.core.rundir import read_config
+from insertgen.engine.training_run import prepare_run
 
 PROBE_TIME = 0.95
 

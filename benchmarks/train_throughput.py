@@ -13,47 +13,19 @@ benchmarks/results/train_throughput.json.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
-
-from insertgen.data import Batch  # noqa: E402
-from insertgen.training_run import prepare_run  # noqa: E402
+from insertgen.apps.bench import measure_training
+from insertgen.apps.benchmarking import save
 
 
 def measure(preset: str, steps: int, warmup: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        _, trainer = prepare_run(task=None, model=None, preset=preset, steps=warmup + steps, out=Path(tmp) / "run",
-                                 seed=0, overrides={"eval_every": 0, "checkpoint_every": 10**9}, resume=False)
-        times, tokens = [], []
-        model, opt = trainer.model, trainer.opt
-        for i in range(warmup + steps):
-            idx = torch.from_numpy(trainer.order.next())
-            batch = Batch(trainer.data_tokens[idx], trainer.data_fixed[idx])
-            start = time.perf_counter()
-            loss, stats = model.loss(batch, trainer.noise_gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            trainer.ema.update(model)
-            elapsed = time.perf_counter() - start
-            if i >= warmup:
-                times.append(elapsed)
-                tokens.append(stats["tokens"])
-        step = statistics.median(times)
-        params = sum(p.numel() for p in model.parameters())
-        return {"preset": preset, "params": params, "batch_size": trainer.cfg.batch_size,
-                "median_step_s": step, "tokens_per_step": statistics.mean(tokens),
-                "tokens_per_s": statistics.mean(tokens) / step, "sequences_per_s": trainer.cfg.batch_size / step,
-                "model": model.model_id, "steps_measured": steps}
+    """The trainer's own step (``insertgen bench``'s timer, :func:`insertgen.apps.bench.measure_training`)
+    on ``preset``: median step time and tokens/s after ``warmup`` steps."""
+    m = measure_training(preset, steps, warmup, peak=float("nan"), count_flops=False)
+    keep = ("preset", "params", "batch_size", "median_step_s", "tokens_per_step", "tokens_per_s", "model",
+            "steps_measured")
+    return {**{k: m[k] for k in keep}, "sequences_per_s": m["batch_size"] / m["median_step_s"]}
 
 
 def main() -> None:

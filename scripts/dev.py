@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_browser()
     if command == "demo":
-        cmd = [str(python()), "-m", "insertgen.cli", "demo", *rest]
+        cmd = [str(python()), "-m", "insertgen.apps.cli", "demo", *rest]
     else:
         cmd = [str(python()), "-m", "pytest", "-q", *rest]
     env = dict(os.environ)

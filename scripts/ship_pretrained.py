@@ -6,7 +6,7 @@
 Writes src/insertgen/pretrained/NAME/{config.json, checkpoint.safetensors, metrics.jsonl} (NAME defaults to
 the run's task and model, e.g. star-easy-ip, which is where `insertgen demo` looks); the config records the
 source run, the training step it was exported at and the sampler the demo uses (``--sampler``: one of the
-family's samplers in insertgen.evaluate.family_samplers; default its first).
+family's samplers in insertgen.engine.evaluate.family_samplers; default its first).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import json
 import shutil
 from pathlib import Path
 
-from insertgen.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, split_prefix
-from insertgen.evaluate import family_samplers
-from insertgen.run import CONFIG, METRICS, read_config
+from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, split_prefix
+from insertgen.core.rundir import CONFIG, METRICS, read_config
+from insertgen.engine.evaluate import family_samplers
 
 ROOT = Path(__file__).resolve().parent.parent
 

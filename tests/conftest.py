@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 # Every command the tests run computes with a fixed thread count: the CLI's default count adapts to the
-# machine's load (insertgen/threads.py), and tests that compare two runs need the same float reductions.
+# machine's load (insertgen/core/threads.py), and tests that compare two runs need the same float reductions.
 # tests/test_threads.py removes it where it tests the adaptive default.
 os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                              else os.cpu_count() or 1))
@@ -25,8 +25,8 @@ TINY_TRAIN_ARGS = [
 
 
 def call_main(args) -> int:
-    """Run ``insertgen.cli.main`` in-process; returns the exit code (0 when it returns normally)."""
-    from insertgen.cli import main
+    """Run ``insertgen.apps.cli.main`` in-process; returns the exit code (0 when it returns normally)."""
+    from insertgen.apps.cli import main
 
     try:
         main([str(a) for a in args])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from insertgen.analysis import edge_steps, order_statistics, output_steps
+from insertgen.engine.analysis import edge_steps, order_statistics, output_steps
 from insertgen.tasks import get_task
 
 
@@ -55,10 +55,11 @@ def test_order_correlation_sign(direction, sign):
 def test_insertion_time_profile_quantiles_of_constant_rates():
     import torch
 
-    from insertgen.analysis import insertion_time_profile
+    from insertgen.engine.analysis import insertion_time_profile
     from insertgen.schedules import KumaraswamySchedule
 
     class Constant(torch.nn.Module):
+        model_id = "loflexmdm"  # its family declares schedule_profile
         schedule = KumaraswamySchedule(1.0)
 
         def __init__(self):
@@ -75,12 +76,13 @@ def test_insertion_time_profile_quantiles_of_constant_rates():
         assert entry["q50"] == pytest.approx(1 - 2 ** -0.5, abs=1e-5)  # F^{-1}(1/2) = 1 - (1/2)^{1/b}
         assert entry["q25"] == pytest.approx(1 - 0.75 ** 0.5, abs=1e-5) and entry["tokens"] == 3
     assert profile["by_distance"]["0"]["tokens"] == 3 and profile["by_distance"]["1"]["tokens"] == 6
-    assert insertion_time_profile(object(), task, []) is None
+    assert insertion_time_profile(type("F", (), {"model_id": "flexmdm"})(), task, []) is None
 
 
 class _FixedOrderPosterior:
     """Stands in for an IP model whose posterior always proposes the same permutation per target."""
 
+    model_id = "ip"  # its family declares posterior_orders
     learned_order = True
 
     def __init__(self, order_of):
@@ -102,7 +104,7 @@ def test_posterior_order_profile_ranks_and_correlation():
     Spearman's between them and the junction distance: -1 when the posterior inserts far tokens first."""
     from scipy.stats import spearmanr
 
-    from insertgen.analysis import posterior_order_profile
+    from insertgen.engine.analysis import posterior_order_profile
     from insertgen.tasks import get_task
 
     task = get_task("star-easy")
@@ -124,4 +126,4 @@ def test_posterior_order_profile_ranks_and_correlation():
     assert len(lookup) == 1
     profile = posterior_order_profile(_FixedOrderPosterior(lambda n: far_first(lookup[n])), task, examples[:1])
     assert profile["rank_distance_corr"] < -0.8
-    assert posterior_order_profile(type("AO", (), {"learned_order": False})(), task, examples) is None
+    assert posterior_order_profile(type("AO", (), {"model_id": "ao-ip"})(), task, examples) is None

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from insertgen.baselines.arm import ARM, ARMConfig
-from insertgen.baselines.mdm import MDM, MDMConfig
-from insertgen.data import collate
-from insertgen.flex.sampler import SamplerOptions
+from insertgen.core.data import collate
+from insertgen.core.sampling import SamplerOptions
+from insertgen.models.arm.model import ARM, ARMConfig
+from insertgen.models.mdm.model import MDM, MDMConfig, UnmaskingOptions
 from insertgen.nn.kv_cache import KVCache
 from insertgen.nn.transformer import Transformer, TransformerConfig
 from insertgen.tasks import get_task
@@ -174,7 +174,7 @@ def test_mdm_elbo_of_a_context_free_model_is_the_closed_form():
 def test_mdm_samples_never_contain_mask_or_specials(confidence):
     model = tiny_mdm(5)
     prompts = _prompts(8)
-    options = SamplerOptions(steps=5, temperature=1.0, confidence=confidence)
+    options = UnmaskingOptions(steps=5, temperature=1.0, confidence=confidence)
     outs, rec = model.sample(prompts, options, torch.Generator().manual_seed(0), return_trajectory=True)
     for p, o, row, um in zip(prompts, outs, rec.tokens, rec.unmask_step):
         assert all(t >= VOCAB.num_special for t in o)  # no MASK, no PAD left
@@ -197,7 +197,7 @@ def test_mdm_confidence_order_reveals_the_most_confident_slot_first():
         probs = torch.softmax(model(tokens, real), dim=-1)[0, slot[0]]  # (N, V) at the all-MASK canvas
     best = int(probs.max(-1).values.argmax())
     token = int(probs[best].argmax())
-    _, rec = model.sample(prompt, SamplerOptions(steps=TASK.target_block, top_k=1, confidence="top_prob"),
+    _, rec = model.sample(prompt, UnmaskingOptions(steps=TASK.target_block, top_k=1, confidence="top_prob"),
                           return_trajectory=True)
     p = len(prompt[0])
     steps, row = rec.unmask_step[0][p + 1 : -1], rec.tokens[0][p + 1 : -1]

@@ -9,8 +9,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import call_main
-from insertgen.bench import _cpu_attention_flops, count_step_flops, parse_spec, peak_gflops
-from insertgen.errors import InsertgenError
+from insertgen.apps.bench import _cpu_attention_flops, count_step_flops, parse_spec, peak_gflops
+from insertgen.core.errors import InsertgenError
 
 
 def test_attention_flops_are_counted_on_cpu():
@@ -30,7 +30,7 @@ def test_step_flops_match_the_linear_layers_of_a_tiny_model(tmp_path):
     """ARM step FLOPs = 3 x forward (forward + two backward products per matmul) and the forward's linear
     layers are 2 x tokens x their weights, so the count lies between the linear-layer count and that plus
     attention."""
-    from insertgen.training_run import prepare_run
+    from insertgen.engine.training_run import prepare_run
 
     _, trainer = prepare_run("star-easy", "arm", None, 3, tmp_path / "r", 0,
                              {"d_model": 32, "n_layers": 1, "n_heads": 2, "eval_every": 0}, resume=False)
@@ -66,7 +66,7 @@ def test_bench_cli_prints_one_json_object_per_measurement(capsys):
 def test_compiled_trunks_train_like_eager_ones(tmp_path):
     """train.compile=True compiles every Transformer trunk in place: same parameter names, and the first
     steps' losses equal the eager run's (float tolerance: compiled kernels reassociate sums)."""
-    from insertgen.training_run import prepare_run
+    from insertgen.engine.training_run import prepare_run
 
     small = {"d_model": 32, "n_layers": 1, "n_heads": 2, "eval_every": 0}
     losses = {}

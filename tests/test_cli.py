@@ -1,4 +1,4 @@
-"""Tests of the ``insertgen`` command line (DESIGN.md §6): the run-directory and JSONL contracts of
+"""Tests of the ``insertgen`` command line (README.md#the-command-line): the run-directory and JSONL contracts of
 train / sample / eval / score, and clear one-line errors (exit code 2, no traceback) for bad input."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_TRAIN_ARGS, TINY_TRAIN_STEPS
-from insertgen.checkpoint import load_checkpoint
+from insertgen.core.checkpoint import load_checkpoint
 from insertgen.tasks import get_task
 
 STAR_EASY_NODES = 20  # node ids 0..19
@@ -97,7 +97,7 @@ def test_train_writes_config_checkpoint_and_metrics(tiny_run):
 
 
 def test_git_commit_is_none_when_git_rev_parse_fails(monkeypatch):
-    from insertgen import run
+    from insertgen.core import rundir as run
 
     def fake_run(cmd, **kwargs):
         return subprocess.CompletedProcess(cmd, 128, stdout="HEAD\n", stderr="fatal: ambiguous argument 'HEAD'\n")
@@ -190,7 +190,7 @@ def test_score_refuses_elbo_for_flexmdm(cli, tiny_run, tmp_path, prompts):
 
 
 def test_train_resume_continues_from_the_checkpoint(cli, tiny_run_copy, monkeypatch):
-    from insertgen.flex.model import FlexMDM
+    from insertgen.models.flexmdm.model import FlexMDM
 
     calls = []
     original = FlexMDM.loss
@@ -445,7 +445,7 @@ def test_failed_sample_leaves_existing_output_unchanged(cli, tiny_run, tmp_path,
 
 def run_subprocess(*args, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GLIBC_TUNABLES=os.environ.get("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=4294967296"))
-    return subprocess.run([sys.executable, "-m", "insertgen.cli", *map(str, args)], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "insertgen.apps.cli", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -543,7 +543,7 @@ def test_baseline_train_sample_eval_score(cli, tmp_path, prompts, model_id, boun
     assert row["bound"] == bound and row["log_likelihood"] < 0
     other = "elbo" if bound == "exact" else "exact"
     code, _, err = cli("score", "--run", out, "--input", texts, "--bound", other)
-    assert code == 2 and f"cannot give a {other!r} log-likelihood" in err
+    assert code == 2 and f"cannot give the log-likelihood bound {other!r}" in err
     too_long = tmp_path / "long.jsonl"
     too_long.write_text(json.dumps({"prompt": prompts[0], "text": " ".join(["1"] * 40)}) + "\n")
     code, _, err = cli("score", "--run", out, "--input", too_long, "--output", tmp_path / "long-scores.jsonl")

@@ -6,13 +6,19 @@ import pytest
 import torch
 
 from insertgen import load_run
-from insertgen.demo import pretrained_dir, render_trajectory, shipped_models, trajectory_frames
-from insertgen.evaluate import evaluate_model
-from insertgen.flex.sampler import SamplerOptions
+from insertgen.apps.demo import (
+    pretrained_dir,
+    render_trajectory,
+    shipped_models,
+    trajectory_frames,
+)
+from insertgen.engine.evaluate import evaluate_model
+from insertgen.models.flexmdm.sampler import TauLeapingOptions
+
 
 def run_cli(*argv: str) -> int:
     """Exit status of ``insertgen ARGV`` run in-process (0 when main returns normally)."""
-    from insertgen.cli import main
+    from insertgen.apps.cli import main
 
     try:
         main(list(argv))
@@ -34,7 +40,7 @@ def test_shipped_model_keeps_its_measured_quality():
     task = model.task
     examples = task.fresh_examples(200, seed=777)
     with torch.inference_mode():
-        metrics, outputs = evaluate_model(model, task, examples, SamplerOptions(steps=32, top_k=1, order="insert_first"))
+        metrics, outputs = evaluate_model(model, task, examples, TauLeapingOptions(steps=32, top_k=1, order="insert_first"))
     assert metrics["token_accuracy"] >= 0.2, metrics
     assert metrics["plan_validity"] >= metrics["exact_match"]
     # the first and last target tokens (source and goal) are what this model has learned
@@ -52,7 +58,7 @@ def test_shipped_loflexmdm_generates_the_right_length():
     assert model.model_id == "loflexmdm"
     examples = model.task.fresh_examples(100, seed=778)
     with torch.inference_mode():
-        outputs = model.sample([list(ex.prompt) for ex in examples], SamplerOptions(steps=32, top_k=1),
+        outputs = model.sample([list(ex.prompt) for ex in examples], TauLeapingOptions(steps=32, top_k=1),
                                torch.Generator().manual_seed(0))
     lengths = [len(out) for out in outputs]
     # measured: mean 7.8, 48% exactly 8 (a freshly initialised LoFlexMDM: mean 14.2, none of length 8)
@@ -63,7 +69,7 @@ def test_shipped_loflexmdm_generates_the_right_length():
 def test_trajectory_rendering_shows_every_event():
     model = load_run(pretrained_dir())
     prompt = list(model.task.fresh_examples(1, seed=5)[0].prompt)
-    _, result = model.sample([prompt], SamplerOptions(steps=16, top_k=1), torch.Generator().manual_seed(0),
+    _, result = model.sample([prompt], TauLeapingOptions(steps=16, top_k=1), torch.Generator().manual_seed(0),
                              return_trajectory=True)
     record = {"canvas": result.tokens[0], "insert_step": result.insert_step[0], "unmask_step": result.unmask_step[0]}
     lines = render_trajectory(model.task, record)
@@ -115,7 +121,7 @@ def test_demo_rejects_unknown_models(tmp_path, capsys):
 def test_demo_refuses_a_model_that_is_not_shipped(tmp_path, capsys, monkeypatch):
     """Without --train, a model (or a task) with nothing shipped is refused, naming what is shipped, before
     anything is written."""
-    import insertgen.demo as demo
+    import insertgen.apps.demo as demo
 
     monkeypatch.setattr(demo, "shipped_models", lambda task: ("flexmdm",) if task == "star-easy" else ())
     assert run_cli("demo", "--models", "flexmdm,mdm", "--out", str(tmp_path / "x")) == 2
@@ -192,7 +198,7 @@ def test_every_shipped_model_loads_samples_and_refuses_damaged_files(task, model
     not JSON is refused with an error naming the file, not a traceback from deep inside."""
     import shutil
 
-    from insertgen.errors import InsertgenError
+    from insertgen.core.errors import InsertgenError
 
     source = pretrained_dir(model, task)
     loaded = load_run(source)
@@ -243,7 +249,7 @@ def test_shipped_insertion_models_solve_hand_written_graphs(task, model, tmp_pat
     test graphs) find the oracle's path on every hand-written graph (measured: all 8 star-easy graphs, both
     models; all 6 star-medium graphs, IP)."""
     from insertgen.tasks import get_task
-    from insertgen.tasks.star import solve
+    from insertgen.tasks.star.solver import solve
 
     graphs = HAND_WRITTEN_BY_TASK[task]
     prompts = tmp_path / "mine.jsonl"

@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from insertgen.checkpoint import CHECKPOINT, load_checkpoint, split_prefix
-from insertgen.training_run import prepare_run
+from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint, split_prefix
+from insertgen.engine.training_run import prepare_run
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMON = {"batch_size": 8, "eval_every": 0, "log_every": 1, "checkpoint_every": 100, "steps": 5}
@@ -70,11 +70,11 @@ def test_two_ranks_match_each_other_and_one_process_with_the_same_global_batch(t
 
 
 def test_cli_under_torchrun_writes_one_run_and_resumes_exactly(tmp_path):
-    """`torchrun ... -m insertgen.cli train` for LoFlexMDM: 3 steps, then --resume to 6, equals 6 steps of one
+    """`torchrun ... -m insertgen.apps.cli train` for LoFlexMDM: 3 steps, then --resume to 6, equals 6 steps of one
     process with the same global batch; rank 0 alone logged, each step once."""
     sets = [arg for key, value in {**COMMON, **SIZES["loflexmdm"]}.items() if key != "steps"
             for arg in ("--set", f"{key}={value}")]
-    base = ["-m", "insertgen.cli", "train", "--task", "star-easy", "--model", "loflexmdm", "--seed", "7",
+    base = ["-m", "insertgen.apps.cli", "train", "--task", "star-easy", "--model", "loflexmdm", "--seed", "7",
             "--out", str(tmp_path / "run"), "--quiet", "--device", "cpu"]
     torchrun(*base, "--steps", "3", *sets, cwd=tmp_path)
     proc = torchrun(*base, "--steps", "6", "--resume", cwd=tmp_path)
@@ -90,7 +90,7 @@ def test_cli_under_torchrun_writes_one_run_and_resumes_exactly(tmp_path):
 
 @pytest.mark.parametrize("batch_size, grad_accum", [(8, 3), (7, 2)])
 def test_a_global_batch_that_does_not_split_is_refused(tmp_path, batch_size, grad_accum):
-    from insertgen.errors import InsertgenError
+    from insertgen.core.errors import InsertgenError
 
     with pytest.raises(InsertgenError, match="grad_accum|does not split"):
         prepare_run(task="star-easy", model="flexmdm", preset=None, steps=1, out=tmp_path / "r", seed=0,

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from insertgen import load_run
-from insertgen.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
-from insertgen.errors import InsertgenError
-from insertgen.training_run import prepare_run
+from insertgen.core.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
+from insertgen.core.errors import InsertgenError
+from insertgen.engine.training_run import prepare_run
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 30
@@ -71,7 +71,7 @@ def test_kill_9_at_a_random_step_then_resume_is_bit_identical(tmp_path, model):
     sets = [arg for key, value in {**TRAIN, **SIZES[model]}.items() for arg in ("--set", f"{key}={value}")]
     run = tmp_path / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.Popen([sys.executable, "-m", "insertgen.cli", "train", "--task", "star-easy", "--model", model,
+    proc = subprocess.Popen([sys.executable, "-m", "insertgen.apps.cli", "train", "--task", "star-easy", "--model", model,
                              "--steps", str(STEPS), "--seed", "11", "--out", str(run), "--quiet", *sets],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120

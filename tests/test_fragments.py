@@ -1,6 +1,6 @@
-"""Tests of fragment-constrained generation (issue 8; spec loflexmdm.md §6.3): the prompt builders, the
-FragmentEval metrics, the shipped benchmark, how every model conditions on a prompt that is the start
-of its target, and the CLI."""
+"""Tests of fragment-constrained generation (issue 8; docs/methods/tasks.md#fragment-constrained-molecules):
+the prompt builders, the FragmentEval metrics, the shipped benchmark, how every model conditions on a prompt
+that is the start of its target, and the CLI."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from rdkit import Chem, DataStructs  # noqa: E402
 from rdkit.Chem import AllChem  # noqa: E402
 
 from conftest import call_main  # noqa: E402
-from insertgen.data import collate, prompt_canvas  # noqa: E402
-from insertgen.errors import InsertgenError  # noqa: E402
-from insertgen.flex.sampler import SamplerOptions, tau_leaping_sample  # noqa: E402
-from insertgen.models import build_model, task_defaults  # noqa: E402
+from insertgen.core.data import collate, prompt_canvas  # noqa: E402
+from insertgen.core.errors import InsertgenError  # noqa: E402
+from insertgen.models.flexmdm.sampler import TauLeapingOptions, tau_leaping_sample  # noqa: E402
+from insertgen.models.registry import build_model, task_defaults  # noqa: E402
 from insertgen.schedules import LinearSchedule  # noqa: E402
 from insertgen.tasks import get_task  # noqa: E402
 from insertgen.tasks.base import Example  # noqa: E402
@@ -244,7 +244,7 @@ def test_sampler_inserts_around_and_between_fixed_prompt_tokens():
     """A predictor that wants one token in every gap: with the prompt in the canvas (open_from = 1) masks
     go before, between and after the prompt tokens, which keep their order; with the prompt as a prefix
     (open_from = prompt + BOS) nothing lands inside it."""
-    from insertgen.vocab import Vocab
+    from insertgen.core.vocab import Vocab
 
     vocab = Vocab([str(i) for i in range(6)])
     prompt = [4, 5, 6]
@@ -261,7 +261,7 @@ def test_sampler_inserts_around_and_between_fixed_prompt_tokens():
         open_from = torch.tensor([1 if in_target else len(prompt) + 1])
         out = tau_leaping_sample(predict, LinearSchedule().integrated_hazard, tokens, fixed,
                                  [vocab.pad_id, vocab.mask_id, vocab.bos_id, vocab.eos_id], vocab.pad_id,
-                                 vocab.mask_id, SamplerOptions(steps=8), torch.Generator().manual_seed(0),
+                                 vocab.mask_id, TauLeapingOptions(steps=8), torch.Generator().manual_seed(0),
                                  open_from=open_from).tokens[0]
         kept = [k for k, tok in enumerate(out) if tok in prompt]
         assert [out[k] for k in kept] == prompt
@@ -299,7 +299,7 @@ def test_every_model_trains_and_keeps_the_prompt(model_id, task):
     loss.backward()
     prompts = [list(ex.prompt) for ex in task.examples("validation")[:6]]
     model.eval()
-    outputs, result = model.sample(prompts, SamplerOptions(steps=8), torch.Generator().manual_seed(1),
+    outputs, result = model.sample(prompts, TauLeapingOptions(steps=8), torch.Generator().manual_seed(1),
                                    return_trajectory=True, prompt_in_target=True)
     for p, out, row, step in zip(prompts, outputs, result.tokens, result.unmask_step):
         if model_id in ("arm", "mdm"):
@@ -312,8 +312,8 @@ def test_every_model_trains_and_keeps_the_prompt(model_id, task):
 def test_ip_given_tokens_act_as_tokens_inserted_before_step_zero():
     """The IP objective with prompt tokens given on the canvas equals the objective in which the same
     tokens are marked as already inserted: they shift the slots of later insertions, nothing else."""
-    from insertgen.ip.objective import step_value
-    from insertgen.ip.policy import PolicyTables
+    from insertgen.models.ip.objective import step_value
+    from insertgen.models.ip.policy import PolicyTables
 
     torch.manual_seed(0)
     B, L, V = 3, 9, 7
@@ -374,7 +374,7 @@ def test_cli_train_eval_sample_on_a_fragment_task(tmp_path, capsys):
 def test_fine_tuning_a_de_novo_safe_run_on_a_fragment_task(tmp_path):
     """init_from accepts a run of another task with the same vocabulary (safe -> fragment-*)."""
     from insertgen import load_run
-    from insertgen.training_run import prepare_run
+    from insertgen.engine.training_run import prepare_run
 
     small = {"d_model": 32, "n_layers": 1, "n_heads": 2, "eval_every": 0}
     source_dir = tmp_path / "denovo"
@@ -408,7 +408,7 @@ def test_every_benchmark_prompt_is_its_own_group_even_when_two_tasks_cut_it_alik
 def test_order_statistics_leave_out_the_given_prompt_tokens(task):
     """Generation-order statistics count generated tokens only: prompt tokens on the canvas (step -1)
     would otherwise read as 'generated first'."""
-    from insertgen.analysis import class_order_statistics
+    from insertgen.engine.analysis import class_order_statistics
 
     v = task.vocab
     out = v.encode(["c", "<1>", ".", "C", "<1>"])  # prompt "c<1>", then ".C<1>" generated at steps 3, 1, 2

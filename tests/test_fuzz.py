@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insertgen.cli import _parse_set
-from insertgen.errors import InsertgenError
-from insertgen.io import parse_jsonl_line, read_jsonl, read_jsonl_lines
-from insertgen.models import build_model
+from insertgen.apps.cli import _parse_set
+from insertgen.core.errors import InsertgenError
+from insertgen.core.io import parse_jsonl_line, read_jsonl, read_jsonl_lines
+from insertgen.engine.train import TrainConfig
+from insertgen.models.registry import build_model
 from insertgen.tasks import get_task
-from insertgen.train import TrainConfig
 
 EXAMPLES = int(os.environ.get("INSERTGEN_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

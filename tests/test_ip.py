@@ -1,4 +1,4 @@
-"""The Insertion Process (spec insertion_process.md): bijection, exact likelihood, bounds, objective."""
+"""The Insertion Process (docs/methods/insertion-process.md): bijection, exact likelihood, bounds, objective."""
 
 import itertools
 import json
@@ -7,14 +7,27 @@ import math
 import pytest
 import torch
 
-from insertgen.data import Batch, collate
-from insertgen.errors import InsertgenError
-from insertgen.flex.sampler import SamplerOptions
-from insertgen.ip.model import AOInsertionProcess, InsertionProcess, InsertionProcessConfig
-from insertgen.ip.objective import step_value
-from insertgen.ip.permutations import permutation_from_slots, slot_of_remaining, slots_from_permutation
-from insertgen.ip.policy import pack_canvases
-from insertgen.ip.posterior import gumbel_top_k, masked_scores, next_index_log_probs, prefix_log_prob
+from insertgen.core.data import Batch, collate
+from insertgen.core.errors import InsertgenError
+from insertgen.core.sampling import SamplerOptions
+from insertgen.models.ip.model import (
+    AOInsertionProcess,
+    InsertionProcess,
+    InsertionProcessConfig,
+)
+from insertgen.models.ip.objective import step_value
+from insertgen.models.ip.permutations import (
+    permutation_from_slots,
+    slot_of_remaining,
+    slots_from_permutation,
+)
+from insertgen.models.ip.policy import pack_canvases
+from insertgen.models.ip.posterior import (
+    gumbel_top_k,
+    masked_scores,
+    next_index_log_probs,
+    prefix_log_prob,
+)
 from insertgen.tasks import get_task
 
 VOCAB = get_task("star-easy").vocab
@@ -239,8 +252,8 @@ def test_confidence_sampling_inserts_where_the_token_is_surest(mode):
     """Greedy confident sampling, replayed step by step against policy_log_probs: the policy's own choice
     decides when to stop, and every insertion goes to the plausible slot (p(k) >= floor x max) whose token
     distribution is the most certain, with that slot's most likely token."""
-    from insertgen.ip.model import CONFIDENT_SLOT_FLOOR
-    from insertgen.sampling import confidence_scores
+    from insertgen.core.sampling import confidence_scores
+    from insertgen.models.ip.sampler import CONFIDENT_SLOT_FLOOR
 
     model = tiny("policy", seed=3)
     prompts = [[7, 8], [9, 10, 11], [12]]
@@ -376,7 +389,7 @@ def test_trainer_tells_the_model_its_step(tmp_path):
     """The trainer sets the step before every update (resume included), so IP's posterior stays at its
     initial weights for exactly ``posterior_start_step`` updates, during which IP trains the very
     decoder AO-IP trains."""
-    from insertgen.training_run import prepare_run
+    from insertgen.engine.training_run import prepare_run
 
     overrides = {"model.d_model": 16, "model.n_layers": 1, "model.n_heads": 2, "model.posterior_d_model": 16,
                  "model.posterior_n_layers": 1, "model.posterior_start_step": 2, "batch_size": 4,

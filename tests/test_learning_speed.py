@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from insertgen.engine.star_probes import ARM_PROBES, FAILURE_KINDS, PROBES, probe, probe_plan
 from insertgen.tasks import get_task
-from insertgen.tasks.star_probes import ARM_PROBES, FAILURE_KINDS, PROBES, probe, probe_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=8"]
@@ -51,7 +51,10 @@ def _stand_in(family, task, examples, answer):
     oracle = Oracle(family, task, examples, answer)
     if family != "mdm":
         return oracle
-    from insertgen.models import build_model, task_defaults  # a real MDM (its canvas), answering like the oracle
+    from insertgen.models.registry import (  # a real MDM (its canvas), answering like the oracle
+        build_model,
+        task_defaults,
+    )
 
     model = build_model("mdm", task.vocab, {**task_defaults("mdm", task), "d_model": 16, "n_layers": 1,
                                             "n_heads": 2})
@@ -139,7 +142,7 @@ def test_a_run_trained_elsewhere_is_continued_from_its_step(tmp_path):
     that run's step (with its FLOPs), not at 0, and training goes on from there."""
     import shutil
 
-    from insertgen.training_run import prepare_run
+    from insertgen.engine.training_run import prepare_run
 
     trained = tmp_path / "trained"
     _, trainer = prepare_run(task="star-tiny", model="flexmdm", preset="star-tiny-cpu", steps=4, out=trained, seed=0,
@@ -199,8 +202,8 @@ def test_stop_at_needs_two_points_in_a_row_and_a_fraction(tmp_path):
 def test_first_wrong_decision_and_its_lookup_kind():
     """Failure kinds: the first wrong token in decision order, and the look-up it needed (star-easy
     graph written by hand: arms 1-2-3-4-5 (the goal's), 1-6-7-8-9, 1-10-11-12-13)."""
+    from insertgen.engine.star_probes import failure_kinds, first_wrong_decision, lookup_kind
     from insertgen.tasks.base import Example
-    from insertgen.tasks.star_probes import failure_kinds, first_wrong_decision, lookup_kind
 
     edges = [3, 4, 1, 6, 4, 5, 2, 3, 1, 2, 6, 7, 7, 8, 8, 9, 1, 10, 10, 11, 11, 12, 12, 13]
     prompt = edges + [1, 5]
@@ -238,7 +241,7 @@ def test_first_wrong_decision_and_its_lookup_kind():
 def test_probes_and_failure_kinds_read_the_node_format(family):
     """In the node format the probes ask for the same path nodes at their node positions (no twin), and a
     failure's look-up is read from node positions."""
-    from insertgen.tasks.star_probes import failure_kinds
+    from insertgen.engine.star_probes import failure_kinds
 
     assert probe_plan(4, "nodes") == {"copy_source": (set(), 0), "copy_goal": (set(), 4), "twin_copy": None,
                                       "parent_of_goal": (set(), 3), "parent_lookup": ({3, 4}, 2),

@@ -1,4 +1,4 @@
-"""LoFlexMDM (spec loflexmdm.md §2-§4): the FlexMDM special case, the RLOO + pathwise estimator, training
+"""LoFlexMDM (docs/methods/loflexmdm.md): the FlexMDM special case, the RLOO + pathwise estimator, training
 and sampling."""
 
 import itertools
@@ -6,10 +6,10 @@ import itertools
 import pytest
 import torch
 
-from insertgen.data import Batch, collate
-from insertgen.flex.loflexmdm import LoFlexMDM, LoFlexMDMConfig
-from insertgen.flex.model import FlexMDM, FlexMDMConfig
-from insertgen.flex.sampler import SamplerOptions
+from insertgen.core.data import Batch, collate
+from insertgen.models.flexmdm.model import FlexMDM, FlexMDMConfig
+from insertgen.models.flexmdm.sampler import TauLeapingOptions
+from insertgen.models.loflexmdm.model import LoFlexMDM, LoFlexMDMConfig
 from insertgen.schedules import LinearSchedule
 from insertgen.tasks import get_task
 
@@ -144,7 +144,7 @@ def test_sampled_sequences_are_well_formed(order):
     randomise(model, seed=1)
     model.eval()
     prompts = [ex.prompt for ex in task.examples("test")[:16]]
-    outs, result = model.sample(prompts, SamplerOptions(steps=12, order=order), torch.Generator().manual_seed(0),
+    outs, result = model.sample(prompts, TauLeapingOptions(steps=12, order=order), torch.Generator().manual_seed(0),
                                 return_trajectory=True)
     assert len(outs) == 16
     for out, row, prompt in zip(outs, result.tokens, prompts):
@@ -188,7 +188,7 @@ def test_auxiliary_network_follows_the_hazard_weighted_elbo_when_the_generator_d
 
 
 def test_each_network_is_clipped_on_its_own():
-    from insertgen.train import clip_gradients
+    from insertgen.engine.train import clip_gradients
 
     task = get_task("star-easy")
     model = LoFlexMDM(task.vocab, LoFlexMDMConfig(**TINY, max_len=48, aux_d_model=16, aux_n_layers=1, aux_n_heads=2))

@@ -1,4 +1,4 @@
-"""Tests of the maze tasks (spec: insertion_process.md §6.2, data_and_deps.md §2): generator
+"""Tests of the maze tasks (docs/methods/tasks.md#mazes): generator
 invariants, shortest plans against an exact search, the plan validator, the splits and the CLI."""
 
 from __future__ import annotations
@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 
 from conftest import call_main
-from insertgen.errors import InsertgenError
+from insertgen.core.errors import InsertgenError
 from insertgen.tasks import get_task
-from insertgen.tasks.maze import SPLIT_SIZES, TIERS, MazeTask
-from insertgen.tasks.maze_generator import (
+from insertgen.tasks.maze.generator import (
     FAMILIES,
     PERFECT_METHODS,
     bfs_distances,
     closed_passages,
     make_maze,
 )
-from insertgen.tasks.maze_paths import ShortestPaths, plan_problem
+from insertgen.tasks.maze.paths import ShortestPaths, plan_problem
+from insertgen.tasks.maze.task import SPLIT_SIZES, TIERS, MazeTask
 
 SIZES = (5, 9, 13, 17, 41)
 

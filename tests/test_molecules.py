@@ -1,4 +1,4 @@
-"""Tests of the molecule tasks (spec: data_and_deps.md §3): MOSES reading, the tokeniser, bracket SAFE,
+"""Tests of the molecule tasks (docs/methods/tasks.md#molecules): MOSES reading, the tokeniser, bracket SAFE,
 the metrics against independent computations and reference values, and the CLI on ``smiles``."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rdkit import Chem, DataStructs, RDConfig  # noqa: E402
 from rdkit.Chem import AllChem  # noqa: E402
 
 from conftest import call_main  # noqa: E402
-from insertgen.errors import InsertgenError  # noqa: E402
+from insertgen.core.errors import InsertgenError  # noqa: E402
 from insertgen.tasks import get_task  # noqa: E402
 from insertgen.tasks.molecules import bracket_safe, metrics, moses  # noqa: E402
 from insertgen.tasks.molecules.tokens import SAFE_TOKENS, SMILES_TOKENS, tokenize  # noqa: E402
@@ -191,7 +191,7 @@ def test_safe_task_examples_and_augmentation():
     assert len(task.examples("validation")) + sum(task.skipped["validation"].values()) == 1000
     import torch
 
-    from insertgen.data import collate
+    from insertgen.core.data import collate
 
     batch = collate(train[:16], task.vocab, task.target_block + 2).tokens
     a, b = task.augment(batch, (0, 5)), task.augment(batch, (0, 5))
@@ -227,7 +227,7 @@ def test_smiles_train_sample_eval(tmp_path, capsys):
 
 
 def test_generation_order_by_token_class():
-    from insertgen.analysis import class_order_statistics
+    from insertgen.engine.analysis import class_order_statistics
 
     task = get_task("smiles", {"train_size": 10})
     ids = task.parse_target([], "c1ccccc1C(=O)O")
@@ -249,9 +249,9 @@ def test_every_model_trains_and_samples_safe(model, tmp_path):
     import torch
 
     from insertgen import load_run
-    from insertgen.evaluate import evaluate_model
-    from insertgen.flex.sampler import SamplerOptions
-    from insertgen.training_run import prepare_run
+    from insertgen.engine.evaluate import evaluate_model
+    from insertgen.engine.training_run import prepare_run
+    from insertgen.models.flexmdm.sampler import TauLeapingOptions
 
     out, trainer = prepare_run("safe", model, None, 2, tmp_path / "run", 0,
                                {"task.train_size": 200, "task.test_size": 20, "task.novelty_reference": "train",
@@ -261,7 +261,7 @@ def test_every_model_trains_and_samples_safe(model, tmp_path):
     run = load_run(out)
     assert run.task.name == "safe" and run.task.train_size == 200  # task options survive the round trip
     with torch.inference_mode():
-        result, pairs = evaluate_model(run, run.task, run.task.examples("test")[:6], SamplerOptions(steps=8), seed=0)
+        result, pairs = evaluate_model(run, run.task, run.task.examples("test")[:6], TauLeapingOptions(steps=8), seed=0)
     assert result["n"] == 6 and 0.0 <= result["validity"] <= 1.0
     if any(len(o) > 1 for o, _ in pairs):  # an untrained IP may stop at once: then there is no order to report
         assert any(k.startswith("order_step_") for k in result)

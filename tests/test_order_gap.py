@@ -12,11 +12,10 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from order_gap import named_orders, order_gap  # noqa: E402
-
-from insertgen.errors import InsertgenError  # noqa: E402
-from insertgen.models import build_model, task_defaults  # noqa: E402
+from insertgen.core.errors import InsertgenError  # noqa: E402
+from insertgen.models.registry import build_model, task_defaults  # noqa: E402
 from insertgen.tasks import get_task  # noqa: E402
+from order_gap import named_orders, order_gap  # noqa: E402
 
 
 def _model(model_id, task, seed=0):

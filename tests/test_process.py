@@ -1,12 +1,13 @@
-"""The variable-length noising process (spec loflexmdm.md §1, §3.3) and the rate-matching loss."""
+"""The variable-length noising process (docs/methods/flexmdm.md#process, docs/methods/flexmdm.md#estimator)
+and the rate-matching loss (docs/methods/flexmdm.md#loss)."""
 
 import math
 
 import pytest
 import torch
 
-from insertgen.flex.loss import poisson_bregman, rate_matching_loss
-from insertgen.flex.process import CLEAN, DELETED, MASKED, noise
+from insertgen.models.flexmdm.loss import poisson_bregman, rate_matching_loss
+from insertgen.models.flexmdm.process import CLEAN, DELETED, MASKED, noise
 from insertgen.schedules import LinearSchedule
 
 PAD, MASK, BOS, EOS = 0, 1, 2, 3

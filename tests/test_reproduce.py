@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import TINY_GRID_ARGS
-from insertgen.errors import InsertgenError
-from insertgen.reproduce.budget import Budget
-from insertgen.reproduce.claims import compare, evaluate_claims, sign
-from insertgen.reproduce.summary import spread, update_docs
+from insertgen.apps.reproduce.budget import Budget
+from insertgen.apps.reproduce.claims import compare, evaluate_claims, sign
+from insertgen.apps.reproduce.summary import spread, update_docs
+from insertgen.core.errors import InsertgenError
 
 CELLS = ("star-easy--flexmdm--seed0", "star-easy--arm--seed0")
 
@@ -51,8 +51,8 @@ def test_grid_choices_are_checked(cli, tmp_path):
 
 def test_scales_resolve_to_presets(tmp_path):
     """Every default cell of both scales has its preset: the CPU presets, and the papers' sizes and steps."""
-    from insertgen.presets import get_preset
-    from insertgen.reproduce.grid import make_grid
+    from insertgen.apps.reproduce.grid import make_grid
+    from insertgen.engine.presets import get_preset
 
     cpu = make_grid(tmp_path, "cpu")
     assert len(cpu.cells()) == 6 * 6 * 2 and cpu.eval_n == 500
@@ -191,7 +191,7 @@ def test_claim_verdicts():
     assert compare(spread([0.6]), spread([0.4]), 500, 500) == "holds"
     assert compare(spread([0.4]), spread([0.6]), 500, 500) == "reversed"
     # the noise of a mean over k seeds of n examples: sqrt(p (1 - p) / (n k))
-    from insertgen.reproduce.claims import proportion_se
+    from insertgen.apps.reproduce.claims import proportion_se
     assert proportion_se(spread([0.2, 0.3]), 100) == pytest.approx(math.sqrt(0.25 * 0.75 / 200))
     assert sign(spread([-0.3, -0.15])) == "holds" and sign(spread([0.2, 0.15])) == "reversed"
     assert sign(spread([-0.2, 0.15])) == "not shown" and sign(spread([-0.05, -0.04])) == "not shown"
@@ -213,7 +213,7 @@ def test_claim_verdicts():
 def test_docs_section_is_replaced_in_place(cli, tiny_grid, tmp_path):
     """--docs writes the tables between the reproduce markers; the rest of the file is kept, and a second
     run replaces the block instead of adding one."""
-    from insertgen.reproduce.summary import BEGIN, END
+    from insertgen.apps.reproduce.summary import BEGIN, END
 
     grid = tmp_path / "grid"
     shutil.copytree(tiny_grid, grid)
@@ -237,7 +237,7 @@ def test_docs_section_is_replaced_in_place(cli, tiny_grid, tmp_path):
 def test_a_grid_grown_by_tasks_describes_the_budget_of_every_task(tmp_path):
     """A second invocation with other tasks joins them to reproduce.json, whose budget line (the tables'
     "Grid: ... budget" sentence) then names every task the directory holds, not just the last ones run."""
-    from insertgen.reproduce.grid import SETTINGS, check_settings, make_grid
+    from insertgen.apps.reproduce.grid import SETTINGS, check_settings, make_grid
 
     check_settings(make_grid(tmp_path, "cpu", tasks=("star-tiny",)))
     first = json.loads((tmp_path / SETTINGS).read_text())

@@ -1,10 +1,10 @@
-"""The tau-leaping sampler (spec loflexmdm.md §4) and token filtering."""
+"""The tau-leaping sampler (docs/methods/flexmdm.md#sampler) and token filtering."""
 
 import pytest
 import torch
 
-from insertgen.flex.sampler import SamplerOptions, _insert_masks, tau_leaping_sample
-from insertgen.sampling import filter_logits, sample_from_logits
+from insertgen.core.sampling import filter_logits, sample_from_logits
+from insertgen.models.flexmdm.sampler import TauLeapingOptions, _insert_masks, tau_leaping_sample
 
 PAD, MASK, BOS, EOS = 0, 1, 2, 3
 V = 10
@@ -47,7 +47,7 @@ def linear_hazard(t0, t1):
 def run(predict, prompts, width=20, **opts):
     tokens, fixed = canvas(prompts, width)
     return tau_leaping_sample(predict, linear_hazard, tokens, fixed, BANNED, PAD, MASK,
-                              SamplerOptions(**opts), generator=torch.Generator().manual_seed(0))
+                              TauLeapingOptions(**opts), generator=torch.Generator().manual_seed(0))
 
 
 @pytest.mark.parametrize("confidence,order", [(None, "joint"), ("top_prob", "joint"), ("prob_diff", "joint"),
@@ -147,13 +147,13 @@ def test_sampler_options_are_validated():
     for bad in ({"steps": 0}, {"confidence": "maybe"}, {"top_p": 1.5}, {"top_k": 0}, {"order": "random"},
                 {"order": "insert_first", "steps": 1}, {"unmask_time": 1.0}):
         with pytest.raises(ValueError):
-            SamplerOptions(**bad)
+            TauLeapingOptions(**bad)
 
 
 def test_unmask_time_grid_puts_equal_unmasking_mass_in_every_step():
     """time_grid("unmask") = quantiles of T_um (linear schedule: T_in ~ U(0,1), T_um | T_in ~ U(T_in, 1)):
     the closed-form CDF matches Monte Carlo, and each step holds 1/N of the unmasking events."""
-    from insertgen.flex.sampler import time_grid, unmask_time_cdf
+    from insertgen.models.flexmdm.sampler import time_grid, unmask_time_cdf
 
     g = torch.Generator().manual_seed(0)
     t_in = torch.rand(400_000, generator=g, dtype=torch.float64)
@@ -167,4 +167,4 @@ def test_unmask_time_grid_puts_equal_unmasking_mass_in_every_step():
     assert torch.allclose(per_step, torch.full((16,), 1 / 16, dtype=per_step.dtype), atol=3e-3)
     assert torch.equal(time_grid("uniform", 4), torch.linspace(0, 1, 5))
     with pytest.raises(ValueError, match="grid must be one of"):
-        SamplerOptions(grid="cosine")
+        TauLeapingOptions(grid="cosine")

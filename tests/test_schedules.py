@@ -1,9 +1,10 @@
-"""Kumaraswamy schedules (spec loflexmdm.md §2.2, §3.4) and the schedule regulariser (§2.5)."""
+"""Kumaraswamy schedules (docs/methods/loflexmdm.md#schedules, docs/methods/loflexmdm.md#state-probabilities)
+and the schedule regulariser (docs/methods/loflexmdm.md#regulariser)."""
 
 import pytest
 import torch
 
-from insertgen.flex.regulariser import RegulariserWeights, kumaraswamy_kl_to_uniform, schedule_regulariser
+from insertgen.models.loflexmdm.regulariser import RegulariserWeights, kumaraswamy_kl_to_uniform, schedule_regulariser
 from insertgen.schedules import KumaraswamySchedule, LinearSchedule
 
 SETTINGS = [  # (a, b_in, b_um)

@@ -1,4 +1,4 @@
-"""Tests of the star-graph task (spec: data_and_deps.md §1, loflexmdm.md §6.1)."""
+"""Tests of the star-graph task (docs/methods/tasks.md#star-graphs)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from insertgen.errors import InsertgenError
+from insertgen.core.errors import InsertgenError
 from insertgen.tasks import get_task
-from insertgen.tasks.star import (
+from insertgen.tasks.star.generator import (
     LEVELS,
-    BufferedRandint,
-    StarTask,
     asymmetric_variable_arm_star_graph,
     simple_star_graph,
-    solve,
 )
+from insertgen.tasks.star.rng import BufferedRandint
+from insertgen.tasks.star.solver import solve
+from insertgen.tasks.star.task import StarTask
 
 LEVEL_NAMES = ("easy", "medium", "hard")
 
@@ -103,7 +103,7 @@ def test_unknown_level():
 
 
 # ------------------------------------------------------------------------------------------------
-# Generator invariants (§1.3)
+# Generator invariants (docs/methods/tasks.md#star-generation)
 # ------------------------------------------------------------------------------------------------
 
 

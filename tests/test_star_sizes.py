@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from conftest import call_main
-from insertgen.data import FreshBatches
-from insertgen.errors import InsertgenError
+from insertgen.core.data import FreshBatches
+from insertgen.core.errors import InsertgenError
+from insertgen.engine.training_run import prepare_run
 from insertgen.tasks import get_task
-from insertgen.tasks.star import LEVELS, StarTask, solve
-from insertgen.training_run import prepare_run
+from insertgen.tasks.star.generator import LEVELS
+from insertgen.tasks.star.solver import solve
+from insertgen.tasks.star.task import StarTask
 
 # sha256 of every split of the paper levels, "prompt ids | target ids" per line, computed with the code
 # before sizes became options (commit 403710f): the paper levels' data must not change by a byte.
@@ -159,7 +161,7 @@ def test_a_curriculum_trains_on_the_smaller_rung_first_and_resumes_bit_exact(tmp
     """``curriculum_task=star-small`` (drawn over star-easy's node ids) with ``curriculum_steps=2``: the
     first two batches are star-small graphs, the rest star-easy ones; a run stopped before the switch and
     resumed after it ends with the weights of an uninterrupted one."""
-    import insertgen.train as train_module
+    import insertgen.engine.train as train_module
 
     prompts: list[set[int]] = []
     collate = train_module.collate
@@ -202,7 +204,7 @@ def test_node_format_writes_the_same_paths_as_node_sequences(level):
     """``task.target_format=nodes``: the same graphs and prompts, the target the path's nodes (the edge
     target's first token and every edge's head), a tight target block, the oracle and the metrics in
     that format, and the edge format's data unchanged."""
-    from insertgen.tasks.star import solve
+    from insertgen.tasks.star.solver import solve
 
     edges_task, nodes_task = get_task(f"star-{level}"), get_task(f"star-{level}", {"target_format": "nodes"})
     for split in ("validation", "test"):
@@ -227,7 +229,7 @@ def test_node_format_writes_the_same_paths_as_node_sequences(level):
 def test_a_curriculum_run_is_counted_at_its_tasks_step_cost(tmp_path):
     """FLOP budgets (reproduce, learning_speed) count a curriculum run's steps at the cost of a step of its
     task, not of the smaller rung it starts on."""
-    from insertgen.bench import count_step_flops
+    from insertgen.apps.bench import count_step_flops
 
     def flops(task, name, **extra):
         return count_step_flops(prepare_run(task=task, model="ao-ip", preset=None, steps=5, out=tmp_path / name,

@@ -1,4 +1,4 @@
-"""The thread policy (insertgen/threads.py): it is in the environment before torch loads, in every entry
+"""The thread policy (insertgen/core/threads.py): it is in the environment before torch loads, in every entry
 point and worker process; the user's own settings win; ``--threads`` is validated and recorded; and the
 busy benchmark's smallest configuration runs, reports what it documents and leaves no neighbour behind."""
 
@@ -13,9 +13,17 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_TRAIN_ARGS, call_main
-from insertgen.errors import InsertgenError
-from insertgen.threads import (POLICY_VARIABLE, WAIT_VARIABLES, ThreadGovernor, allowed_cores, apply_thread_policy,
-                               machine_busy_seconds, policy_settings, resolve_threads)
+from insertgen.core.errors import InsertgenError
+from insertgen.core.threads import (
+    POLICY_VARIABLE,
+    WAIT_VARIABLES,
+    ThreadGovernor,
+    allowed_cores,
+    apply_thread_policy,
+    machine_busy_seconds,
+    policy_settings,
+    resolve_threads,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=8"]
@@ -56,7 +64,7 @@ def _records(records: Path) -> list[dict]:
 ENTRY_POINTS = {
     "insertgen": [str(Path(sys.executable).parent / "insertgen")],
     "python -m insertgen": [sys.executable, "-m", "insertgen"],
-    "python -m insertgen.cli": [sys.executable, "-m", "insertgen.cli"],
+    "python -m insertgen.apps.cli": [sys.executable, "-m", "insertgen.apps.cli"],
 }
 
 
@@ -96,7 +104,7 @@ def test_the_users_settings_win(tmp_path, user, expected):
 
 def test_reproduce_workers_load_torch_under_the_policy(tmp_path):
     env, records = _watched_env(tmp_path, **{POLICY_VARIABLE: "spin:1234"})
-    proc = subprocess.run([sys.executable, "-m", "insertgen.cli", "reproduce", "--tasks", "star-easy", "--models",
+    proc = subprocess.run([sys.executable, "-m", "insertgen.apps.cli", "reproduce", "--tasks", "star-easy", "--models",
                            "flexmdm,arm", "--seeds", "0", "--budget", "1s", "--eval-n", "4", "--sampler-steps", "2",
                            *TINY, "--jobs", "2", "--out", str(tmp_path / "grid")],
                           env=env, capture_output=True, text=True, timeout=600)

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from insertgen import load_run
-from insertgen.checkpoint import CHECKPOINT, load_checkpoint
-from insertgen.data import BatchOrder, collate, micro_batch_indices
-from insertgen.errors import InsertgenError
-from insertgen.flex.sampler import SamplerOptions
-from insertgen.models import build_model
+from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint
+from insertgen.core.data import BatchOrder, collate, micro_batch_indices
+from insertgen.core.errors import InsertgenError
+from insertgen.engine.train import TrainConfig, learning_rate
+from insertgen.engine.training_run import prepare_run
+from insertgen.models.flexmdm.sampler import TauLeapingOptions
+from insertgen.models.registry import build_model
 from insertgen.tasks import get_task
-from insertgen.train import TrainConfig, learning_rate
-from insertgen.training_run import prepare_run
 
 TINY = {"model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "batch_size": 8, "eval_every": 0,
         "log_every": 1}
@@ -64,7 +64,7 @@ def test_checkpoint_round_trip(tmp_path):
     ema = load_run(tmp_path / "run")
     assert all(torch.equal(ema.state_dict()[k], v) for k, v in trainer.ema.shadow.items())
     prompts = [list(ex.prompt) for ex in ema.task.examples("validation")[:3]]
-    opts = SamplerOptions(steps=6, top_k=1)
+    opts = TauLeapingOptions(steps=6, top_k=1)
     a = ema.sample(prompts, opts, torch.Generator().manual_seed(1))
     b = load_run(tmp_path / "run").sample(prompts, opts, torch.Generator().manual_seed(1))
     assert a == b
@@ -187,8 +187,8 @@ def test_warm_start_copies_matching_weights_and_refuses_mismatches(tiny_run, tmp
 
 
 def test_every_preset_names_a_known_task_model_and_valid_options():
-    from insertgen.models import _registry
-    from insertgen.presets import PRESETS
+    from insertgen.engine.presets import PRESETS
+    from insertgen.models.registry import get_family
     from insertgen.tasks import TASKS
 
     assert len(PRESETS) > 100
@@ -196,7 +196,7 @@ def test_every_preset_names_a_known_task_model_and_valid_options():
         assert preset["task"] in TASKS and name.startswith(preset["task"]), name
         assert name.endswith(("-cpu", "-gpu")), name
         TrainConfig.from_dict(preset["train"])
-        _registry()[preset["model"]][1].from_dict(dict(preset["model_config"]))
+        get_family(preset["model"]).config_class.from_dict(dict(preset["model_config"]))
         assert set(preset.get("task_options", {})) <= {"train_size", "test_size"}
 
 
@@ -204,8 +204,8 @@ def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
     """The star CPU presets switch on the input options of the study (presets.STAR_CPU_INPUTS) for
     exactly the models it lists, and draw fresh graphs for every model; every other preset (other models,
     mazes, molecules, the papers' scale) keeps the plain trunk and the fixed training set."""
+    from insertgen.engine.presets import PRESETS, STAR_CPU_INPUTS
     from insertgen.nn.backbone_config import BackboneConfig
-    from insertgen.presets import PRESETS, STAR_CPU_INPUTS
 
     inputs = tuple(BackboneConfig().input_options())
     for name, preset in PRESETS.items():

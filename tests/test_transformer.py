@@ -135,7 +135,7 @@ def test_zero_residual_gate_starts_every_block_as_the_identity():
         TransformerConfig(vocab_size=12, residual_gate="half")
     with pytest.raises(ValueError, match="time-conditioned"):
         TransformerConfig(vocab_size=12, time_conditioning=False, residual_gate="zero")
-    from insertgen.flex.model import FlexMDMConfig
+    from insertgen.models.flexmdm.model import FlexMDMConfig
 
     with pytest.raises(ValueError, match="residual_gate"):
         FlexMDMConfig(residual_gate="one")

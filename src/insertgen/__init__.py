@@ -1,18 +1,22 @@
-"""insertgen: insertion-based sequence generation with learned generation order."""
+"""insertgen: insertion-based sequence generation with learned generation order.
 
-__version__ = "0.1.0"
+The package is layered (each layer imports only the ones before it; tests/test_layers.py checks it):
 
-# the OpenMP wait policy must be in the environment before torch loads (insertgen/threads.py)
-from insertgen.threads import apply_thread_policy as _apply_thread_policy  # noqa: E402
+    core      errors, io, vocab, data, checkpoint, ema, distributed, threads, options, rundir, sampling
+    nn        the Transformer trunk and heads; schedules (insertgen.schedules)
+    models    one folder per model family and the family registry;  tasks: one folder per task family
+    engine    train, evaluate, analysis, presets, load_run
+    apps      cli, demo, bench, report, reproduce
+
+This module is the public face above them all: ``insertgen.load_run(RUN_DIR)``.
+"""
+
+# the OpenMP wait policy must be in the environment before torch loads (insertgen/core/threads.py)
+from insertgen.core.threads import apply_thread_policy as _apply_thread_policy
+from insertgen.core.version import __version__
 
 _apply_thread_policy()
 
-
-def load_run(run_dir, weights: str = "ema", device="cpu"):
-    """The trained model of a run directory (eval mode, EMA weights); see :func:`insertgen.run.load_run`."""
-    from insertgen.run import load_run as _load_run
-
-    return _load_run(run_dir, weights=weights, device=device)
-
+from insertgen.engine.run import load_run  # noqa: E402  (loads torch: after the thread policy)
 
 __all__ = ["load_run", "__version__"]

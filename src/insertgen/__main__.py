@@ -1,6 +1,6 @@
 """``python -m insertgen ...``: the command line (the same as the ``insertgen`` command)."""
 
-from insertgen.cli import main
+from insertgen.apps.cli import main
 
 if __name__ == "__main__":
     main()

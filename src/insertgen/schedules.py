@@ -3,12 +3,12 @@
 A schedule is the CDF ``F(t)`` of a token's event time on ``[0, 1]`` (``F(0) = 0``, ``F(1) = 1``).
 The matching continuous-time Markov chain jumps with hazard ``h(t) = F'(t) / (1 - F(t))``.
 
-FlexMDM (spec loflexmdm.md §2.1) uses the linear schedule for both events:
+FlexMDM (docs/methods/flexmdm.md#schedules) uses the linear schedule for both events:
 
     F(t) = t,   h(t) = 1 / (1 - t),   F^{-1}(u) = u
 
-Event times of one token (§1.2): insertion ``T_in ~ F`` (mapped to ``eps + (1 - eps) U`` so it is never
-exactly 0), then unmasking ``T_um ~ F`` truncated to ``[T_in, 1]``:
+Event times of one token (docs/methods/flexmdm.md#schedules): insertion ``T_in ~ F`` (mapped to
+``eps + (1 - eps) U`` so it is never exactly 0), then unmasking ``T_um ~ F`` truncated to ``[T_in, 1]``:
 
     T_um = F^{-1}(U_2 (1 - F(T_in)) + F(T_in))
 """
@@ -68,7 +68,7 @@ def _log_phi(x: Tensor) -> Tensor:
 
 
 class KumaraswamySchedule:
-    """Per-token Kumaraswamy event-time distributions of LoFlexMDM (spec loflexmdm.md §2.2).
+    """Per-token Kumaraswamy event-time distributions of LoFlexMDM (docs/methods/loflexmdm.md#schedules).
 
     For a global shape ``a > 0`` and a per-token rate ``b > 0``:
 
@@ -86,9 +86,9 @@ class KumaraswamySchedule:
                phi(x) = (1 - e^{-x}) / x   (phi(0) = 1 gives the b_in -> b_um limit b L u^b)
         P(clean) = 1 - P(D) - P(M)
 
-    computed in log space (``t^a`` clamped to ``[1e-12, 1 - 1e-7]``; ``log P(clean)`` uses
-    ``log(1 - P(D) - P(M))`` with the sum clamped to ``<= exp(-1e-7)``, spec §3.4 / §8 item 5). With
-    ``a = 1`` and ``b = 1`` this is FlexMDM's :class:`LinearSchedule`.
+    computed in log space (docs/methods/loflexmdm.md#state-probabilities; ``t^a`` clamped to
+    ``[1e-12, 1 - 1e-7]``; ``log P(clean)`` uses ``log(1 - P(D) - P(M))`` with the sum clamped to
+    ``<= exp(-1e-7)``). With ``a = 1`` and ``b = 1`` this is FlexMDM's :class:`LinearSchedule`.
     """
 
     name = "kumaraswamy"
@@ -159,3 +159,10 @@ class KumaraswamySchedule:
         log_gone = torch.logaddexp(log_d, log_m).clamp_max(-1e-7)
         log_clean = torch.log(-torch.expm1(log_gone))
         return log_d, log_m, log_clean
+
+
+def stratified_times(batch_size: int, t_min: float, t_max: float, generator: torch.Generator | None,
+                     device=None) -> Tensor:
+    """t_i = t_min + (i + u_i)(t_max - t_min) / B, i = 0..B-1, u_i ~ U(0, 1): one time per sequence."""
+    u = torch.rand(batch_size, generator=generator, device=device)
+    return t_min + (torch.arange(batch_size, device=device) + u) * ((t_max - t_min) / batch_size)

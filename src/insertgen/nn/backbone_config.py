@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from insertgen.options import from_dict
+from insertgen.core.options import from_dict
 
 
 @dataclass
@@ -33,7 +33,7 @@ class BackboneConfig:
 
     @classmethod
     def from_dict(cls, d: dict):
-        """``cls(**d)`` with every key and value type checked (:func:`insertgen.options.from_dict`)."""
+        """``cls(**d)`` with every key and value type checked (:func:`insertgen.core.options.from_dict`)."""
         return from_dict(cls, d)
 
     def to_dict(self) -> dict:

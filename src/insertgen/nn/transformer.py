@@ -39,7 +39,6 @@ from torch import Tensor, nn
 
 from insertgen.nn.kv_cache import KVCache
 
-
 RESIDUAL_GATES = ("one_plus", "zero")
 
 
@@ -167,6 +166,8 @@ class Transformer(nn.Module):
     ``pad_mask`` (B, L) is True at real tokens. Padding keys are masked out of attention; the hidden
     states at padding positions are computed but meaningless.
     """
+
+    thread_governed = True  # an adaptive thread count ticks before each evaluation (core.threads.govern)
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()

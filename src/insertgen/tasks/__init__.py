@@ -6,13 +6,16 @@ them (``task_options``)."""
 
 from __future__ import annotations
 
-from insertgen.errors import InsertgenError
+from insertgen.core.errors import InsertgenError
 from insertgen.tasks.base import SPLITS, Example, Task
+from insertgen.tasks.maze.task import MazeTask
+from insertgen.tasks.molecules.fragment_task import FragmentTask
+from insertgen.tasks.molecules.task import MoleculeTask
+from insertgen.tasks.star.task import StarTask
 
 
 def _star(level: str):
     def make(**options) -> Task:
-        from insertgen.tasks.star import StarTask
 
         return StarTask(level, **options)
 
@@ -21,7 +24,6 @@ def _star(level: str):
 
 def _maze(family: str, tier: str):
     def make(**options) -> Task:
-        from insertgen.tasks.maze import MazeTask
 
         return MazeTask(family, tier, **options)
 
@@ -30,7 +32,6 @@ def _maze(family: str, tier: str):
 
 def _molecules(kind: str):
     def make(**options) -> Task:
-        from insertgen.tasks.molecules.task import MoleculeTask
 
         return MoleculeTask(kind, **options)
 
@@ -39,7 +40,6 @@ def _molecules(kind: str):
 
 def _fragments(which: str):
     def make(**options) -> Task:
-        from insertgen.tasks.molecules.fragment_task import FragmentTask
 
         return FragmentTask(which, **options)
 

@@ -1,29 +1,18 @@
 """The task interface: data, text formats and metrics of one problem.
 
 A task knows nothing about models. It hands out :class:`Example` s (token ids without special
-tokens), parses and formats the task text of DESIGN.md §6, and scores outputs.
+tokens), parses and formats the task text (docs/methods/tasks.md#text-formats), and scores outputs.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 
-from insertgen.vocab import Vocab
+from insertgen.core.data import Example
+from insertgen.core.vocab import Vocab
 
 SPLITS = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class Example:
-    """One (prompt, target) pair as data-token ids (no PAD/MASK/BOS/EOS). ``group`` optionally names the
-    prompt an example was made from, for tasks that score several samples per prompt (fragment tasks:
-    ``"linker:17"``); equal prompts of different groups stay apart."""
-
-    prompt: tuple[int, ...]
-    target: tuple[int, ...]
-    group: str = ""
 
 
 class Task(ABC):

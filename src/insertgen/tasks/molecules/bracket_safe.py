@@ -58,7 +58,7 @@ def safe_to_bracket(safe_string: str) -> str:
 
 def encode(smiles: str) -> str | None:
     """SMILES -> bracket SAFE, or None when SAFE cannot encode the molecule."""
-    import safe
+    import safe  # optional: the molecules extra
 
     try:
         return safe_to_bracket(safe.encode(smiles, canonical=True))
@@ -85,7 +85,7 @@ def to_smiles_string(bracket_safe: str) -> str | None:
 
 def decode(bracket_safe: str) -> str | None:
     """Bracket SAFE -> canonical SMILES (RDKit), or None when it is not a valid molecule."""
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     smiles = to_smiles_string(bracket_safe)
     if smiles is None:

@@ -1,5 +1,6 @@
 """Metrics of fragment-constrained generation, computed as GenMol's / LoFlexMDM's ``FragmentEval``
-(spec loflexmdm.md §6.3): per prompt group (the samples of one prompt), then averaged over groups.
+(docs/methods/tasks.md#fragment-metrics): per prompt group (the samples of one prompt), then averaged over
+groups.
 
 A sample is **valid** when it decodes to one connected molecule (RDKit parses it, at least one atom, a
 single component) that contains the prompt's fragment(s) (:class:`fragments.FragmentQuery`). With n the
@@ -30,7 +31,7 @@ from insertgen.tasks.molecules.fragments import FragmentQuery
 
 def valid_molecule(smiles: str | None, query: FragmentQuery):
     """The RDKit molecule of ``smiles`` if it is one connected molecule containing the fragment, else None."""
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     mol = metrics.to_mol(smiles)
     if mol is None or len(Chem.GetMolFrags(mol)) != 1 or not query.matches(mol):
@@ -40,7 +41,7 @@ def valid_molecule(smiles: str | None, query: FragmentQuery):
 
 def group_metrics(samples: list[str | None], query: FragmentQuery, source: str) -> dict[str, float]:
     """The metrics of one prompt's samples (SMILES, None where an output did not decode)."""
-    from rdkit import Chem, DataStructs
+    from rdkit import Chem, DataStructs  # optional: the molecules extra
 
     n = len(samples)
     valid = [m for m in (valid_molecule(s, query) for s in samples) if m is not None]

@@ -1,5 +1,6 @@
 """Tasks ``fragment-{linker,motif,scaffold,superstructure}`` and their mixture ``fragment-all``:
-fragment-constrained molecule generation (GenMol's four tasks; LoFlexMDM v2 §6.3) in bracket SAFE.
+fragment-constrained molecule generation (GenMol's four tasks) in bracket SAFE
+(docs/methods/tasks.md#fragment-constrained-molecules).
 
 The prompt is the fragment(s) in bracket SAFE with open attachment points ``<k>``; the model writes the
 whole molecule, and the target *begins with the prompt* (GenMol's layout: fragment, ``.``, generated
@@ -36,11 +37,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from insertgen.errors import InsertgenError
-from insertgen.tasks.base import SPLITS, Example
-from insertgen.tasks.molecules import bracket_safe, fragment_metrics, fragments, metrics, moses
-from insertgen.tasks.molecules.fragments import FRAGMENT_TASKS, FragmentPrompt, FragmentQuery
+from insertgen.core.errors import InsertgenError
+from insertgen.tasks.base import Example
+from insertgen.tasks.molecules import (
+    bracket_safe,
+    fragment_metrics,
+    fragments,
+    metrics,
+    moses,
+)
+from insertgen.tasks.molecules.fragments import (
+    FRAGMENT_TASKS,
+    FragmentPrompt,
+    FragmentQuery,
+)
+from insertgen.tasks.molecules.plots import plot_molecule_samples
 from insertgen.tasks.molecules.task import BLOCKS, MoleculeTask, _cached_lines, _digest
 from insertgen.tasks.molecules.tokens import SAFE_TOKENS, tokenize
 
@@ -118,8 +131,7 @@ class FragmentTask(MoleculeTask):
                 f"{digest}.jsonl")
 
         def build() -> list[str]:
-            from rdkit import Chem
-            from tqdm import tqdm
+            from rdkit import Chem  # optional: the molecules extra
 
             metrics.quiet_rdkit()
             lines = []
@@ -264,7 +276,6 @@ class FragmentTask(MoleculeTask):
 
     def save_figure(self, examples: list[Example], outputs: list[list[int]], path: Path) -> Path | None:
         """The first prompt's source molecule and its first valid samples, beside the length histograms."""
-        from insertgen.plots import plot_molecule_samples
 
         if not examples:
             return None

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from insertgen.errors import InsertgenError
+from insertgen.core.errors import InsertgenError
 from insertgen.tasks.molecules.tokens import tokenize
 
 FRAGMENT_TASKS = ("linker", "motif", "scaffold", "superstructure")
@@ -99,7 +99,7 @@ def _component(adjacency: list[list[int]], start: int, blocked: set[frozenset]) 
 
 def bridges(mol) -> list[tuple[int, int]]:
     """Acyclic single bonds between heavy atoms, as (begin, end) atom indices in bond order."""
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     return [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()
             if not b.IsInRing() and b.GetBondType() == Chem.BondType.SINGLE]
@@ -107,7 +107,7 @@ def bridges(mol) -> list[tuple[int, int]]:
 
 def _exo_double_bonded(mol, atoms: set[int]) -> set[int]:
     """Atoms outside ``atoms`` of degree 1 joined to one of them by a double bond (=O, =S, =N, ...)."""
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     extra = set()
     for b in mol.GetBonds():
@@ -154,7 +154,7 @@ def ring_systems(mol) -> list[set[int]]:
 
 def _exit_bonds(mol, atoms: set[int]) -> list[tuple[int, int]] | None:
     """Bonds from ``atoms`` to the rest as (inside, outside); None if one of them is not a single bond."""
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     out = []
     for b in mol.GetBonds():
@@ -246,7 +246,7 @@ _DUMMY = re.compile(r"\[(\d+)\*\]")
 
 def _piece_string(piece) -> str:
     """SMILES of a cut piece rooted at its first heavy atom, dummies ``[k*]`` written as ``<k>``."""
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     root = next(a.GetIdx() for a in piece.GetAtoms() if a.GetAtomicNum() != 0)
     smiles = Chem.MolToSmiles(piece, rootedAtAtom=root, canonical=True)
@@ -259,8 +259,8 @@ def prompt_from_smiles(smiles: str) -> str:
     ``[*:1]``; pieces joined by ``.``) -> the bracket-SAFE prompt the builders would write: BRICS-cut,
     pieces by decreasing size, each dummy an attachment ``<k>``, labels numbered by first appearance.
     Raises InsertgenError when RDKit cannot read it or a dummy atom is not a single-bonded end."""
-    from rdkit import Chem
-    from rdkit.Chem import BRICS
+    from rdkit import Chem  # optional: the molecules extra
+    from rdkit.Chem import BRICS  # optional: the molecules extra
 
     mol = Chem.MolFromSmiles(smiles)
     if mol is None or mol.GetNumAtoms() == 0:
@@ -298,8 +298,8 @@ def renumber(text: str) -> str:
 def write(mol, prompt_atoms: set[int], cuts: list[tuple[int, int]]) -> tuple[str, str]:
     """(prompt, target) bracket SAFE strings for ``mol`` cut at ``cuts`` and its BRICS bonds; with no
     prompt atoms the prompt is empty and the target is the whole molecule (a de novo example)."""
-    from rdkit import Chem
-    from rdkit.Chem import BRICS
+    from rdkit import Chem  # optional: the molecules extra
+    from rdkit.Chem import BRICS  # optional: the molecules extra
 
     cut_pairs = [frozenset(c) for c in cuts]
     extra = [frozenset(pair) for pair, _ in BRICS.FindBRICSBonds(mol)
@@ -366,7 +366,7 @@ class FragmentQuery:
 
     @classmethod
     def of(cls, prompt: str, task: str) -> "FragmentQuery":
-        from rdkit import Chem
+        from rdkit import Chem  # optional: the molecules extra
 
         smarts, attachments = query_smarts(prompt)
         mol = Chem.MolFromSmarts(smarts)
@@ -377,7 +377,6 @@ class FragmentQuery:
         return cls(smarts, required)
 
     def matches(self, mol) -> bool:
-        from rdkit import Chem
 
         query = _compiled(self.smarts)
         if not self.required_degree:
@@ -390,7 +389,7 @@ class FragmentQuery:
 
 @lru_cache(maxsize=4096)
 def _compiled(smarts: str):
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     return Chem.MolFromSmarts(smarts)
 
@@ -401,7 +400,7 @@ def _compiled(smarts: str):
 def canonical_mol(smiles: str):
     """The RDKit molecule of ``smiles`` with the atom order of its canonical SMILES (so that cuts are
     enumerated the same way whatever SMILES spelling came in), or None when it does not parse."""
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     mol = Chem.MolFromSmiles(smiles)
     return None if mol is None else Chem.MolFromSmiles(Chem.MolToSmiles(mol))
@@ -409,7 +408,7 @@ def canonical_mol(smiles: str):
 
 def build_prompt(smiles: str, task: str, seed: int, index: int) -> FragmentPrompt | None:
     """The ``task`` prompt cut from molecule ``smiles`` (None when the molecule has no candidate)."""
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     if task not in CANDIDATES:
         raise InsertgenError(f"unknown fragment task {task!r}; tasks: {', '.join(FRAGMENT_TASKS)}")

@@ -1,5 +1,5 @@
 """De novo molecule metrics on RDKit, computed the way MOSES, GuacaMol, TDC, GenMol and LoFlexMDM
-compute them (spec: data_and_deps.md §3.5). ``n`` is the number of generated samples; a sample is
+compute them (docs/methods/tasks.md#molecule-metrics). ``n`` is the number of generated samples; a sample is
 *valid* when its SMILES parses with RDKit and has at least one atom.
 
 =================  ==============================================================================
@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -39,14 +40,14 @@ QED_MIN, SA_MAX = 0.6, 4.0
 
 
 def quiet_rdkit() -> None:
-    from rdkit import RDLogger
+    from rdkit import RDLogger  # optional: the molecules extra
 
     RDLogger.DisableLog("rdApp.*")
 
 
 @lru_cache(maxsize=1)
 def _sascorer():
-    from rdkit.Chem import RDConfig
+    from rdkit.Chem import RDConfig  # optional: the molecules extra
 
     path = os.path.join(RDConfig.RDContribDir, "SA_Score")
     if path not in sys.path:
@@ -62,14 +63,14 @@ def sa_score(mol) -> float:
 
 
 def qed(mol) -> float:
-    from rdkit.Chem import QED
+    from rdkit.Chem import QED  # optional: the molecules extra
 
     return float(QED.qed(mol))
 
 
 def to_mol(smiles: str | None):
     """RDKit molecule of a SMILES, or None when it does not parse or has no atoms."""
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     if not smiles:
         return None
@@ -78,21 +79,21 @@ def to_mol(smiles: str | None):
 
 
 def canonical(smiles: str | None) -> str | None:
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     mol = to_mol(smiles)
     return None if mol is None else Chem.MolToSmiles(mol)
 
 
 def morgan(mols, n_bits: int):
-    from rdkit.Chem import rdFingerprintGenerator
+    from rdkit.Chem import rdFingerprintGenerator  # optional: the molecules extra
 
     gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=n_bits)
     return [gen.GetFingerprint(m) for m in mols]
 
 
 def similarity_matrix(fps) -> np.ndarray:
-    from rdkit import DataStructs
+    from rdkit import DataStructs  # optional: the molecules extra
 
     return np.array([DataStructs.BulkTanimotoSimilarity(fp, fps) for fp in fps]) if fps else np.zeros((0, 0))
 
@@ -116,7 +117,7 @@ def internal_diversity(mols, p: int) -> float:
 
 def descriptors(mols) -> np.ndarray:
     """(n, 9) GuacaMol descriptors: CONTINUOUS then DISCRETE."""
-    from rdkit.Chem import Descriptors
+    from rdkit.Chem import Descriptors  # optional: the molecules extra
 
     fns = [getattr(Descriptors, name) for name in CONTINUOUS + DISCRETE]
     return np.array([[f(m) for f in fns] for m in mols], dtype=np.float64).reshape(len(mols), len(fns))
@@ -132,7 +133,7 @@ def nearest_neighbour_similarity(mols) -> np.ndarray:
 
 def continuous_kl(reference: np.ndarray, sampled: np.ndarray) -> float:
     """KL(reference || sampled) of Gaussian KDEs evaluated on 1,000 points spanning both (GuacaMol)."""
-    from scipy.stats import entropy, gaussian_kde
+    from scipy.stats import entropy, gaussian_kde  # heavy: scipy.stats takes ~1 s to import
 
     grid = np.linspace(min(reference.min(), sampled.min()), max(reference.max(), sampled.max()), 1000)
     try:
@@ -145,7 +146,7 @@ def continuous_kl(reference: np.ndarray, sampled: np.ndarray) -> float:
 
 def discrete_kl(reference: np.ndarray, sampled: np.ndarray) -> float:
     """KL(reference || sampled) of 10-bin histograms on the reference's bins (GuacaMol)."""
-    from scipy.stats import entropy
+    from scipy.stats import entropy  # heavy: scipy.stats takes ~1 s to import
 
     p, bins = np.histogram(reference, bins=10, density=True)
     with np.errstate(invalid="ignore", divide="ignore"):  # no sample inside the reference's bins: all zero
@@ -174,7 +175,7 @@ def reference_stats(smiles: list[str]) -> dict:
 
 @lru_cache(maxsize=1)
 def _fcd_model():
-    from fcd_torch import FCD
+    from fcd_torch import FCD  # optional: the molecules extra
 
     return FCD(device="cpu", n_jobs=1, batch_size=512)
 
@@ -183,7 +184,6 @@ def fcd(smiles: list[str], reference: tuple[np.ndarray, np.ndarray]) -> float:
     """Frechet ChemNet Distance of ``smiles`` (valid) to reference statistics ``(mu, sigma)``."""
     if len(smiles) < 2:
         return float("nan")
-    import warnings
 
     model = _fcd_model()
     with warnings.catch_warnings():  # near-singular covariances at small n: the value is still reported
@@ -199,7 +199,7 @@ def molecule_metrics(samples: list[str | None], training_set: set[str] | frozens
     quiet_rdkit()
     n = len(samples)
     valid = [(s, m) for s, m in ((s, to_mol(s)) for s in samples) if m is not None]
-    from rdkit import Chem
+    from rdkit import Chem  # optional: the molecules extra
 
     canon = [Chem.MolToSmiles(m) for _, m in valid]
     distinct: dict[str, object] = {}

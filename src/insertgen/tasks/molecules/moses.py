@@ -16,12 +16,13 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from insertgen.errors import InsertgenError
+from insertgen.core.errors import InsertgenError
 from insertgen.tasks.molecules.tokens import is_tokenizable, tokenize
 
 FILES = {"train": "train.csv.gz", "test": "test.csv.gz", "test_scaffolds": "test_scaffolds.csv.gz"}
@@ -111,3 +112,16 @@ def test_stats_fcd() -> tuple[np.ndarray, np.ndarray]:
     installed molsets package only)."""
     stats = np.load(data_dir() / "test_stats.npz", allow_pickle=True)["stats"].item()
     return np.asarray(stats["FCD"]["mu"]), np.asarray(stats["FCD"]["sigma"])
+
+
+def print_smiles_tokens() -> None:  # pragma: no cover - the command that produced tokens.SMILES_TOKENS
+    """Print every SMILES token of the MOSES training split, most frequent first."""
+
+    counts: Counter = Counter()
+    for smiles in read_split("train").strings:
+        counts.update(tokenize(smiles))
+    print(tuple(tok for tok, _ in counts.most_common()))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print_smiles_tokens()

@@ -25,13 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from insertgen.errors import InsertgenError
-from insertgen.io import write_text_atomic
+from insertgen.core.errors import InsertgenError
+from insertgen.core.io import write_text_atomic
+from insertgen.core.vocab import Vocab
 from insertgen.tasks.base import SPLITS, Example, Task
 from insertgen.tasks.molecules import bracket_safe, metrics, moses
+from insertgen.tasks.molecules.plots import plot_molecule_samples
 from insertgen.tasks.molecules.tokens import SAFE_TOKENS, SMILES_TOKENS, tokenize
-from insertgen.vocab import Vocab
 
 KINDS = ("smiles", "safe")
 BLOCKS = {"smiles": 64, "safe": 80}
@@ -103,7 +105,6 @@ class MoleculeTask(Task):
         name = f"bracket-safe-{split}-{len(smiles)}-{_digest(smiles)}.txt"
 
         def convert() -> list[str]:
-            from tqdm import tqdm
 
             return [bracket_safe.encode(s) or "" for s in tqdm(smiles, desc=f"SAFE {split}", mininterval=5)]
 
@@ -202,7 +203,6 @@ class MoleculeTask(Task):
             return frozenset(c for c in (metrics.canonical(s) for s in smiles) if c)
 
         def canonicalise() -> list[str]:
-            from tqdm import tqdm
 
             metrics.quiet_rdkit()
             return [metrics.canonical(s) or "" for s in tqdm(moses.read_split("train").strings,
@@ -233,7 +233,6 @@ class MoleculeTask(Task):
 
     def save_figure(self, examples: list[Example], outputs: list[list[int]], path: Path) -> Path | None:
         """A grid of the first valid sampled molecules (RDKit drawing) beside the length histograms."""
-        from insertgen.plots import plot_molecule_samples
 
         metrics.quiet_rdkit()
         smiles = [self.to_smiles(o) for o in outputs]

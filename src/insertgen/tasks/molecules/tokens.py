@@ -8,7 +8,7 @@ only when the tokens concatenate back to it; any other character is an error nam
 
 The vocabularies are fixed lists, so a run directory needs no data to rebuild them:
 :data:`SMILES_TOKENS` are all 24 tokens of the 1,584,663 MOSES training SMILES (ordered by frequency,
-as printed by ``python -m insertgen.tasks.molecules.tokens``); the SAFE vocabulary adds the ring digits
+as printed by ``python -m insertgen.tasks.molecules.moses``); the SAFE vocabulary adds the ring digits
 SAFE may use and the attachment tokens ``<1>`` ... ``<MAX_ATTACHMENTS>``.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from insertgen.errors import InsertgenError
+from insertgen.core.errors import InsertgenError
 
 TOKEN_PATTERN = re.compile(
     r"(\[[^\[\]]+\]|<%?\d+>|Br|Cl|%\d{2}|[BCNOSPFI]|[bcnosp]|[()\.=#\-+\\/:~@?*$]|\d)")
@@ -45,18 +45,3 @@ def tokenize(text: str) -> list[str]:
     if pos != len(text):
         raise InsertgenError(f"cannot tokenise {text!r}: unexpected character {text[pos]!r} at position {pos}")
     return tokens
-
-
-def main() -> None:  # pragma: no cover - the command that produced SMILES_TOKENS
-    from collections import Counter
-
-    from insertgen.tasks.molecules.moses import read_split
-
-    counts: Counter = Counter()
-    for smiles in read_split("train").strings:
-        counts.update(tokenize(smiles))
-    print(tuple(tok for tok, _ in counts.most_common()))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,0 +1,240 @@
+"""``insertgen demo``: the main job on the embedded default.
+
+Loads every model that ships inside the package for a star task (``star-easy`` by default: FlexMDM,
+LoFlexMDM, IP, AO-IP, ARM, MDM, those that are shipped), or with ``--train`` trains each of them afresh on
+this CPU under the same wall-clock budget, evaluates them side by side on the same freshly generated
+graphs (seeds far from the splits'), and prints exact match, plan validity, token accuracy, the
+generation-order correlation, model evaluations per graph and each model's training budget; then one
+generation trajectory per insertion model, and writes ``demo_order.png`` (generation step against the
+distance from the junction, one panel per model). ``--out RUN_DIR`` is the first model's run (usable by
+``sample``, ``eval`` and ``score``); the other models' runs are ``RUN_DIR/compare/MODEL``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from importlib import resources
+from pathlib import Path
+
+import click
+import torch
+
+from insertgen.core.checkpoint import CHECKPOINT
+from insertgen.core.errors import InsertgenError
+from insertgen.core.io import write_jsonl
+from insertgen.core.rundir import CONFIG
+from insertgen.engine.analysis import order_statistics, plot_order_panels
+from insertgen.engine.evaluate import evaluate_model, family_samplers
+from insertgen.engine.run import load_run
+from insertgen.engine.training_run import prepare_run, run_training
+from insertgen.models.registry import get_family, model_ids
+
+DEMO_TASKS = ("star-easy", "star-medium")  # the tasks models are shipped for
+DEMO_TASK = "star-easy"
+TRAIN_MODELS = ("flexmdm", "loflexmdm")  # --train without --models, when nothing ships for the task
+FRESH_SEED_OFFSET = 10_000  # fresh graphs use seeds far from the splits' seed (42)
+DEMO_SAMPLER_STEPS = 40  # the shipped models on 1,000 graphs within a minute on a 2-core CPU (docs/results.md)
+
+
+def pretrained_dir(model: str = "flexmdm", task: str = DEMO_TASK) -> Path:
+    return Path(str(resources.files("insertgen") / "pretrained" / f"{task}-{model}"))
+
+
+def shipped_models(task: str = DEMO_TASK) -> tuple[str, ...]:
+    """The models shipped for ``task``, in the library's model order."""
+    return tuple(m for m in model_ids() if (pretrained_dir(m, task) / CHECKPOINT).is_file())
+
+
+def demo_sampler(model_id: str, config: dict):
+    """``(name, options)``: the sampler a shipped run names (``demo_sampler``, written by
+    scripts/ship_pretrained.py), else its family's first (evaluate.family_samplers), greedy tokens and
+    ``DEMO_SAMPLER_STEPS`` steps where the sampler takes steps."""
+    samplers = family_samplers(model_id, DEMO_SAMPLER_STEPS, greedy=True)
+    name = config.get("demo_sampler") or next(iter(samplers))
+    if name not in samplers:
+        raise InsertgenError(f"demo_sampler {name!r} of the shipped {model_id} is not one of its samplers "
+                             f"({', '.join(samplers)})")
+    return name, samplers[name]
+
+
+def trajectory_frames(task, record: dict) -> list[tuple[int, list[tuple[str, str]], dict]]:
+    """The target part of the canvas after every step at which something changed, as ``(step, tokens,
+    events)``: each token with its state at that step, ``"mask"`` (inserted earlier, still masked),
+    ``"new"`` (a mask inserted at this step), ``"revealed"`` (unmasked at this step), ``"shown"``
+    (unmasked earlier) or ``"given"`` (in the canvas from the start: a prompt inside the target, step -1);
+    ``events`` counts the given tokens, the tokens ``inserted`` already revealed at that step (IP, AO-IP,
+    ARM: one per step), the masks inserted and the tokens unmasked at that step."""
+    vocab = task.vocab
+    canvas = record["canvas"]
+    start = canvas.index(vocab.bos_id) + 1
+    end = len(canvas) - 1  # EOS
+    ins, um = record["insert_step"][start:end], record["unmask_step"][start:end]
+    toks = [vocab.tokens[i] for i in canvas[start:end]]
+    frames = []
+    for step in sorted(set(ins) | set(um)):
+        shown = []
+        for tok, i, u in zip(toks, ins, um):
+            if i > step:
+                continue
+            if i == u < 0:
+                state = "given"
+            elif u < step:
+                state = "shown"
+            elif u == step:
+                state = "revealed"
+            else:
+                state = "new" if i == step else "mask"
+            shown.append((tok, state))
+        given = sum(1 for i, u in zip(ins, um) if i == u == step < 0)
+        inserted = sum(1 for i, u in zip(ins, um) if i == u == step >= 0)
+        events = {"given": given, "inserted": inserted, "masks": sum(1 for i in ins if i == step) - given - inserted,
+                  "revealed": sum(1 for u in um if u == step) - given - inserted}
+        frames.append((step, shown, events))
+    return frames
+
+
+def describe_events(events: dict) -> str:
+    """One frame's events in words, e.g. ``+2 mask, 1 unmasked`` or ``+1 inserted``."""
+    words = [f"{events['given']} given" if events["given"] else "",
+             f"+{events['masks']} mask" if events["masks"] else "",
+             f"+{events['inserted']} inserted" if events["inserted"] else "",
+             f"{events['revealed']} unmasked" if events["revealed"] else ""]
+    return ", ".join(w for w in words if w)
+
+
+def render_trajectory(task, record: dict) -> list[str]:
+    """Lines showing the target part of the canvas after every step at which something changed
+    (:func:`trajectory_frames`). ``_`` is a mask; tokens appear at their insertion step and are revealed
+    at their unmasking step (at once for the models that insert tokens, not masks). Tokens given in the
+    canvas from the start show at step -1 as given."""
+    lines = []
+    for step, shown, events in trajectory_frames(task, record):
+        text = " ".join("_" if state in ("mask", "new") else tok for tok, state in shown)
+        lines.append(f"  step {step:>3}: [BOS] {text} [EOS]   ({describe_events(events)})")
+    return lines
+
+
+def _model_dir(out: Path, model: str, primary: str) -> Path:
+    return out if model == primary else out / "compare" / model
+
+
+def _prepare(out: Path, task: str, model: str, primary: str, train: bool, seed: int,
+             train_seconds: float) -> str:
+    """Train or copy one model into its run directory; returns a line describing its training budget."""
+    run_dir = _model_dir(out, model, primary)
+    if train:
+
+        if (run_dir / CONFIG).exists():
+            raise InsertgenError(f"{run_dir} already holds a run; choose another --out for demo --train")
+        click.echo(f"\ntraining a fresh {model} on {task} ({train_seconds:.0f}-second budget) into {run_dir}")
+        _, trainer = prepare_run(task=task, model=model, preset=None, steps=None, out=run_dir, seed=seed,
+                                 overrides={"eval_every": 0}, resume=False, time_budget=train_seconds)
+        run_training(trainer, progress=True)
+        return f"{trainer.step} steps in {train_seconds:.0f} s here"
+    source = pretrained_dir(model, task)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG, CHECKPOINT, "metrics.jsonl"):
+        if (source / name).is_file():
+            shutil.copyfile(source / name, run_dir / name)
+    config = json.loads((source / CONFIG).read_text())
+    note = config.get("budget_note")  # written by scripts/ship_pretrained.py; it starts with the steps
+    return f"shipped: {note}" if note else f"shipped, {config['train']['steps']:,} steps (see docs/results.md)"
+
+
+def _choose_models(task: str, train: bool, models: tuple[str, ...] | None) -> tuple[str, ...]:
+    if task not in DEMO_TASKS:
+        raise InsertgenError(f"--task {task!r}: the demo runs on {', '.join(DEMO_TASKS)}")
+    shipped = shipped_models(task)
+    if models is None:
+        models = shipped or (TRAIN_MODELS if train else ())
+    if not models:
+        raise InsertgenError(f"no model is shipped for {task} in this installation; train some with "
+                             f"`insertgen demo --task {task} --train` (or reinstall insertgen)")
+    missing = [m for m in models if m not in shipped]
+    if missing and not train:
+        raise InsertgenError(f"no shipped {', '.join(missing)} model for {task} (shipped: "
+                             f"{', '.join(shipped) or 'none'}); use --train to train it here")
+    return models
+
+
+def order_panels_figure(results: dict, task, examples, path: Path) -> Path | None:
+    """``demo_order.png``: per model, the normalised generation step of each output token against its
+    distance from the junction (analysis.plot_order_panels)."""
+
+    stats = {}
+    for model_id, res in results.items():
+        outputs, records = [o for o, _ in res["pairs"]], [r for _, r in res["pairs"]]
+        s = order_statistics(task, examples, outputs, records)
+        if s is not None:
+            stats[model_id] = s
+    if not stats:
+        return None
+    return plot_order_panels(stats, path, title=f"generation order on {len(examples):,} fresh {task.name} graphs")
+
+
+def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: int = 1000, seed: int = 0,
+             train_seconds: float = 300.0, models: tuple[str, ...] | None = None) -> dict:
+    """The demo (module docstring); ``models`` None: every model shipped for ``task``."""
+
+    out = Path(out)
+    models = _choose_models(task, train, models)
+    primary = models[0]
+    budgets = {m: _prepare(out, task, m, primary, train, seed, train_seconds) for m in models}
+    results: dict[str, dict] = {}
+    examples = task_obj = None
+    for model_id in models:
+        run_dir = _model_dir(out, model_id, primary)
+        model = load_run(run_dir)
+        task_obj = model.task
+        examples = examples or task_obj.fresh_examples(n_graphs, seed=FRESH_SEED_OFFSET + seed)
+        sampler_name, options = demo_sampler(model_id, json.loads((run_dir / CONFIG).read_text()))
+        start = time.time()
+        with torch.inference_mode():
+            metrics, pairs = evaluate_model(model, task_obj, examples, options, seed=seed, progress=True)
+        metrics["seconds"] = time.time() - start
+        results[model_id] = {"metrics": metrics, "pairs": pairs, "budget": budgets[model_id], "sampler": sampler_name}
+        write_jsonl(run_dir / "demo_samples.jsonl", [
+            {"prompt": task_obj.format(e.prompt), "output": task_obj.format(o), "target": task_obj.format(e.target),
+             "insert_step": r["insert_step"], "unmask_step": r["unmask_step"]}
+            for e, (o, r) in zip(examples, pairs)
+        ])
+        (run_dir / "demo.json").write_text(json.dumps(
+            {"n": n_graphs, "model": model_id, **metrics, "sampler": sampler_name, "sampler_options": options.__dict__,
+             "budget": budgets[model_id]}, indent=2) + "\n")
+
+    click.echo(f"\n{n_graphs:,} fresh {task} graphs, greedy tokens, {DEMO_SAMPLER_STEPS} steps where a sampler "
+               "takes steps:")
+    click.echo(f"  {'model':<10} {'sampler':<14} {'exact match':>11} {'plan validity':>13} {'token accuracy':>14} "
+               f"{'order corr.':>11} {'evals/graph':>11}   trained")
+    for model_id, res in results.items():
+        m = res["metrics"]
+        click.echo(f"  {model_id:<10} {res['sampler']:<14} {m['exact_match']:>11.1%} {m['plan_validity']:>13.1%} "
+                   f"{m['token_accuracy']:>14.1%} {m.get('order_corr_unmask', float('nan')):>11.2f} "
+                   f"{m['model_evals_per_seq']:>11.1f}   {res['budget']}")
+    click.echo("  (order corr.: Spearman correlation between the step a token is revealed and its distance from the "
+               "junction; negative = the path is built from its far end)")
+    ex = examples[0]
+    for model_id, res in results.items():
+        if not get_family(model_id).can("trajectory"):  # the insertion models show one trajectory
+            continue
+        output, record = res["pairs"][0]
+        click.echo(f"\n{model_id}: one generation trajectory (step at which each mask was inserted / each token "
+                   "revealed):")
+        click.echo(f"  prompt: {task_obj.format(ex.prompt)}")
+        for line in render_trajectory(task_obj, record):
+            click.echo(line)
+        click.echo(f"  output: {task_obj.format(output)}   target: {task_obj.format(ex.target)}   "
+                   f"{'correct' if list(output) == list(ex.target) else 'wrong'}")
+    figure = order_panels_figure(results, task_obj, examples, out / "demo_order.png")
+    first = results[models[0]]["metrics"]
+    summary = {"n": n_graphs, "task": task, **first, "sampler_steps": DEMO_SAMPLER_STEPS,
+               "models": {m: {**r["metrics"], "sampler": r["sampler"], "budget": r["budget"]}
+                          for m, r in results.items()}}
+    (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
+    click.echo(f"\nrun directory {out} ({models[0]})" +
+               "".join(f", {_model_dir(out, m, primary)} ({m})" for m in models[1:]) +
+               (f"; order figure {figure}" if figure else "") +
+               f": try `insertgen eval --run {out} --limit 200` or `insertgen analysis --run {out}`")
+    return summary

@@ -1,0 +1,80 @@
+"""Reading the user's JSONL files with errors that name the file, the line and the problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from insertgen.core.errors import InsertgenError
+
+
+def _decode_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise InsertgenError(f"input file {path} does not exist")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        lineno = data[: e.start].count(b"\n") + 1
+        raise InsertgenError(f"{path}:{lineno}: not valid UTF-8 text") from None
+
+
+def parse_jsonl_line(line: str, required: tuple[str, ...] = ()) -> dict:
+    """One JSONL line -> its object; raises InsertgenError with the problem (without the location)."""
+    if not line.strip():
+        raise InsertgenError("empty line (expected one JSON object per line)")
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InsertgenError(f"malformed JSON ({e.msg})") from None
+    if not isinstance(obj, dict):
+        raise InsertgenError(f"expected a JSON object, got {type(obj).__name__}")
+    for key in required:
+        if key not in obj:
+            raise InsertgenError(f"missing key {key!r}")
+        if not isinstance(obj[key], str):
+            raise InsertgenError(f"{key!r} must be a string")
+    return obj
+
+
+def read_jsonl_lines(path: str | Path, parse, lenient: bool = False) -> tuple[list[tuple[int, object]], list[str]]:
+    """``[(line number, parse(line))]`` for the lines of ``path``. A line that ``parse`` refuses (with
+    InsertgenError) raises InsertgenError naming ``path:line``; with ``lenient`` it is skipped instead and
+    its message returned in the second list. A file without any usable line is an error either way."""
+    path = Path(path)
+    parsed, skipped = [], []
+    for lineno, line in enumerate(_decode_lines(path), start=1):
+        try:
+            parsed.append((lineno, parse(line)))
+        except InsertgenError as e:
+            if not lenient:
+                raise InsertgenError(f"{path}:{lineno}: {e}") from None
+            skipped.append(f"{path}:{lineno}: {e}")
+    if not parsed:
+        raise InsertgenError(f"input file {path} is empty" if not skipped else
+                             f"input file {path} has no usable line ({len(skipped)} skipped)")
+    return parsed, skipped
+
+
+def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict]:
+    """Objects of a JSONL file; blank lines, malformed JSON, non-objects and missing or non-string
+    ``required`` keys raise InsertgenError naming ``path:line``."""
+    parsed, _ = read_jsonl_lines(path, lambda line: parse_jsonl_line(line, required))
+    return [obj for _, obj in parsed]
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed into place, so a failure never leaves
+    half a file (and readers see the old or the new content, never a mix)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_jsonl(path: str | Path, rows: list[dict]) -> None:
+    """Write rows atomically (temporary file, then rename), so a failure never leaves half a file."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InsertgenError(f"cannot write {path}: directory {path.parent} does not exist")
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))

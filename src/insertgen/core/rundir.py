@@ -1,0 +1,66 @@
+"""The run-directory format: everything about one training run lives in one folder.
+
+    RUN_DIR/config.json                 task, model id and options, training options, seed, versions, commit
+    RUN_DIR/checkpoint.safetensors      model + EMA + optimiser + RNG state (core/checkpoint.py)
+    RUN_DIR/metrics.jsonl               one JSON object per logged step / evaluation
+    RUN_DIR/*.png, samples.jsonl ...    plots and outputs written by later commands
+
+Loading the model of a run (which needs the model and task registries) is ``engine.run.load_run``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy
+import torch
+
+from insertgen.core.errors import InsertgenError
+from insertgen.core.io import write_text_atomic
+from insertgen.core.version import __version__
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+
+
+def environment() -> dict:
+    """Package versions and the git commit of the code (if it is a checkout)."""
+    commit = None
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        commit = proc.stdout.strip() or None if proc.returncode == 0 else None
+    except Exception:
+        pass
+    return {
+        "insertgen": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+        "python": sys.version.split()[0], "platform": platform.platform(), "git_commit": commit,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+def read_config(run_dir: Path) -> dict:
+    path = Path(run_dir) / CONFIG
+    if not Path(run_dir).is_dir():
+        raise InsertgenError(f"run directory {run_dir} does not exist")
+    if not path.is_file():
+        raise InsertgenError(f"{run_dir} is not a run directory: it has no {CONFIG}")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InsertgenError(f"{path} is not valid JSON: {e}") from None
+    for key in ("task", "model", "model_config"):
+        if key not in config:
+            raise InsertgenError(f"{path} lacks the key {key!r}")
+    return config
+
+
+def write_config(run_dir: Path, config: dict) -> None:
+    write_text_atomic(Path(run_dir) / CONFIG, json.dumps(config, indent=2) + "\n")
+
+

@@ -1,0 +1,108 @@
+"""Sampling shared by every model family: the options every sampler takes, what a sampler returns, and
+token choice from logits (temperature, top-k, top-p (nucleus), greedy; special tokens excluded).
+
+Each family's sampler extends :class:`SamplerOptions` with its own fields (FlexMDM / LoFlexMDM:
+``models.flexmdm.sampler.TauLeapingOptions``; MDM: ``models.mdm.model.UnmaskingOptions``) and reads any
+options it is given through ``TheirOptions.of(options)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+CONFIDENCE_MODES = ("top_prob", "prob_diff")
+
+
+@dataclass
+class SamplerOptions:
+    """What every sampler takes: how a token is chosen (``top_k`` 1 = greedy, ``top_p`` nucleus mass,
+    ``temperature``) and ``confidence``: decide first where the model is surest (``top_prob``: the largest
+    token probability; ``prob_diff``: the gap between the two largest), or None for the sampler's own order."""
+
+    top_k: int | None = None
+    top_p: float | None = None
+    temperature: float = 1.0
+    confidence: str | None = None
+
+    def __post_init__(self):
+        if self.confidence not in (None, *CONFIDENCE_MODES):
+            raise ValueError(f"confidence must be top_prob or prob_diff, not {self.confidence!r}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError("top_k must be at least 1")
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def of(cls, options: "SamplerOptions | None" = None, **changes):
+        """``options`` as this class: the fields it shares with ``options`` taken from it, the others at their
+        defaults, then ``changes``. ``None`` gives the defaults."""
+        taken = {name: getattr(options, name) for name in cls.field_names() if hasattr(options, name)}
+        return cls(**{**taken, **changes})
+
+    @classmethod
+    def from_choices(cls, choices: dict):
+        """This class from a dict of choices (e.g. command-line options), keeping the keys it has; the
+        rest (another family's options, e.g. ``order`` for IP) do not apply to this sampler."""
+        return cls(**{k: v for k, v in choices.items() if k in cls.field_names()})
+
+
+@dataclass
+class SampleOutput:
+    """What a sampler returns with ``return_trajectory``: the final canvases and, per token, when it
+    appeared."""
+
+    tokens: list[list[int]]  # final canvas of each sequence (PAD removed)
+    insert_step: list[list[int]]  # per token of ``tokens``: step its mask was inserted (-1: initial canvas)
+    unmask_step: list[list[int]]  # per token: step it was unmasked (-1: never masked)
+    model_evals: list[int]  # model evaluations spent on each sequence
+    forward_calls: int = 0  # batched forward passes
+    terminated: list[bool] | None = None  # per sequence: stopped by itself, not by a length cap (IP)
+
+
+def filter_logits(logits: Tensor, banned: Tensor | None = None, temperature: float = 1.0,
+                  top_k: int | None = None, top_p: float | None = None) -> Tensor:
+    """Logits (..., V) with banned ids, tokens outside the top-k, and tokens outside the top-p nucleus
+    (the smallest set of most likely tokens whose cumulative probability reaches p; the top token is
+    always kept) set to -inf, divided by the temperature."""
+    logits = logits.float()
+    if banned is not None:
+        logits = logits.masked_fill(banned, float("-inf"))
+    if temperature != 1.0:
+        if temperature <= 0:
+            raise ValueError("temperature must be positive (use top_k=1 for greedy)")
+        logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = torch.cumsum(probs, dim=-1) - probs  # mass of strictly more likely tokens
+        drop_sorted = before >= top_p
+        drop_sorted[..., 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_from_logits(logits: Tensor, generator: torch.Generator | None = None, **options) -> Tensor:
+    """Draw one token per row of ``logits`` (..., V) after :func:`filter_logits` (Gumbel-max)."""
+    logits = filter_logits(logits, **options)
+    if options.get("top_k") == 1:
+        return logits.argmax(-1)
+    u = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_(1e-20, 1.0)
+    return (logits - torch.log(-torch.log(u))).argmax(-1)
+
+
+def confidence_scores(probs: Tensor, mode: str) -> Tensor:
+    """Per position, how sure the model is of its token: ``top_prob`` = max_v p(v), ``prob_diff`` = the
+    gap between the two most likely tokens. ``probs`` (..., V) -> (...)."""
+    top2 = torch.topk(probs, 2, dim=-1).values
+    return top2[..., 0] if mode == "top_prob" else top2[..., 0] - top2[..., 1]

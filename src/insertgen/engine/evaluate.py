@@ -1,0 +1,100 @@
+"""Evaluate a model on task examples: sample a target for each prompt, score with the task's metrics; the
+sampler options and prompts a run is sampled with by default."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from tqdm import tqdm
+
+from insertgen.core.errors import InsertgenError
+from insertgen.core.sampling import SamplerOptions
+from insertgen.engine.analysis import class_order_statistics, order_statistics
+from insertgen.models.registry import get_family
+from insertgen.tasks.base import Example
+
+
+def run_sampler_options(run_config: dict | None, default_greedy: bool, steps: int | None = None,
+                        top_k: int | None = None, top_p: float | None = None, temperature: float = 1.0,
+                        confidence: str | None = None, greedy: bool | None = None, order: str | None = None,
+                        grid: str = "uniform") -> SamplerOptions:
+    """The sampler options of a run's family: the choices given, the rest from the run's evaluation
+    settings (``eval_sampler_steps`` / ``eval_sampler_order`` of its config); greedy (top-k 1) when asked,
+    or by ``default_greedy`` when no top-k / top-p is given. Choices the family's sampler does not take
+    (e.g. ``order`` for IP) do not apply. A bad choice raises InsertgenError."""
+    run_config = run_config or {}
+    train = run_config.get("train", {})
+    if greedy is None:
+        greedy = default_greedy and top_k is None and top_p is None
+    if greedy:
+        top_k = 1
+    choices = dict(steps=steps or train.get("eval_sampler_steps", 64), top_k=top_k, top_p=top_p,
+                   temperature=temperature, confidence=confidence,
+                   order=order or train.get("eval_sampler_order", "joint"), grid=grid)
+    options_class = get_family(run_config["model"]).options_class if "model" in run_config else SamplerOptions
+    try:
+        return options_class.from_choices(choices)
+    except ValueError as e:
+        raise InsertgenError(f"bad sampler option: {e}") from None
+
+
+def family_samplers(model_id: str, steps: int, greedy: bool = True,
+                    orders: tuple[str, ...] | None = None) -> dict[str, SamplerOptions]:
+    """The samplers a model family is compared with, by name (``ModelFamily.samplers``: both tau-leaping
+    orders of ``steps`` steps for FlexMDM / LoFlexMDM, ``ancestral`` for IP / AO-IP, ``left_to_right``
+    for ARM, ``random``- and ``top_prob``-order unmasking for MDM); tokens greedy (top-k 1) with
+    ``greedy``, else drawn from the model's distribution (tasks scored on a distribution of samples, such
+    as molecules). ``orders`` keeps only those tau-leaping orders."""
+    samplers = get_family(model_id).samplers(steps, greedy)
+    if orders is not None:
+        samplers = {name: o for name, o in samplers.items() if getattr(o, "order", None) in (None, *orders)}
+    return samplers
+
+
+def task_prompts(task, n: int) -> list[list[int]]:
+    """``n`` prompts to sample: the task's validation prompts in order, repeated when there are fewer than
+    ``n`` (``n`` empty prompts for an unconditional task)."""
+    if not task.conditional:
+        return [[] for _ in range(n)]
+    prompts = [list(ex.prompt) for ex in task.examples("validation")]
+    return [prompts[i % len(prompts)] for i in range(n)] if prompts else []
+
+
+def generate(model, prompts: list[list[int]], options, seed: int = 0, batch_size: int = 500,
+             progress: bool = False, prompt_in_target: bool = False):
+    """Outputs (data-token ids) and sampler records for ``prompts``, in batches. Returns
+    ``(outputs, records)`` where each record has the final canvas and per-token insert/unmask steps.
+    With ``prompt_in_target`` the prompts are the fixed start of the outputs (Task.prompt_in_target)."""
+    generator = torch.Generator().manual_seed(seed)
+    outputs, records = [], []
+    chunks = range(0, len(prompts), batch_size)
+    for start in tqdm(chunks, disable=not progress, desc="sample", dynamic_ncols=True):
+        outs, result = model.sample(prompts[start : start + batch_size], options, generator, return_trajectory=True,
+                                    prompt_in_target=prompt_in_target)
+        outputs.extend(outs)
+        for i in range(len(outs)):
+            records.append({"canvas": result.tokens[i], "insert_step": result.insert_step[i],
+                            "unmask_step": result.unmask_step[i], "model_evals": result.model_evals[i],
+                            "terminated": None if result.terminated is None else result.terminated[i]})
+    return outputs, records
+
+
+def evaluate_model(model, task, examples: list[Example], options, seed: int = 0, batch_size: int = 500,
+                   progress: bool = False) -> tuple[dict, list]:
+    """Task metrics plus ``model_evals_per_seq`` and ``sample_seconds``; also returns the outputs."""
+    start = time.time()
+    outputs, records = generate(model, [list(ex.prompt) for ex in examples], options, seed, batch_size, progress,
+                                prompt_in_target=task.prompt_in_target)
+    metrics = task.evaluate(examples, outputs)
+    metrics["model_evals_per_seq"] = sum(r["model_evals"] for r in records) / max(1, len(records))
+    if records and records[0]["terminated"] is not None:
+        metrics["termination_rate"] = sum(bool(r["terminated"]) for r in records) / len(records)
+    metrics["sample_seconds"] = time.time() - start
+    order = order_statistics(task, examples, outputs, records)
+    if order is not None:
+        metrics.update({k: v for k, v in order.items() if k != "per_example"})
+    classes = class_order_statistics(task, outputs, records)
+    if classes is not None:
+        metrics.update({f"order_step_{name}": v["unmask"] for name, v in classes["classes"].items()})
+    return metrics, list(zip(outputs, records))

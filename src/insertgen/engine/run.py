@@ -1,0 +1,51 @@
+"""Loading a trained run: ``load_run(RUN_DIR)`` gives its model (EMA weights), task and config. The
+run-directory format itself is :mod:`insertgen.core.rundir`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from insertgen.core.checkpoint import (
+    CHECKPOINT,
+    check_checkpoint_identity,
+    load_checkpoint,
+    split_prefix,
+)
+from insertgen.core.errors import InsertgenError
+from insertgen.core.rundir import read_config
+from insertgen.core.threads import govern
+from insertgen.models.registry import build_model
+from insertgen.tasks import get_task
+
+
+def model_from_config(config: dict):
+    task = get_task(config["task"], config.get("task_options"))
+    model = build_model(config["model"], task.vocab, config["model_config"])
+    return task, model
+
+
+def load_run(run_dir, weights: str = "ema", device: str | torch.device = "cpu"):
+    """The trained model of ``run_dir`` in eval mode with EMA weights (``weights="raw"`` for the raw ones).
+
+    The model carries ``model.task`` (the task object), ``model.vocab`` and ``model.run_dir``.
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    task, model = model_from_config(config)
+    tensors, state = load_checkpoint(run_dir / CHECKPOINT)
+    check_checkpoint_identity(state, model, task.vocab, run_dir / CHECKPOINT)
+    prefix = "ema" if weights == "ema" and any(k.startswith("ema.") for k in tensors) else "model"
+    params = split_prefix(tensors, prefix)
+    if prefix == "ema":  # EMA holds trainable parameters; buffers come from the raw state
+        params = {**split_prefix(tensors, "model"), **params}
+    try:
+        model.load_state_dict(params, strict=True)
+    except RuntimeError as e:
+        raise InsertgenError(f"checkpoint in {run_dir} does not match its config: {str(e).splitlines()[0]}") from None
+    model.task = task
+    model.run_dir = run_dir
+    model.run_config = config
+    govern(model)  # an adaptive thread count follows the load while this model computes (threads.py)
+    return model.to(device).eval()

@@ -1,0 +1,1 @@
+"""The models layer: one folder per model family (flexmdm, loflexmdm, ip, arm, mdm) and the registry."""

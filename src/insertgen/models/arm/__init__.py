@@ -1,0 +1,1 @@
+"""The left-to-right autoregressive baseline (ARM)."""

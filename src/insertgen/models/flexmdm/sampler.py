@@ -1,0 +1,290 @@
+"""Tau-leaping sampler for variable-length masked diffusion (docs/methods/flexmdm.md#sampler).
+
+State: a canvas ``[prompt, BOS, ..., EOS, PAD...]``; prompt and BOS are fixed. On a time grid
+``0 = t_0 < ... < t_N = 1`` (uniform, or ``grid="unmask"``: equal expected numbers of unmasking events
+per step, :func:`time_grid`) each step n evaluates the model once on ``(x, t_n)`` and applies, with
+``dLam = Lam(t_{n+1}) - Lam(t_n)`` the integrated hazard of the schedule over the step:
+
+- unmasking: each masked slot k fires with probability ``1 - exp(-b_um_k dLam)`` (at least one event
+  of its Poisson clock; ``b_um = 1`` for FlexMDM, so ``p = dt / (1 - t_n)``, exact for the linear
+  schedule); a fired slot takes a token drawn from ``K_theta(. | x, k)`` (top-k / top-p / temperature;
+  PAD, MASK, BOS and EOS are never drawn). In a confidence mode (``top_prob``: max_v K;
+  ``prob_diff``: top1 - top2 of K) the NUMBER of fired slots is kept (so the hazard still sets how many
+  tokens appear per step, unlike the reference FlexMDM code) but the slots are the highest-scoring
+  masked ones;
+- insertion: gap k (left of token k, after BOS; with a prompt given in the canvas also around and
+  between its fixed tokens) has the model's insertion multiplier
+  ``g_k`` (the gap's rate is ``g_k h(t)``). Reading the gap as ``g_k / u`` missing tokens of rate ``u``
+  each (``u`` = ``insertion_unit``), it receives ``c_k ~ Poisson((g_k / u)(1 - exp(-u dLam)))`` new
+  masks, and on the last interval (``dLam = inf``) ``c_k = round(g_k / u)``. For FlexMDM ``u = 1`` and
+  ``g_k`` is the expected number of missing tokens, so this is exact per token. For LoFlexMDM ``g_k`` is
+  the expected *sum of rates* of the missing tokens; ``u`` = the auxiliary network's minimum rate, which
+  makes small steps the plain tau-leap ``Poisson(g_k dLam)`` and counts the last survivors (the slowest
+  tokens, whose rates approach the minimum as t -> 1) at the end. A step that would overflow the buffer
+  inserts nothing in that sequence (docs/methods/flexmdm.md#differences-from-the-reference-implementation).
+
+With ``order="insert_first"`` the steps are split in two phases. Phase 1 (``steps // 2`` steps on its
+own grid over ``[0, 1]``) only inserts, as above, so that every mask is in place; phase 2 (the other
+steps) only unmasks, ``ceil(#masked / steps left)`` slots per step, chosen by confidence (``top_prob``
+unless another mode is given), feeding the model the fixed time ``unmask_time``. Once no insertion is
+pending the rest of the sequence is plain masked-diffusion decoding, so with exact posteriors any
+unmasking order samples the same distribution (FlexMDM Prop. 3); choosing the confident slots first
+lets each step rely on the tokens revealed before it (e.g. path endpoints before the junction).
+
+A sequence is finished when no mask is left and its expected remaining insertions ``sum_k g_k / u`` are
+below ``stop_threshold``; finished sequences leave the batch, so later steps cost nothing for them.
+Masks left after step N are filled by argmax in one more evaluation. The sampler counts the model
+evaluations spent on each sequence and records, for every final token, the step at which it was
+inserted and the step at which it was unmasked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from insertgen.core.sampling import (
+    SampleOutput,
+    SamplerOptions,
+    confidence_scores,
+    sample_from_logits,
+)
+
+# predict(tokens (b, W), t (b,)) -> (logits (b, W, V), insert multiplier g (b, W), unmask multiplier (b, W) or None)
+Predictor = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor | None]]
+
+
+@dataclass
+class TauLeapingOptions(SamplerOptions):
+    """The tau-leaping sampler's options beyond every sampler's (module docstring)."""
+
+    steps: int = 128
+    stop_threshold: float = 0.05
+    order: str = "joint"  # "joint": insert and unmask together; "insert_first": two phases (module doc)
+    unmask_time: float = 0.9  # insert_first: the time fed to the model while unmasking
+    grid: str = "uniform"  # time grid of the steps: "uniform" or "unmask" (see time_grid)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.steps < 1:
+            raise ValueError("steps must be at least 1")
+        if self.order not in ("joint", "insert_first"):
+            raise ValueError(f"order must be 'joint' or 'insert_first', not {self.order!r}")
+        if self.order == "insert_first" and self.steps < 2:
+            raise ValueError("order='insert_first' needs at least 2 steps")
+        if not 0.0 <= self.unmask_time < 1.0:
+            raise ValueError("unmask_time must be in [0, 1)")
+        if self.grid not in GRIDS:
+            raise ValueError(f"grid must be one of {', '.join(GRIDS)}, not {self.grid!r}")
+
+
+GRIDS = ("uniform", "unmask")
+
+
+def unmask_time_cdf(t: Tensor) -> Tensor:
+    """P(T_um <= t) for the linear schedule: T_in ~ U(0, 1), T_um | T_in ~ U(T_in, 1), so the density is
+    -ln(1 - t) and the CDF is F(t) = t + (1 - t) ln(1 - t)."""
+    return t + (1.0 - t) * torch.log1p(-t.clamp(max=1.0 - 1e-15))
+
+
+def time_grid(kind: str, steps: int, device=None) -> Tensor:
+    """The sampler's times 0 = t_0 < t_1 < ... < t_N = 1 (float32, N = ``steps``).
+
+    ``uniform``: t_n = n / N. ``unmask``: t_n = F^{-1}(n / N) with F the unmasking-time CDF of the linear
+    schedule (:func:`unmask_time_cdf`), so that every step expects the same number of tokens to be
+    decided; most are decided late (the density -ln(1 - t) grows without bound), where the uniform grid
+    makes each step decide many tokens at once from one model evaluation."""
+    u = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
+    if kind == "unmask":
+        lo, hi = torch.zeros_like(u), torch.ones_like(u)
+        for _ in range(64):  # bisection: F is increasing on [0, 1]
+            mid = (lo + hi) / 2
+            below = unmask_time_cdf(mid) < u
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        u = (lo + hi) / 2
+        u[0], u[-1] = 0.0, 1.0
+    elif kind != "uniform":
+        raise ValueError(f"grid must be one of {', '.join(GRIDS)}, not {kind!r}")
+    return u.to(device=device, dtype=torch.float32)
+
+
+def _insert_masks(counts: Tensor, lengths: Tensor, columns: list[Tensor], fills: list) -> list[Tensor]:
+    """Insert ``counts[b, k]`` new slots left of slot k in every tensor of ``columns`` (b, W).
+
+    Old slot k (k < length) moves to ``k + sum_{j <= k} counts[b, j]``; every other slot takes the
+    matching value of ``fills`` (the caller then blanks the slots past the new length)."""
+    width = counts.shape[1]
+    new_pos = torch.arange(width, device=counts.device)[None] + counts.cumsum(1)
+    rows, slots = (torch.arange(width, device=counts.device)[None] < lengths[:, None]).nonzero(as_tuple=True)
+    targets = new_pos[rows, slots]
+    out = []
+    for col, fill in zip(columns, fills):
+        new = torch.full_like(col, fill)
+        new[rows, targets] = col[rows, slots]
+        out.append(new)
+    return out
+
+
+def _fire_mask(masked: Tensor, logits: Tensor, banned: Tensor, p_fire: Tensor | None, n_fire: Tensor | None,
+               mode: str | None, generator: torch.Generator | None) -> Tensor:
+    """Which masked slots to unmask this step (b, W) bool.
+
+    Either each masked slot fires independently with probability ``p_fire``, or (``p_fire=None``)
+    ``n_fire`` (b, 1) slots fire. With a confidence ``mode`` the number of fired slots is kept and the
+    slots are re-chosen as the most confident masked ones."""
+    if p_fire is not None:
+        fire = masked & (torch.rand(masked.shape, generator=generator, device=masked.device) < p_fire)
+        n_fire = fire.sum(1, keepdim=True)
+    else:
+        fire = masked
+    if mode is None or not bool(fire.any()):
+        return fire
+    probs = torch.softmax(logits.float().masked_fill(banned, float("-inf")), dim=-1)
+    score = confidence_scores(probs, mode).masked_fill(~masked, float("-inf"))
+    rank = torch.argsort(torch.argsort(score, dim=1, descending=True), dim=1)
+    return masked & (rank < n_fire)
+
+
+def _insertion_counts(n_missing: Tensor, p_ins: Tensor, lengths: Tensor, buffer_len: int,
+                      generator: torch.Generator | None) -> Tensor:
+    """New masks per gap (b, W): Poisson(n_missing p_ins), or round(n_missing) when p_ins = 1; zero for
+    a sequence whose insertions would overflow the buffer."""
+    if float(p_ins) >= 1.0:
+        counts = torch.round(n_missing).long()
+    else:
+        counts = torch.poisson(n_missing * p_ins, generator=generator).long()
+    counts[lengths + counts.sum(1) > buffer_len] = 0
+    return counts
+
+
+def _unmasking_events(step: int, two_phase: bool, inserting: bool, options: TauLeapingOptions, grid: Tensor,
+                      integrated_hazard, b_um: Tensor | None, masked: Tensor, logits: Tensor, banned: Tensor,
+                      mode: str | None, generator) -> Tensor:
+    """The masked slots (b, w) unmasked at ``step``: joint order, each with probability
+    ``1 - exp(-b_um dLam)``; insert_first, none while inserting, then ``ceil(#masked / steps left)`` per
+    row; in a confidence ``mode`` the surest slots (module docstring)."""
+    if not two_phase:
+        rate = integrated_hazard(grid[step], grid[step + 1])
+        rate = rate if b_um is None else b_um.float() * rate
+        return _fire_mask(masked, logits, banned, -torch.expm1(-rate) * torch.ones_like(masked, dtype=torch.float32),
+                          None, mode, generator)
+    if not inserting:
+        steps_left = options.steps - step
+        n_fire = (masked.sum(1, keepdim=True) + steps_left - 1) // steps_left
+        return _fire_mask(masked, logits, banned, None, n_fire, mode, generator)
+    return torch.zeros_like(masked)
+
+
+def _insert_new_masks(counts: Tensor, lengths: Tensor, inserted: Tensor, x: Tensor, ins_step: Tensor,
+                      um_step: Tensor, step: int, mask_id: int, pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The canvases with ``counts[b, k]`` new masks left of slot k, recorded as inserted at ``step``."""
+    buffer_len = x.shape[1]
+    counts = torch.nn.functional.pad(counts, (0, buffer_len - counts.shape[1]))
+    x, ins_step, um_step = _insert_masks(counts, lengths, [x, ins_step, um_step], [mask_id, step, -1])
+    beyond = torch.arange(buffer_len, device=x.device)[None] >= (lengths + inserted)[:, None]
+    return x.masked_fill(beyond, pad_id), ins_step.masked_fill(beyond, -1), um_step
+
+
+@torch.no_grad()
+def tau_leaping_sample(
+    predict: Predictor,
+    integrated_hazard: Callable[[Tensor, Tensor], Tensor],
+    tokens: Tensor,
+    fixed: Tensor,
+    banned_tokens: list[int],
+    pad_id: int,
+    mask_id: int,
+    options: SamplerOptions,
+    generator: torch.Generator | None = None,
+    insertion_unit: float = 1.0,
+    open_from: Tensor | None = None,
+) -> SampleOutput:
+    """Run the sampler from canvases ``tokens`` (B, W_buf) with ``fixed`` (B, W_buf); see module doc.
+    Gap k (left of position k) may receive insertions iff ``k >= open_from[b]`` (default: the length of
+    the row's leading run of fixed positions, i.e. prompt and BOS); positions before ``open_from`` never
+    move. ``options`` are read as :class:`TauLeapingOptions` (the defaults for the fields they lack)."""
+    options = TauLeapingOptions.of(options)
+    device = tokens.device
+    B, buffer_len = tokens.shape
+    x = tokens.clone()
+    if open_from is None:
+        open_from = fixed.long().cumprod(dim=1).sum(1)
+    open_from = open_from.to(device)
+    ins_step = torch.full_like(x, -1)
+    um_step = torch.full_like(x, -1)
+    evals = torch.zeros(B, dtype=torch.long, device=device)
+    alive = torch.arange(B, device=device)  # indices (into the full batch) still being generated
+    out_rows: list = [None] * B
+    banned = None
+    forward_calls = 0
+    two_phase = options.order == "insert_first"
+    insert_steps = options.steps // 2 if two_phase else options.steps
+    grid = time_grid(options.grid, insert_steps, device)
+    mode = options.confidence or ("top_prob" if two_phase else None)
+
+    def finish(local: Tensor):
+        for i in local.tolist():
+            n = int((x[i] != pad_id).sum())
+            out_rows[int(alive[i])] = (x[i, :n].tolist(), ins_step[i, :n].tolist(), um_step[i, :n].tolist())
+
+    for step in range(options.steps + 1):
+        if alive.numel() == 0:
+            break
+        lengths = (x != pad_id).sum(1)
+        width = int(lengths.max())
+        xs = x[:, :width]
+        inserting = step < insert_steps
+        t_now = grid[min(step, insert_steps)] if (inserting or not two_phase) else grid.new_tensor(options.unmask_time)
+        logits, g, b_um = predict(xs, t_now.expand(alive.numel()))
+        forward_calls += 1
+        evals[alive] += 1
+        if banned is None:
+            banned = torch.zeros(logits.shape[-1], dtype=torch.bool, device=device)
+            banned[banned_tokens] = True
+        masked = xs == mask_id
+
+        if step == options.steps:  # after the grid: fill what is left by argmax
+            fill = logits.float().masked_fill(banned, float("-inf")).argmax(-1)
+            x[:, :width] = torch.where(masked, fill, xs)
+            um_step[:, :width] = torch.where(masked, torch.full_like(xs, step), um_step[:, :width])
+            finish(torch.arange(alive.numel(), device=device))
+            break
+
+        fire = _unmasking_events(step, two_phase, inserting, options, grid, integrated_hazard, b_um, masked, logits,
+                                 banned, mode, generator)
+        if bool(fire.any()):
+            xs = xs.clone()
+            xs[fire] = sample_from_logits(logits[fire], generator=generator, banned=banned,
+                                          temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
+            x[:, :width] = xs
+            um_step[:, :width] = torch.where(fire, torch.full_like(xs, step), um_step[:, :width])
+
+        # --- insertion (gap k is left of slot k; never inside the prompt prefix or left of BOS) ---
+        cols = torch.arange(width, device=device)[None]
+        gap_ok = (cols < lengths[:, None]) & (cols >= open_from[:, None])
+        g = torch.where(gap_ok, g.float(), torch.zeros_like(g, dtype=torch.float32))
+        inserted = torch.zeros_like(lengths)
+        if inserting:
+            p_ins = -torch.expm1(-insertion_unit * integrated_hazard(grid[step], grid[step + 1]))
+            counts = _insertion_counts(g / insertion_unit, p_ins, lengths, buffer_len, generator)
+            inserted = counts.sum(1)
+            if bool(inserted.any()):
+                x, ins_step, um_step = _insert_new_masks(counts, lengths, inserted, x, ins_step, um_step, step,
+                                                         mask_id, pad_id)
+
+        # --- finished sequences leave the batch ---
+        done = (x == mask_id).sum(1) == 0
+        if inserting:
+            done &= (g.sum(1) / insertion_unit < options.stop_threshold) & (inserted == 0)
+        if bool(done.any()):
+            finish(done.nonzero().squeeze(1))
+            keep = ~done
+            x, ins_step, um_step, alive, open_from = x[keep], ins_step[keep], um_step[keep], alive[keep], open_from[keep]
+
+    return SampleOutput(
+        tokens=[r[0] for r in out_rows], insert_step=[r[1] for r in out_rows], unmask_step=[r[2] for r in out_rows],
+        model_evals=evals.tolist(), forward_calls=forward_calls,
+    )

@@ -1,0 +1,1 @@
+"""The fixed-canvas masked diffusion baseline (MDM)."""

@@ -1,0 +1,1 @@
+"""Maze path planning: the maze generators, the path solver and the task."""

@@ -1,0 +1,1 @@
+"""Star-graph path finding: the graph generators, the solver and the task."""
