@@ -174,19 +174,36 @@ def test_eval_json(cli, tiny_run_copy):
     saved = json.loads((tiny_run_copy / "eval-test.json").read_text())
     assert saved == metrics
     assert metrics["sampler"]["grid"] == "uniform"
-    code, out, err = cli("eval", "--run", tiny_run_copy, "--limit", 5, "--json", "--steps", 8, "--grid", "unmask")
+    # the held-out bound: FlexMDM's ELBO, in nats per sequence and per token (target tokens + the end)
+    assert metrics["likelihood_bound"] == "elbo" and metrics["likelihood_examples"] == 5
+    assert metrics["nats_per_seq"] > 0 and metrics["nats_per_seq_stderr"] >= 0
+    lengths = [len(ex.target) + 1 for ex in get_task("star-easy").examples("test")[:5]]
+    assert metrics["nats_per_token"] == pytest.approx(metrics["nats_per_seq"] * 5 / sum(lengths))
+    code, out, err = cli("eval", "--run", tiny_run_copy, "--limit", 5, "--json", "--steps", 8, "--grid", "unmask",
+                         "--likelihood-samples", 0)
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["sampler"]["grid"] == "unmask"
+    assert "nats_per_seq" not in json.loads(out.strip().splitlines()[-1])  # --likelihood-samples 0: skipped
 
 
-def test_score_refuses_elbo_for_flexmdm(cli, tiny_run, tmp_path, prompts):
+def test_score_gives_flexmdm_elbo_with_its_error_and_refuses_other_bounds(cli, tiny_run, tmp_path, prompts):
     task = get_task("star-easy")
-    target = task.format(list(task.examples("test")[0].target))
-    inp = write_lines(tmp_path / "T.jsonl", [json.dumps({"prompt": prompts[0], "text": target})])
+    example = task.examples("test")[0]
+    inp = write_lines(tmp_path / "T.jsonl", [json.dumps({"prompt": prompts[0], "text": task.format(list(example.target))})])
     out = tmp_path / "S.jsonl"
-    result = cli("score", "--run", tiny_run, "--input", inp, "--output", out)
-    assert_user_error(result, "flexmdm", "cannot give", "'elbo'", "log-likelihood")
-    assert not out.exists()
+    code, _, err = cli("score", "--run", tiny_run, "--input", inp, "--output", out, "--samples", 8, "--seed", 3)
+    assert code == 0, err
+    row = json.loads(out.read_text())
+    assert row["bound"] == "elbo" and row["log_likelihood"] < 0 and row["stderr"] > 0
+    assert row["tokens"] == len(example.target) + 1
+    assert row["nats_per_token"] == pytest.approx(-row["log_likelihood"] / row["tokens"])
+    again = tmp_path / "S2.jsonl"
+    assert cli("score", "--run", tiny_run, "--input", inp, "--output", again, "--samples", 8, "--seed", 3)[0] == 0
+    assert json.loads(again.read_text()) == row  # deterministic under --seed
+    refused = tmp_path / "R.jsonl"
+    result = cli("score", "--run", tiny_run, "--input", inp, "--output", refused, "--bound", "iwae")
+    assert_user_error(result, "flexmdm", "cannot give the log-likelihood bound 'iwae'", "it supports: elbo")
+    assert not refused.exists()
 
 
 def test_train_resume_continues_from_the_checkpoint(cli, tiny_run_copy, monkeypatch):

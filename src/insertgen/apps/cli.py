@@ -39,7 +39,15 @@ from insertgen.engine.analysis import (
     posterior_order_profile,
     save_order_report,
 )
-from insertgen.engine.evaluate import evaluate_model, generate, run_sampler_options
+from insertgen.engine.evaluate import (
+    LIKELIHOOD_EXAMPLES,
+    LIKELIHOOD_SAMPLES,
+    evaluate_model,
+    generate,
+    held_out_likelihood,
+    likelihood_record,
+    run_sampler_options,
+)
 from insertgen.engine.run import load_run
 from insertgen.engine.training_run import prepare_run, run_training
 from insertgen.models.registry import family_of, model_ids
@@ -416,10 +424,13 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
               help="Evaluate the first N examples only (unconditional tasks: N samples; molecules default to 1,000).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--likelihood-samples", type=click.IntRange(min=0), default=LIKELIHOOD_SAMPLES, show_default=True,
+              help="Monte-Carlo samples per text of the held-out bound (nats per sequence and per token) on the "
+                   f"first {LIKELIHOOD_EXAMPLES} examples; 0 skips it.")
 @sampler_options
 @THREADS
-def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperature, confidence, greedy, order,
-             grid, threads):
+def evaluate(run_dir, split, limit, as_json, seed, likelihood_samples, steps, top_k, top_p, temperature, confidence,
+             greedy, order, grid, threads):
     """Sample for the split's prompts and print the task metrics (also saved to RUN_DIR/eval-SPLIT.json;
     mazes also draw the first plans to RUN_DIR/eval-SPLIT.png)."""
 
@@ -429,6 +440,8 @@ def evaluate(run_dir, split, limit, as_json, seed, steps, top_k, top_p, temperat
                             default_greedy=model.task.greedy_by_default, run_config=model.run_config, grid=grid)
     examples = model.task.examples(split)[:limit or model.task.eval_size]
     metrics, pairs = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
+    if likelihood_samples:
+        metrics.update(held_out_likelihood(model, model.task, examples[:LIKELIHOOD_EXAMPLES], likelihood_samples, seed))
     metrics.update(split=split, sampler=options.__dict__)
     (Path(run_dir) / f"eval-{split}.json").write_text(json.dumps(metrics, indent=2) + "\n")
     figure = model.task.save_figure(examples, [o for o, _ in pairs], Path(run_dir) / f"eval-{split}.png")
@@ -493,14 +506,16 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
 @click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="TEXTS.jsonl.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--bound", type=click.Choice(["exact", "elbo", "iwae"]), default=None,
-              help="Kind of value (default: the model's usual one: exact for arm, elbo for ip / ao-ip / mdm).")
+@click.option("--bound", type=click.Choice(["exact", "elbo", "elbo-uniform", "iwae"]), default=None,
+              help="Kind of value (default: exact for arm, elbo for the others; elbo-uniform: a LoFlexMDM scored "
+                   "under the uniform schedule instead of its learned one; iwae: ip / ao-ip).")
 @click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @SKIP_BAD_LINES
 @THREADS
 def score(run_dir, input_path, output, bound, samples, seed, skip_bad_lines, threads):
-    """Log-likelihood (or a bound on it) of each text under the model."""
+    """Log-likelihood (or a bound on it) of each text under the model, in nats: per sequence, its standard
+    error (Monte-Carlo bounds; 0 when exact) and per token (the target's tokens plus the end: EOS / stop)."""
 
     _use_threads(threads)
     model = load_run(run_dir)
@@ -528,7 +543,7 @@ def score(run_dir, input_path, output, bound, samples, seed, skip_bad_lines, thr
     pairs = [pair for _, _, pair in inputs]
     rows = [({"line": lineno, **obj} if skip_bad_lines else obj) for lineno, obj, _ in inputs]
     values = model.log_likelihood(pairs, bound=bound, samples=samples, seed=seed)
-    out_rows = [{**row, "log_likelihood": float(v), "bound": bound} for row, v in zip(rows, values)]
+    out_rows = [{**row, **likelihood_record(v, target, bound)} for row, v, (_, target) in zip(rows, values, pairs)]
     output = output or Path(run_dir) / "scores.jsonl"
     write_jsonl(output, out_rows)
     click.echo(f"wrote {len(out_rows)} scores to {output}")

@@ -9,9 +9,10 @@ import torch
 from tqdm import tqdm
 
 from insertgen.core.errors import InsertgenError
+from insertgen.core.estimates import Estimate
 from insertgen.core.sampling import SamplerOptions
 from insertgen.engine.analysis import class_order_statistics, order_statistics
-from insertgen.models.registry import get_family
+from insertgen.models.registry import family_of, get_family
 from insertgen.tasks.base import Example
 
 
@@ -98,3 +99,33 @@ def evaluate_model(model, task, examples: list[Example], options, seed: int = 0,
     if classes is not None:
         metrics.update({f"order_step_{name}": v["unmask"] for name, v in classes["classes"].items()})
     return metrics, list(zip(outputs, records))
+
+
+LIKELIHOOD_EXAMPLES = 200  # eval / reproduce: the held-out bound on the first 200 examples (M passes each)
+LIKELIHOOD_SAMPLES = 4  # Monte-Carlo samples per example of that bound
+
+
+def likelihood_record(value: float, target: list[int], bound: str) -> dict:
+    """One scored text: its log-likelihood (or bound) in nats, the standard error of that estimate (0 when
+    exact), and nats per token, counting the target's tokens plus the end (EOS, IP's stop decision, or
+    MDM's PAD completion)."""
+    tokens = len(target) + 1
+    return {"log_likelihood": float(value), "stderr": float(getattr(value, "stderr", 0.0)), "bound": bound,
+            "tokens": tokens, "nats_per_token": -float(value) / tokens}
+
+
+def held_out_likelihood(model, task, examples: list[Example], samples: int, seed: int = 0) -> dict:
+    """The model's usual bound (exact for ARM, else its ELBO) on ``examples``: the mean negative
+    log-likelihood in nats per sequence (with its standard error over the examples) and per token (total
+    nats / total tokens, tokens as in :func:`likelihood_record`). Empty when the family cannot score or the
+    task's prompt is part of its target."""
+    if not family_of(model).can("score") or task.prompt_in_target or not examples:
+        return {}
+    bound = "exact" if model.likelihood_bounds == ("exact",) else "elbo"
+    pairs = [(list(ex.prompt), list(ex.target)) for ex in examples]
+    values = model.log_likelihood(pairs, bound=bound, samples=samples, seed=seed)
+    per_seq = Estimate.mean_of(-torch.tensor([float(v) for v in values], dtype=torch.float64))
+    tokens = sum(len(t) + 1 for _, t in pairs)
+    return {"likelihood_bound": bound, "nats_per_seq": float(per_seq), "nats_per_seq_stderr": per_seq.stderr,
+            "nats_per_token": -sum(float(v) for v in values) / tokens, "likelihood_examples": len(pairs),
+            "likelihood_samples": samples}

@@ -102,11 +102,11 @@ _BACKBONE_TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2}
 
 register(ModelFamily(
     "flexmdm", "FlexMDM", FlexMDM, FlexMDMConfig, TauLeapingOptions, _tau_leaping,
-    capabilities=frozenset({"trajectory"}), tiny=_BACKBONE_TINY, base_presets=True, star_probe="masked",
+    capabilities=frozenset({"trajectory", "score"}), tiny=_BACKBONE_TINY, base_presets=True, star_probe="masked",
     derive_config=lambda base, aux: dict(base)))
 register(ModelFamily(
     "loflexmdm", "LoFlexMDM", LoFlexMDM, LoFlexMDMConfig, TauLeapingOptions, _tau_leaping,
-    capabilities=frozenset({"trajectory", "schedule_profile", "lr_scales"}),
+    capabilities=frozenset({"trajectory", "score", "schedule_profile", "lr_scales"}),
     tiny={**_BACKBONE_TINY, "aux_d_model": 16, "aux_n_layers": 1, "aux_n_heads": 2}, derive_config=_loflex_config,
     star_probe="masked"))
 register(ModelFamily(

@@ -48,7 +48,13 @@ from insertgen.core.errors import InsertgenError
 from insertgen.core.io import write_text_atomic
 from insertgen.core.threads import allowed_cores
 from insertgen.engine.analysis import write_order_figures
-from insertgen.engine.evaluate import evaluate_model, family_samplers
+from insertgen.engine.evaluate import (
+    LIKELIHOOD_EXAMPLES,
+    LIKELIHOOD_SAMPLES,
+    evaluate_model,
+    family_samplers,
+    held_out_likelihood,
+)
 from insertgen.engine.presets import has_preset, preset_name
 from insertgen.engine.run import load_run
 from insertgen.engine.training_run import prepare_run
@@ -274,7 +280,9 @@ def _evaluate(spec: dict, device: str) -> dict:
         {**results[best], "split": "test", "sampler_name": best, "sampler": samplers[best].__dict__}, indent=2) + "\n")
     task.save_figure(examples, outputs, run_dir / "eval-test.png")
     order = write_order_figures(model, task, examples, outputs, records, run_dir)
-    return {"samplers": results, "best_sampler": best, "headline": headline,
+    with torch.inference_mode():  # the held-out bound (nats per token), where the family has one
+        likelihood = held_out_likelihood(model, task, examples[:LIKELIHOOD_EXAMPLES], LIKELIHOOD_SAMPLES)
+    return {"samplers": results, "best_sampler": best, "headline": headline, "likelihood": likelihood,
             "headline_metrics": list(task.headline_metrics), "order": order, "eval_examples": len(examples)}
 
 

@@ -71,7 +71,9 @@ def aggregate(cells: list[dict]) -> dict:
             orders = [c.get("order", {}) for c in group]
             profile = {"rank_distance_corr": spread([(o.get("profile") or {}).get("rank_distance_corr")
                                                      for o in orders])}
-            summary[task][model] = {"headline": headline, "seeds": sorted(c["seed"] for c in group),
+            likelihood = {"nats_per_token": spread([(c.get("likelihood") or {}).get("nats_per_token") for c in group]),
+                          "bound": (group[0].get("likelihood") or {}).get("likelihood_bound")}
+            summary[task][model] = {"headline": headline, "likelihood": likelihood, "seeds": sorted(c["seed"] for c in group),
                                     "eval_examples": min(int(c.get("eval_examples") or 0) for c in group),
                                     "best_sampler": best, "samplers": samplers, "training": training,
                                     "posterior": profile if profile["rank_distance_corr"]["n"] else None}
@@ -80,6 +82,13 @@ def aggregate(cells: list[dict]) -> dict:
 
 def _finite(x) -> float:
     return x if x is not None and math.isfinite(x) else float("-inf")
+
+
+def _bound(likelihood: dict | None) -> str:
+    """The held-out bound's column: nats per token (``exact`` or ``elbo``), or a dash."""
+    if not likelihood or not likelihood["nats_per_token"].get("n"):
+        return "—"
+    return f"{fmt(likelihood['nats_per_token'], 'nats_per_token')} ({likelihood['bound']})"
 
 
 def _flops(x: float) -> str:
@@ -130,7 +139,7 @@ def markdown(settings: dict, summary: dict, tasks, models, claims: list[dict], f
         order_cols = [m for m in ORDER_KEYS[:1] + CLASS_KEYS if m in metric_names]
         lines += ["", f"### {task}", "",
                   "| model | sampler | seeds | steps | training s | train FLOPs | " + " | ".join(shown + order_cols)
-                  + " | evals/seq |", "|" + "---|" * (7 + len(shown) + len(order_cols))]
+                  + " | evals/seq | nats/token |", "|" + "---|" * (8 + len(shown) + len(order_cols))]
         for m in models:
             if m not in entries:
                 continue
@@ -142,7 +151,8 @@ def markdown(settings: dict, summary: dict, tasks, models, claims: list[dict], f
                     f"{mark}{m}{mark}", f"{mark}{name}{mark}", str(len(entry["seeds"])),
                     f"{t['steps']['mean']:,.0f}", f"{t['train_seconds']['mean']:.0f}", _flops(t["train_flops"]["mean"]),
                     *(fmt(stats.get(k), k, with_range=True) for k in shown + order_cols),
-                    fmt(stats.get("model_evals_per_seq"), "model_evals_per_seq")]) + " |")
+                    fmt(stats.get("model_evals_per_seq"), "model_evals_per_seq"),
+                    _bound(entry.get("likelihood"))]) + " |")
         posterior = [(m, e["posterior"]) for m, e in entries.items() if e.get("posterior")]
         for m, p in posterior:
             lines.append(f"\n{m}: rank-distance correlation of the posterior's orders on test targets "

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from insertgen.core.data import Batch, Example, collate
 from insertgen.core.errors import InsertgenError
+from insertgen.core.estimates import Estimate
 from insertgen.core.sampling import SampleOutput, SamplerOptions, sample_from_logits
 from insertgen.core.vocab import Vocab
 from insertgen.nn.backbone_config import BackboneConfig
@@ -154,7 +155,7 @@ class ARM(nn.Module):
     # ----- likelihood -----
     @torch.no_grad()
     def log_likelihood(self, pairs: list[tuple[list[int], list[int]]], bound: str = "exact", samples: int = 1,
-                       seed: int = 0, batch_size: int = 256) -> list[float]:
+                       seed: int = 0, batch_size: int = 256) -> list[Estimate]:
         """Exact ``log p(target, EOS | prompt)`` per pair (``samples`` and ``seed`` are not used)."""
         if bound not in self.likelihood_bounds:
             raise InsertgenError(f"model 'arm' gives the exact log-likelihood only, not {bound!r}")
@@ -168,5 +169,5 @@ class ARM(nn.Module):
             chunk = [Example(tuple(p), tuple(t)) for p, t in pairs[start : start + batch_size]]
             batch = collate(chunk, self.vocab).to(device)
             picked, _ = self.token_log_probs(batch.tokens, batch.fixed)
-            out.extend(float(x) for x in picked.double().sum(1))
+            out.extend(Estimate(float(x)) for x in picked.double().sum(1))
         return out

@@ -57,8 +57,10 @@ def rate_matching_loss(
         n_um = torch.full_like(insert, float(norm_length))
     elif normalisation == "masked_count":
         n_um = m.sum(-1).clamp_min(1.0)
+    elif normalisation == "none":  # the plain sums: the ELBO's integrand (models/flexmdm/elbo.py)
+        n_um, norm_length = torch.ones_like(insert), 1.0
     else:
-        raise ValueError(f"normalisation must be 'buffer' or 'masked_count', not {normalisation!r}")
+        raise ValueError(f"normalisation must be 'buffer', 'masked_count' or 'none', not {normalisation!r}")
     unmask_loss = (cross_entropy + unmask_bregman) / n_um
     insert_loss = insert / float(norm_length)
     parts = {"unmask": unmask_loss, "insert": insert_loss, "cross_entropy": cross_entropy / n_um}

@@ -21,7 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from insertgen.core.data import Batch, prompt_canvas, split_output
+from insertgen.core.estimates import Estimate
 from insertgen.core.vocab import Vocab
+from insertgen.models.flexmdm import elbo
 from insertgen.models.flexmdm.loss import rate_matching_loss
 from insertgen.models.flexmdm.process import NoisyState, noise
 from insertgen.models.flexmdm.sampler import TauLeapingOptions, tau_leaping_sample
@@ -59,6 +61,7 @@ class FlexMDMConfig(BackboneConfig):  # max_len: the sampling buffer L_buf, also
 
 class FlexMDM(nn.Module):
     model_id = "flexmdm"
+    likelihood_bounds = ("elbo",)  # models/flexmdm/elbo.py
 
     def __init__(self, vocab: Vocab, config: FlexMDMConfig):
         super().__init__()
@@ -118,6 +121,12 @@ class FlexMDM(nn.Module):
         stats = {k: float(v.detach().mean()) for k, v in parts.items()}
         stats["tokens"] = int(st.valid.sum())
         return per_seq.mean(), stats
+
+    def log_likelihood(self, pairs: list[tuple[list[int], list[int]]], bound: str = "elbo", samples: int = 16,
+                       seed: int = 0) -> list[Estimate]:
+        """Per (prompt, target) the ELBO, estimated from ``samples`` draws of (t, z_t)
+        (:func:`insertgen.models.flexmdm.elbo.log_likelihood`)."""
+        return elbo.log_likelihood(self, pairs, bound, samples, seed)
 
     def generator_rates(self, tokens: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """Token logits, insertion multipliers and unmasking multipliers (None: fixed to 1)."""

@@ -8,20 +8,15 @@ from orders drawn from the posterior.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from insertgen.core.errors import InsertgenError
+from insertgen.core.estimates import Estimate
 from insertgen.models.ip.permutations import slots_from_permutation
 from insertgen.models.ip.policy import pack_canvases
 
 EXACT_MAX_LENGTH = 12
-
-
-def logmeanexp(x: Tensor, dim: int = -1) -> Tensor:
-    return torch.logsumexp(x, dim) - math.log(x.shape[dim])
 
 
 def stop_log_prob(model, tables, rows: Tensor) -> Tensor:
@@ -97,7 +92,7 @@ def exact_log_likelihood(model, prompt: list[int], target: list[int], stop: bool
 
 @torch.no_grad()
 def log_likelihood(model, pairs: list[tuple[list[int], list[int]]], bound: str = "elbo", samples: int = 16,
-                   seed: int = 0) -> list[float]:
+                   seed: int = 0) -> list[Estimate]:
     """Per (prompt, target): ``exact`` log p(x), or the ``elbo`` / ``iwae`` lower bound with M samples."""
     if bound not in model.likelihood_bounds:
         raise InsertgenError(f"unknown bound {bound!r}; choose from {', '.join(model.likelihood_bounds)}")
@@ -108,9 +103,9 @@ def log_likelihood(model, pairs: list[tuple[list[int], list[int]]], bound: str =
             raise InsertgenError(f"a sequence of {len(prompt) + len(target) + 2} tokens exceeds the model's "
                                  f"buffer of {model.config.max_len}")
         if bound == "exact":
-            out.append(exact_log_likelihood(model, prompt, target))
+            out.append(Estimate(exact_log_likelihood(model, prompt, target)))
             continue
         orders, log_q = model.sample_orders(prompt, target, samples, generator)
         log_w = trajectory_log_prob(model, prompt, target, orders) - log_q
-        out.append(float(log_w.mean() if bound == "elbo" else logmeanexp(log_w)))
+        out.append(Estimate.mean_of(log_w) if bound == "elbo" else Estimate.log_mean_exp_of(log_w))
     return out

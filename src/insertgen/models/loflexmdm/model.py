@@ -108,6 +108,7 @@ def scale_gradient(x: Tensor, factor: Tensor) -> Tensor:
 
 class LoFlexMDM(FlexMDM):
     model_id = "loflexmdm"
+    likelihood_bounds = ("elbo", "elbo-uniform")  # its learned schedule, or every b = 1 (models/flexmdm/elbo.py)
 
     def __init__(self, vocab: Vocab, config: LoFlexMDMConfig):
         super().__init__(vocab, config)

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from insertgen.core.data import Batch
 from insertgen.core.errors import InsertgenError
+from insertgen.core.estimates import Estimate
 from insertgen.core.sampling import (
     SampleOutput,
     SamplerOptions,
@@ -217,7 +218,7 @@ class MDM(nn.Module):
     # ----- likelihood -----
     @torch.no_grad()
     def log_likelihood(self, pairs: list[tuple[list[int], list[int]]], bound: str = "elbo", samples: int = 16,
-                       seed: int = 0) -> list[float]:
+                       seed: int = 0) -> list[Estimate]:
         """The ELBO (a lower bound on log p of the PAD-completed canvas), M = ``samples`` stratified times."""
         if bound not in self.likelihood_bounds:
             raise InsertgenError(f"model 'mdm' gives the ELBO (a lower bound) only, not {bound!r}")
@@ -229,5 +230,5 @@ class MDM(nn.Module):
             M = samples
             t = stratified_times(M, 0.0, 1.0, generator, device)
             nll = self.weighted_nll(canvas.expand(M, -1), real.expand(M, -1), slot.expand(M, -1), t, generator)
-            out.append(-float(nll.double().mean()))
+            out.append(Estimate.mean_of(-nll))
         return out
