@@ -138,3 +138,22 @@ def test_an_unconditional_task_scores_and_an_unsupported_bound_is_refused():
     assert float(value) < 0 and value.stderr > 0
     with pytest.raises(InsertgenError, match="gives elbo, not 'iwae'"):
         model.log_likelihood([([], smiles.parse_target([], "CCO"))], bound="iwae")
+
+
+def test_likelihood_table_benchmark_measures_shipped_runs():
+    """benchmarks/likelihood_table.py: one row per run; star-easy targets have 8 tokens, so a nat per token is
+    the sequence's nats / 9 (the end counts)."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("likelihood_table", root / "benchmarks" / "likelihood_table.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = [bench.measure(root / "src/insertgen/pretrained" / name, examples=3, samples=2)
+            for name in ("star-easy-arm", "star-easy-flexmdm")]
+    assert [(r["model"], r["likelihood_bound"], r["likelihood_examples"]) for r in rows] == \
+        [("arm", "exact", 3), ("flexmdm", "elbo", 3)]
+    assert all(r["nats_per_seq"] > 0 and r["nats_per_token"] == pytest.approx(r["nats_per_seq"] / 9) for r in rows)
+    table = bench.markdown(rows).splitlines()
+    assert len(table) == 4 and table[2].startswith("| star-easy | arm | exact |")
