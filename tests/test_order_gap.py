@@ -3,19 +3,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from insertgen.core.errors import InsertgenError  # noqa: E402
-from insertgen.models.registry import build_model, task_defaults  # noqa: E402
-from insertgen.tasks import get_task  # noqa: E402
-from order_gap import named_orders, order_gap  # noqa: E402
+from insertgen.core.errors import InsertgenError
+from insertgen.models.registry import build_model, task_defaults
+from insertgen.tasks import get_task
+
+_SPEC = importlib.util.spec_from_file_location("order_gap", Path(__file__).resolve().parents[1] / "benchmarks" / "order_gap.py")
+_ORDER_GAP = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_ORDER_GAP)
+named_orders, order_gap = _ORDER_GAP.named_orders, _ORDER_GAP.order_gap
 
 
 def _model(model_id, task, seed=0):
