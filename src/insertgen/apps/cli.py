@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import json as json_module
 import os
 import sys
 from pathlib import Path
@@ -209,7 +208,7 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, bu
         rows = bench_busy.run(policies=policies or (default,),
                               conditions=conditions or bench_busy.CONDITIONS, quick=quick, specs=specs,
                               steps=steps, repeat=repeat,
-                              report=(lambda r: click.echo(json_module.dumps(r))) if as_json else
+                              report=(lambda r: click.echo(json.dumps(r))) if as_json else
                               (lambda r: click.echo(f"{r['policy']:<12} {r['condition']:<6} {r['what']:<28} "
                                                     f"{r['seconds'] * 1e3:9.1f} ms", err=True)))
         if not as_json:
@@ -217,7 +216,7 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, bu
     else:
 
         def report(m: dict) -> None:
-            click.echo(json_module.dumps(m) if as_json else harness.format_row(m))
+            click.echo(json.dumps(m) if as_json else harness.format_row(m))
 
         if policies or conditions or repeat != 1:
             raise InsertgenError("--policy, --condition and --repeat apply with --busy only")
@@ -227,7 +226,7 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, bu
     if save:
 
         save.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(save, json_module.dumps(rows, indent=1) + "\n")
+        write_text_atomic(save, json.dumps(rows, indent=1) + "\n")
         click.echo(f"wrote {save}", err=as_json)
 
 

@@ -105,11 +105,16 @@ LIKELIHOOD_EXAMPLES = 200  # eval / reproduce: the held-out bound on the first 2
 LIKELIHOOD_SAMPLES = 4  # Monte-Carlo samples per example of that bound
 
 
+def scored_tokens(target: list[int]) -> int:
+    """The tokens a sequence's likelihood is spread over: the target's plus the end (EOS, IP's stop
+    decision, or MDM's PAD completion)."""
+    return len(target) + 1
+
+
 def likelihood_record(value: float, target: list[int], bound: str) -> dict:
     """One scored text: its log-likelihood (or bound) in nats, the standard error of that estimate (0 when
-    exact), and nats per token, counting the target's tokens plus the end (EOS, IP's stop decision, or
-    MDM's PAD completion)."""
-    tokens = len(target) + 1
+    exact), and nats per token (:func:`scored_tokens`)."""
+    tokens = scored_tokens(target)
     return {"log_likelihood": float(value), "stderr": float(getattr(value, "stderr", 0.0)), "bound": bound,
             "tokens": tokens, "nats_per_token": -float(value) / tokens}
 
@@ -117,15 +122,16 @@ def likelihood_record(value: float, target: list[int], bound: str) -> dict:
 def held_out_likelihood(model, task, examples: list[Example], samples: int, seed: int = 0) -> dict:
     """The model's usual bound (exact for ARM, else its ELBO) on ``examples``: the mean negative
     log-likelihood in nats per sequence (with its standard error over the examples) and per token (total
-    nats / total tokens, tokens as in :func:`likelihood_record`). Empty when the family cannot score or the
+    nats / total tokens, tokens as in :func:`scored_tokens`). Empty when the family cannot score or the
     task's prompt is part of its target."""
     if not family_of(model).can("score") or task.prompt_in_target or not examples:
         return {}
     bound = "exact" if model.likelihood_bounds == ("exact",) else "elbo"
     pairs = [(list(ex.prompt), list(ex.target)) for ex in examples]
-    values = model.log_likelihood(pairs, bound=bound, samples=samples, seed=seed)
-    per_seq = Estimate.mean_of(-torch.tensor([float(v) for v in values], dtype=torch.float64))
-    tokens = sum(len(t) + 1 for _, t in pairs)
+    values = torch.tensor([float(v) for v in model.log_likelihood(pairs, bound=bound, samples=samples, seed=seed)],
+                          dtype=torch.float64)
+    per_seq = Estimate.mean_of(-values)
+    tokens = sum(scored_tokens(t) for _, t in pairs)
     return {"likelihood_bound": bound, "nats_per_seq": float(per_seq), "nats_per_seq_stderr": per_seq.stderr,
-            "nats_per_token": -sum(float(v) for v in values) / tokens, "likelihood_examples": len(pairs),
+            "nats_per_token": -float(values.sum()) / tokens, "likelihood_examples": len(pairs),
             "likelihood_samples": samples}

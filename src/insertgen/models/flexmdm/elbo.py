@@ -69,15 +69,7 @@ def elbo(model, prompt: list[int], target: list[int], samples: int, generator: t
     batch = collate([Example(tuple(prompt), tuple(target))], model.vocab, model.config.max_len)
     x1, fixed = batch.tokens.to(device).expand(samples, -1), batch.fixed.to(device).expand(samples, -1)
     t = stratified_times(samples, 0.0, 1.0, generator, device)
-    learned = getattr(model, "schedule_rates", None)
-    if learned is None:  # FlexMDM: the linear schedule
-        t_in, t_um = model.schedule.sample_event_times(x1.shape, generator, device)
-        return Estimate.mean_of(-elbo_integrand(model, x1, fixed, t, t_in, t_um))
-    if schedule == "learned":
-        b_in, b_um = learned(x1, t)
-    else:
-        b_in, b_um = torch.ones(x1.shape, device=device), None
-    t_in, t_um = model.schedule.sample_event_times(b_in, 1.0 if b_um is None else b_um, generator)
+    t_in, t_um, b_in, b_um = model.noising_event_times(x1, t, generator, schedule)
     return Estimate.mean_of(-elbo_integrand(model, x1, fixed, t, t_in, t_um, b_in, b_um))
 
 

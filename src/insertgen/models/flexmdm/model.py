@@ -122,6 +122,13 @@ class FlexMDM(nn.Module):
         stats["tokens"] = int(st.valid.sum())
         return per_seq.mean(), stats
 
+    def noising_event_times(self, x1: Tensor, t: Tensor, generator: torch.Generator | None,
+                            schedule: str = "learned") -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """Event times (T_in, T_um) of every position of ``x1`` under the noising schedule, and the per-token
+        rates (b_in, b_um) behind them: the linear schedule, rates None (b = 1), whatever ``schedule``."""
+        t_in, t_um = self.schedule.sample_event_times(x1.shape, generator, x1.device)
+        return t_in, t_um, None, None
+
     def log_likelihood(self, pairs: list[tuple[list[int], list[int]]], bound: str = "elbo", samples: int = 16,
                        seed: int = 0) -> list[Estimate]:
         """Per (prompt, target) the ELBO, estimated from ``samples`` draws of (t, z_t)

@@ -146,6 +146,17 @@ class LoFlexMDM(FlexMDM):
         """The auxiliary network's (b_in^phi, b_um^phi) on clean sequences (b_um None: fixed to 1)."""
         return self.aux(x1, x1 != self.vocab.pad_id, t)
 
+    def noising_event_times(self, x1: Tensor, t: Tensor, generator: torch.Generator | None,
+                            schedule: str = "learned") -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """Event times under the learned schedule (the auxiliary network's rates on ``x1``) or, with
+        ``schedule="uniform"``, under every b = 1; with the rates used."""
+        if schedule == "learned":
+            b_in, b_um = self.schedule_rates(x1, t)
+        else:
+            b_in, b_um = torch.ones(x1.shape, device=x1.device), None
+        t_in, t_um = self.schedule.sample_event_times(b_in, 1.0 if b_um is None else b_um, generator)
+        return t_in, t_um, b_in, b_um
+
     def state_log_prob(self, st, t: Tensor, b_in: Tensor, b_um: Tensor | None, active: Tensor) -> Tensor:
         """log p^phi_t(z_t | x_1) per sequence (B,): the closed-form state log-probabilities summed over
         the active positions."""
