@@ -2,7 +2,9 @@
 """Set-up and entry point for a fresh machine that has only Python.
 
     python3 scripts/dev.py demo [ARGS...]   # create .venv, install insertgen, run `insertgen demo ARGS`
-    python3 scripts/dev.py test [ARGS...]   # same, plus the test and molecule extras (and the MOSES data
+    python3 scripts/dev.py run -- ARGS...   # create .venv and install insertgen when needed, then `insertgen ARGS`
+                                            # in the current directory (any subcommand; no shell set-up needed)
+    python3 scripts/dev.py test [ARGS...]   # same as demo, plus the test and molecule extras (and the MOSES data
                                             # files of molsets, installed without its dependencies), Debian's
                                             # chromium for the report rendering test where the machine lets
                                             # root apt-get install it (best effort), then pytest ARGS
@@ -69,20 +71,25 @@ def ensure_browser() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test"):
+    if not argv or argv[0] not in ("demo", "run", "test"):
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
+    if command == "run" and rest[:1] == ["--"]:
+        rest = rest[1:]
     ensure_env("[test,molecules]" if command == "test" else "")
     if command == "test":
         ensure_browser()
     if command == "demo":
         cmd = [str(python()), "-m", "insertgen.apps.cli", "demo", *rest]
+    elif command == "run":
+        cmd = [str(python()), "-m", "insertgen.apps.cli", *rest]
     else:
         cmd = [str(python()), "-m", "pytest", "-q", *rest]
     env = dict(os.environ)
     env.setdefault("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296")
-    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+    # run: the user's own directory, so that relative paths in ARGS mean what they say
+    return subprocess.run(cmd, cwd=None if command == "run" else ROOT, env=env).returncode
 
 
 if __name__ == "__main__":

@@ -267,6 +267,30 @@ def test_unknown_set_option(cli, tmp_path, setting):
     assert not out.exists()
 
 
+def test_unknown_bare_set_key_lists_training_and_model_keys(cli, tmp_path):
+    """A bare key is tried as a training option, then as a model option: a key that is neither is refused
+    with both lists (and the task.KEY spelling), and nothing is written."""
+    out = tmp_path / "run"
+    assert_user_error(cli(*TRAIN_FAST, "--set", "foo=1", "--out", out), "--set foo",
+                      "unknown option, neither a training option",
+                      "batch_size", "warmup_steps", "nor an option of model 'flexmdm'", "d_model", "token_shift",
+                      "task.KEY")
+    assert not out.exists()
+
+
+def test_report_names_the_figures_it_drew(cli, tiny_run_copy):
+    """``report`` writes report.html and draws into the run directory the figures it lacks; it lists them,
+    and a second report, which draws nothing, lists none."""
+    assert not (tiny_run_copy / "order.png").exists()
+    code, out, err = cli("report", tiny_run_copy, "--examples", 1)
+    assert code == 0, err
+    assert f"wrote {tiny_run_copy / 'report.html'}" in out
+    for name in ("order.json", "order.png"):
+        assert (tiny_run_copy / name).is_file() and str(tiny_run_copy / name) in out
+    code, out, _ = cli("report", tiny_run_copy, "--examples", 1)
+    assert code == 0 and "drew" not in out
+
+
 def test_set_without_equals(cli, tmp_path):
     assert_user_error(cli(*TRAIN_FAST, "--set", "d_model", "--out", tmp_path / "run"), "key=value", "'d_model'")
 

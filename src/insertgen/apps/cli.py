@@ -152,7 +152,11 @@ def cli():
 def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: float, models: str | None, task: str,
          threads):
     """Compare every shipped model of a star task (FlexMDM, LoFlexMDM, IP, AO-IP, ARM, MDM, those shipped)
-    side by side on fresh graphs, or train them afresh with --train."""
+    side by side on fresh graphs, or train them afresh with --train.
+
+    Writes --out (default ./insertgen-demo): the first model's run directory, the others' in
+    --out/compare/MODEL, each with demo.json and demo_samples.jsonl, and --out/demo_order.png. Formats:
+    docs/formats.md#demo-directory."""
 
     _use_threads(threads)
     chosen = None
@@ -194,7 +198,8 @@ def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: flo
 def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, busy, policies, conditions, repeat,
           save, threads):
     """Training-step time, FLOPs and MFU against the measured matmul peak, and sampling cost; with --busy,
-    the same steps beside other busy processes."""
+    the same steps beside other busy processes. Output: a table, or with --json one JSON object per
+    measurement (docs/formats.md#benchmarks)."""
 
     if busy:
 
@@ -241,14 +246,27 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, bu
 @click.option("--seed", type=int, default=0, show_default=True)
 def report(directory, run_dir, out, examples, seed):
     """A self-contained HTML page of a run (curves, evaluations, learned order, trajectories) or of a
-    reproduce directory (its tables and claims, and per task what each model does)."""
+    reproduce directory (its tables and claims, and per task what each model does).
+
+    Writes DIRECTORY/report.html (or --out); figures the page needs and the directory lacks (training.png,
+    order.json / order.png, schedule.png) are drawn into the run directory first, and the
+    command lists them. Formats: docs/formats.md."""
 
     if (directory is None) == (run_dir is None):
         raise InsertgenError("give the directory to report on, either as the argument or as --run (not both)")
     path = Path(directory or run_dir)
     if examples is None:
         examples = 1 if (path / SETTINGS).is_file() else 3
-    click.echo(f"wrote {build_report(path, out, examples, seed)}")
+    before = _file_times(path)
+    page = build_report(path, out, examples, seed)
+    drawn = [p for p, t in _file_times(path).items() if before.get(p) != t and p != page]
+    click.echo(f"wrote {page}" + (f"; drew what the page shows and {path} lacked: "
+                                  f"{', '.join(str(p) for p in sorted(drawn))}" if drawn else ""))
+
+
+def _file_times(directory: Path) -> dict[Path, int]:
+    """Modification time of every file under ``directory`` (what a command wrote there is what changed)."""
+    return {p: p.stat().st_mtime_ns for p in directory.rglob("*") if p.is_file()} if directory.is_dir() else {}
 
 
 def _csv(value: str | None, what: str) -> tuple[str, ...] | None:
@@ -286,7 +304,8 @@ def _csv(value: str | None, what: str) -> tuple[str, ...] | None:
 def reproduce(out, scale, tasks, models, seeds, budget, eval_n, sampler_steps, jobs, sets, docs, summary_only,
               threads):
     """Train and evaluate the model x task grid under equal budgets, several seeds; write results.json,
-    results.md (mean and spread over seeds, the papers' claims checked) and figures/ into --out."""
+    results.md (mean and spread over seeds, the papers' claims checked) and figures/ into --out.
+    Directory layout: docs/formats.md#reproduce-directory."""
 
     try:
         seed_list = tuple(int(s) for s in _csv(seeds, "--seeds")) if seeds else None
@@ -317,7 +336,8 @@ def reproduce(out, scale, tasks, models, seeds, budget, eval_n, sampler_steps, j
               help="Output JSONL (default: the benchmark file shipped in the package).")
 @click.option("--check", is_flag=True, help="Rebuild and compare with --out (or the shipped file) byte for byte.")
 def fragment_prompts(out, check):
-    """Build the fragment-constrained benchmark prompts (100 per task, from MOSES test molecules)."""
+    """Build the fragment-constrained benchmark prompts (100 per task, from MOSES test molecules).
+    Format: docs/formats.md#fragment-benchmark-prompts."""
 
     out = out or BENCHMARK_FILE
     text = build_benchmark_file()
@@ -339,7 +359,8 @@ def fragment_prompts(out, check):
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Total training steps.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run directory.")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
-@click.option("--set", "sets", multiple=True, help="Override an option: model.KEY=VALUE or train.KEY=VALUE.")
+@click.option("--set", "sets", multiple=True, help="Override an option: KEY=VALUE (a training option when KEY names one, else a model option), "
+                   "model.KEY=VALUE, train.KEY=VALUE or task.KEY=VALUE.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--from-previous", is_flag=True,
               help="With --resume: continue from the checkpoint before the last (when the last is corrupt).")
@@ -348,7 +369,8 @@ def fragment_prompts(out, check):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @THREADS
 def train(task, model, preset, steps, out, seed, sets, resume, from_previous, time_budget, device, quiet, threads):
-    """Train a model; writes config.json, checkpoint.safetensors and metrics.jsonl into --out.
+    """Train a model; writes config.json, checkpoint.safetensors and metrics.jsonl into --out (default
+    runs/TASK-MODEL-TIME; the run directory's files: docs/formats.md#run-directory).
 
     Under torchrun (e.g. `torchrun --standalone --nproc_per_node=4 -m insertgen.apps.cli train ...`) every
     process trains its share of each global batch (data parallel); rank 0 writes the run directory."""
@@ -371,7 +393,8 @@ def train(task, model, preset, steps, out, seed, sets, resume, from_previous, ti
 
 @cli.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
-@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None, help="PROMPTS.jsonl.")
+@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
+              help="PROMPTS.jsonl: one {\"prompt\": ...} per line (docs/formats.md).")
 @click.option("-n", "n", type=click.IntRange(min=1), default=None, help="Number of samples (unconditional tasks).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output JSONL (default RUN_DIR/samples.jsonl).")
@@ -382,7 +405,11 @@ def train(task, model, preset, steps, out, seed, sets, resume, from_previous, ti
 @THREADS
 def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, steps, top_k, top_p, temperature,
            confidence, greedy, order, grid, threads):
-    """Generate outputs for prompts (or -n unconditional samples)."""
+    """Generate outputs for prompts (or -n unconditional samples).
+
+    --input: JSONL, one {"prompt": "..."} per line in the task's text format, e.g. for star graphs
+    {"prompt": "u1 v1 u2 v2 ... s g"}. Writes JSONL {"prompt": ..., "output": ...} (molecules add "smiles").
+    Formats: docs/formats.md#prompts."""
 
     _use_threads(threads)
     model = load_run(run_dir)
@@ -431,7 +458,7 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
 def evaluate(run_dir, split, limit, as_json, seed, likelihood_samples, steps, top_k, top_p, temperature, confidence,
              greedy, order, grid, threads):
     """Sample for the split's prompts and print the task metrics (also saved to RUN_DIR/eval-SPLIT.json;
-    mazes also draw the first plans to RUN_DIR/eval-SPLIT.png)."""
+    mazes also draw the first plans to RUN_DIR/eval-SPLIT.png). Format: docs/formats.md#evaluation."""
 
     _use_threads(threads)
     model = load_run(run_dir)
@@ -466,8 +493,8 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
              threads):
     """Generation order: when each target token / edge was inserted and unmasked, the order correlation
     with the distance from the junction, and the learned insertion schedule (LoFlexMDM) or the
-    posterior's orders (IP). Writes
-    RUN_DIR/order.json and RUN_DIR/order.png."""
+    posterior's orders (IP). Writes RUN_DIR/order.json and RUN_DIR/order.png (format:
+    docs/formats.md#generation-order)."""
 
     _use_threads(threads)
     model = load_run(run_dir)
@@ -503,7 +530,8 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
 
 @cli.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
-@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="TEXTS.jsonl.")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="TEXTS.jsonl: one {\"prompt\": ..., \"text\": ...} per line (docs/formats.md).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--bound", type=click.Choice(["exact", "elbo", "elbo-uniform", "iwae"]), default=None,
               help="Kind of value (default: exact for arm, elbo for the others; elbo-uniform: a LoFlexMDM scored "
@@ -514,7 +542,11 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
 @THREADS
 def score(run_dir, input_path, output, bound, samples, seed, skip_bad_lines, threads):
     """Log-likelihood (or a bound on it) of each text under the model, in nats: per sequence, its standard
-    error (Monte-Carlo bounds; 0 when exact) and per token (the target's tokens plus the end: EOS / stop)."""
+    error (Monte-Carlo bounds; 0 when exact) and per token (the target's tokens plus the end: EOS / stop).
+
+    --input: JSONL, one {"prompt": "...", "text": "..."} per line ({"text": "..."} on unconditional tasks);
+    other keys are kept. Writes each line back with log_likelihood, stderr, bound, tokens and
+    nats_per_token (default RUN_DIR/scores.jsonl). Formats: docs/formats.md#texts-to-score."""
 
     _use_threads(threads)
     model = load_run(run_dir)

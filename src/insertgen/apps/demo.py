@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -114,6 +115,22 @@ def render_trajectory(task, record: dict) -> list[str]:
         text = " ".join("_" if state in ("mask", "new") else tok for tok, state in shown)
         lines.append(f"  step {step:>3}: [BOS] {text} [EOS]   ({describe_events(events)})")
     return lines
+
+
+def command_name() -> str:
+    """How to call the ``insertgen`` command from the user's shell: ``insertgen`` when it is on PATH (an
+    activated virtual environment), else the script next to this Python (e.g. ``.venv/bin/insertgen`` after
+    ``python3 scripts/dev.py demo``)."""
+    script = Path(sys.executable).parent / "insertgen"
+    on_path = shutil.which("insertgen")
+    if on_path and Path(on_path).resolve() == script.resolve():
+        return "insertgen"
+    if script.is_file():
+        try:
+            return str(script.relative_to(Path.cwd()))
+        except ValueError:
+            return str(script)
+    return "insertgen"
 
 
 def _model_dir(out: Path, model: str, primary: str) -> Path:
@@ -236,5 +253,5 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
     click.echo(f"\nrun directory {out} ({models[0]})" +
                "".join(f", {_model_dir(out, m, primary)} ({m})" for m in models[1:]) +
                (f"; order figure {figure}" if figure else "") +
-               f": try `insertgen eval --run {out} --limit 200` or `insertgen analysis --run {out}`")
+               f": try `{command_name()} eval --run {out} --limit 200` or `{command_name()} analysis --run {out}`")
     return summary

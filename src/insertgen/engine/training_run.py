@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -19,12 +20,16 @@ from insertgen.core.rundir import CONFIG, environment, read_config, write_config
 from insertgen.core.threads import govern, thread_report
 from insertgen.engine.presets import PRESETS, get_preset
 from insertgen.engine.train import TrainConfig, Trainer
-from insertgen.models.registry import build_model, task_defaults
+from insertgen.models.registry import build_model, get_family, task_defaults
 from insertgen.tasks import get_task
 
 
-def _apply_overrides(model_config: dict, train_config: dict, overrides: dict, task_options: dict) -> None:
+def _apply_overrides(model: str, model_config: dict, train_config: dict, overrides: dict, task_options: dict) -> None:
+    """Sort ``--set`` overrides: ``task.KEY`` / ``model.KEY`` / ``train.KEY`` go where they say; a bare key
+    is a training option when it names one, else an option of ``model``, and is refused, with both lists,
+    when it names neither."""
     train_keys = set(TrainConfig.__dataclass_fields__)
+    model_keys = {f.name for f in dataclasses.fields(get_family(model).config_class)}
     for key, value in overrides.items():
         if key.startswith("task."):
             task_options[key[len("task."):]] = value
@@ -34,8 +39,13 @@ def _apply_overrides(model_config: dict, train_config: dict, overrides: dict, ta
             train_config[key[len("train."):]] = value
         elif key in train_keys:
             train_config[key] = value
-        else:
+        elif key in model_keys:
             model_config[key] = value
+        else:
+            raise InsertgenError(
+                f"--set {key}: unknown option, neither a training option ({', '.join(sorted(train_keys))}) "
+                f"nor an option of model "
+                f"{model!r} ({', '.join(sorted(model_keys))}); a task option is written task.KEY")
 
 
 def warm_start(model: torch.nn.Module, task, source: Path) -> Path:
@@ -159,7 +169,7 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
     model_config = dict(spec["model_config"]) if spec.get("model") == model else {}
     train_config = dict(spec["train"])
     task_options = dict(spec.get("task_options", {}))
-    _apply_overrides(model_config, train_config, overrides, task_options)
+    _apply_overrides(model, model_config, train_config, overrides, task_options)
     task_obj = get_task(task, task_options)
     for key, value in task_defaults(model, task_obj).items():
         model_config.setdefault(key, value)

@@ -1,0 +1,90 @@
+"""The README's commands exist: every ``insertgen`` subcommand and option its code blocks and inline code
+use is in that subcommand's ``--help``; the demo leaves the repository's git status clean."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import call_main
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+# ``insertgen SUB ...`` (also ``.venv/bin/insertgen``, ``-m insertgen.apps.cli``, ``scripts/dev.py run --``)
+COMMAND = re.compile(r"(?:^|\s|`)(?:\S*/)?(?:insertgen|-m insertgen\.apps\.cli|scripts/dev\.py run --)"
+                     r"\s+([a-z][\w-]*)(.*)")
+
+
+def readme_commands() -> list[str]:
+    """Every ``insertgen ...`` command line of the README: in code blocks (continuation lines joined) and
+    in inline code; ``python -m insertgen.apps.cli`` and ``scripts/dev.py run --`` count as ``insertgen``."""
+    text = README.read_text()
+    lines = []
+    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S):
+        lines += block.replace("\\\n", " ").splitlines()
+    lines += re.findall(r"`([^`\n]*insertgen [^`\n]*)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    commands = []
+    for line in lines:
+        line = line.split("#", 1)[0]
+        for match in COMMAND.finditer(line):
+            commands.append(f"{match.group(1)} {match.group(2)}".strip())
+    return commands
+
+
+def help_text(capsys, *args) -> str:
+    capsys.readouterr()
+    assert call_main([*args, "--help"]) == 0, args
+    return capsys.readouterr().out
+
+
+def test_the_readme_shows_the_cli_and_how_to_reach_it():
+    commands = readme_commands()
+    assert {c.split()[0] for c in commands} >= {"demo", "train", "sample", "eval", "score", "analysis", "bench",
+                                                "reproduce", "report", "fragment-prompts"}
+    text = README.read_text()
+    assert ".venv/bin/insertgen" in text and "source .venv/bin/activate" in text and "scripts/dev.py run" in text
+
+
+def test_every_subcommand_and_option_of_the_readme_exists(capsys):
+    top = help_text(capsys)
+    checked = 0
+    for command in readme_commands():
+        sub, rest = (command.split(None, 1) + [""])[:2]
+        assert re.search(rf"^\s+{re.escape(sub)}\b", top, re.M), f"insertgen {sub}: no such subcommand"
+        options = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", rest))
+        if not options:
+            continue
+        sub_help = help_text(capsys, sub)
+        for option in options:
+            assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", sub_help), \
+                f"README: `insertgen {command}` uses {option}, which `insertgen {sub} --help` does not list"
+            checked += 1
+    assert checked > 40
+
+
+def test_the_demo_leaves_the_repository_clean(tmp_path, monkeypatch):
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def status() -> str:
+        return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout
+
+    default_out = ROOT / "insertgen-demo"
+    kept = tmp_path / "kept"
+    if default_out.exists():  # a demo the developer ran: set it aside and bring it back untouched
+        shutil.move(default_out, kept)
+    before = status()
+    monkeypatch.chdir(ROOT)
+    try:
+        assert call_main(["demo", "--models", "ip", "-n", "3"]) == 0
+        assert (default_out / "demo.json").is_file()
+        assert status() == before
+    finally:
+        shutil.rmtree(default_out, ignore_errors=True)
+        if kept.exists():
+            shutil.move(kept, default_out)
