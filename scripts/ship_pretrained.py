@@ -1,23 +1,27 @@
 #!/usr/bin/env python3
 """Copy a trained run into the package as the shipped demo model (EMA weights only, no optimiser state).
 
-    python scripts/ship_pretrained.py RUN_DIR [--name TASK-MODEL] [--note "how it was trained"] [--sampler NAME]
+    python scripts/ship_pretrained.py RUN_DIR [--name TASK-MODEL] [--note "how it was trained"] [--sampler NAME] \
+        [--sampler-option KEY=VALUE ...]
 
 Writes src/insertgen/pretrained/NAME/{config.json, checkpoint.safetensors, metrics.jsonl} (NAME defaults to
 the run's task and model, e.g. star-easy-ip, which is where `insertgen demo` looks); the config records the
 source run, the training step it was exported at and the sampler the demo uses (``--sampler``: one of the
-family's samplers in insertgen.engine.evaluate.family_samplers; default its first).
+family's samplers in insertgen.engine.evaluate.family_samplers; default its first) with the options
+``--sampler-option`` changes (e.g. ``steps=64``, ``grid=unmask``, ``insertion_draw=sequence``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, split_prefix
 from insertgen.core.rundir import CONFIG, METRICS, read_config
+from insertgen.apps.benchmarking import parse_overrides
 from insertgen.engine.evaluate import family_samplers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,13 +33,22 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="default: TASK-MODEL of the run")
     parser.add_argument("--note", default=None, help="training budget in words (shown by insertgen demo)")
     parser.add_argument("--sampler", default=None, help="the sampler insertgen demo uses for this model")
+    parser.add_argument("--sampler-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of that sampler for the demo (repeatable)")
     args = parser.parse_args()
     config = read_config(args.run)
+    names = family_samplers(config["model"], 8)
     if args.sampler is not None:
-        names = family_samplers(config["model"], 8)
         if args.sampler not in names:
             raise SystemExit(f"--sampler {args.sampler!r}: {config['model']} samples with {', '.join(names)}")
         config["demo_sampler"] = args.sampler
+    if args.sampler_option:
+        options = parse_overrides(args.sampler_option)
+        try:  # refuse an option the sampler does not take, or a bad value, now rather than in the demo
+            dataclasses.replace(names[args.sampler or next(iter(names))], **options)
+        except (TypeError, ValueError) as e:
+            raise SystemExit(f"--sampler-option: {e}") from None
+        config["demo_sampler_options"] = options
     name = args.name or f"{config['task']}-{config['model']}"
     tensors, state = load_checkpoint(args.run / CHECKPOINT)
     weights = {**split_prefix(tensors, "model"), **split_prefix(tensors, "ema")}

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from insertgen.core.sampling import filter_logits, sample_from_logits
-from insertgen.models.flexmdm.sampler import TauLeapingOptions, _insert_masks, tau_leaping_sample
+from insertgen.models.flexmdm.sampler import (
+    INSERTION_DRAWS,
+    TauLeapingOptions,
+    _insert_masks,
+    _insertion_counts,
+    tau_leaping_sample,
+)
 
 PAD, MASK, BOS, EOS = 0, 1, 2, 3
 V = 10
@@ -50,14 +56,16 @@ def run(predict, prompts, width=20, **opts):
                               TauLeapingOptions(**opts), generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("confidence,order", [(None, "joint"), ("top_prob", "joint"), ("prob_diff", "joint"),
-                                              (None, "insert_first")])
-def test_oracle_rates_give_the_right_length_and_well_formed_canvas(confidence, order):
-    """With g = the number of missing tokens, Poisson tau-leaping inserts that many on average
-    (an overshoot within one step is possible, as in the reference sampler) and the canvas stays
-    [prompt, BOS, body, EOS]."""
+@pytest.mark.parametrize("confidence,order,draw", [(None, "joint", "sequence"), ("top_prob", "joint", "sequence"),
+                                                   ("prob_diff", "joint", "binomial"), (None, "insert_first", "sequence"),
+                                                   (None, "joint", "poisson"), (None, "insert_first", "poisson")])
+def test_oracle_rates_give_the_right_length_and_well_formed_canvas(confidence, order, draw):
+    """With g = the number of missing tokens the canvas stays [prompt, BOS, body, EOS] and gets that many
+    tokens: always with the sequence and binomial draws (at most the missing count per step), on average
+    with the Poisson tau-leap (an overshoot within one step is possible, as in the reference sampler)."""
     prompts = [[4, 5, 6], [8], [9, 9]] * 20
-    out = run(oracle_predictor(6), prompts, steps=32, confidence=confidence, top_k=1, order=order)
+    out = run(oracle_predictor(6), prompts, steps=32, confidence=confidence, top_k=1, order=order,
+              insertion_draw=draw)
     lengths = []
     for p, row, ins, um, evals in zip(prompts, out.tokens, out.insert_step, out.unmask_step, out.model_evals):
         assert row[: len(p) + 1] == p + [BOS]  # fixed prefix untouched
@@ -68,8 +76,50 @@ def test_oracle_rates_give_the_right_length_and_well_formed_canvas(confidence, o
         assert all(i >= 0 and u >= i for i, u in zip(ins[len(p) + 1 : -1], um[len(p) + 1 : -1]))
         assert ins[: len(p) + 1] == [-1] * (len(p) + 1) and um[-1] == -1
         assert 1 <= evals <= 33
-    assert sum(1 for n in lengths if n == 6) >= 0.8 * len(lengths)
-    assert abs(sum(lengths) / len(lengths) - 6) < 0.3
+    if draw == "poisson":
+        assert sum(1 for n in lengths if n == 6) >= 0.8 * len(lengths)
+        assert abs(sum(lengths) / len(lengths) - 6) < 0.3
+    else:
+        assert lengths == [6] * len(lengths)
+
+
+@pytest.mark.parametrize("draw", INSERTION_DRAWS)
+def test_every_insertion_draw_gives_each_gap_its_expected_count(draw):
+    """E[c_k] = n_k p for every draw (closed form against Monte Carlo), and on the last interval (p = 1)
+    every expected missing token arrives: round(n_k) per gap, or round(sum n_k) per sequence."""
+    n = torch.tensor([[0.0, 0.5, 2.0, 1.3, 0.0, 0.2]]).repeat(40_000, 1)
+    lengths = torch.full((n.shape[0],), 6)
+    counts = _insertion_counts(n, torch.tensor(0.4), lengths, 10**6, torch.Generator().manual_seed(1), draw)
+    mean = counts.float().mean(0)
+    stderr = counts.float().std(0) / n.shape[0] ** 0.5
+    assert torch.all((mean - 0.4 * n[0]).abs() <= 4 * stderr + 1e-6), (draw, mean)
+    assert counts[:, 0].sum() == 0 and counts[:, 4].sum() == 0  # a gap that misses nothing gets nothing
+    last = _insertion_counts(n[:1], torch.tensor(1.0), lengths[:1], 10**6, torch.Generator().manual_seed(1), draw)
+    assert int(last.sum()) == (4 if draw == "sequence" else 0 + 0 + 2 + 1 + 0 + 0)
+
+
+def test_binomial_draw_never_exceeds_the_rounded_up_count():
+    n = torch.tensor([[1.0, 0.5, 2.0]]).repeat(20_000, 1)
+    counts = _insertion_counts(n, torch.tensor(0.9), torch.full((20_000,), 3), 10**6,
+                               torch.Generator().manual_seed(2), "binomial")
+    assert torch.all(counts <= torch.ceil(n).long())
+    poisson = _insertion_counts(n, torch.tensor(0.9), torch.full((20_000,), 3), 10**6,
+                                torch.Generator().manual_seed(2), "poisson")
+    assert bool((poisson > torch.ceil(n).long()).any())  # the tau-leap overshoots where p is large
+
+
+def test_sequence_draw_inserts_an_ambiguous_token_once():
+    """One missing token that may sit in either of two gaps (n = 0.5 each): per-gap draws insert it 0, 1 or
+    2 times on the last interval or over a step with p = 1/2; the sequence draw never twice, and on the
+    last interval exactly once, into either gap about equally often."""
+    n = torch.tensor([[0.5, 0.5]]).repeat(20_000, 1)
+    lengths = torch.full((20_000,), 2)
+    gen = torch.Generator().manual_seed(3)
+    half = _insertion_counts(n, torch.tensor(0.5), lengths, 10**6, gen, "sequence").sum(1)
+    assert int(half.max()) == 1 and abs(half.float().mean().item() - 0.5) < 0.02
+    assert int(_insertion_counts(n, torch.tensor(0.5), lengths, 10**6, gen, "poisson").sum(1).max()) >= 2
+    last = _insertion_counts(n, torch.tensor(1.0), lengths, 10**6, gen, "sequence")
+    assert torch.all(last.sum(1) == 1) and abs(last[:, 0].float().mean().item() - 0.5) < 0.02
 
 
 def test_special_tokens_never_sampled():

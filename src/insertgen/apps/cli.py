@@ -76,6 +76,10 @@ def sampler_options(f):
         click.option("--grid", type=click.Choice(["uniform", "unmask"]), default="uniform", show_default=True,
                      help="Time grid of the tau-leaping steps: uniform in t, or equal expected unmasking events "
                           "per step (more steps late, where most tokens are decided)."),
+        click.option("--insertion-draw", type=click.Choice(["poisson", "binomial", "sequence"]), default=None,
+                     help="How the tau-leaping sampler draws new masks (FlexMDM, LoFlexMDM): per gap from a Poisson "
+                          "(the plain tau-leap), per gap from a binomial, or one count per sequence spread over the "
+                          "gaps (default: the sampler's, docs/methods/flexmdm.md#joint-order)."),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -83,10 +87,11 @@ def sampler_options(f):
 
 
 def _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy: bool,
-                  run_config: dict | None = None, grid: str = "uniform"):
+                  run_config: dict | None = None, grid: str = "uniform", insertion_draw: str | None = None):
 
     return run_sampler_options(run_config, default_greedy, steps=steps, top_k=top_k, top_p=top_p,
-                               temperature=temperature, confidence=confidence, greedy=greedy, order=order, grid=grid)
+                               temperature=temperature, confidence=confidence, greedy=greedy, order=order, grid=grid,
+                               insertion_draw=insertion_draw)
 
 
 def _parse_set(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -404,7 +409,7 @@ def train(task, model, preset, steps, out, seed, sets, resume, from_previous, ti
 @sampler_options
 @THREADS
 def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, steps, top_k, top_p, temperature,
-           confidence, greedy, order, grid, threads):
+           confidence, greedy, order, grid, insertion_draw, threads):
     """Generate outputs for prompts (or -n unconditional samples).
 
     --input: JSONL, one {"prompt": "..."} per line in the task's text format, e.g. for star graphs
@@ -415,7 +420,8 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
     model = load_run(run_dir)
     task = model.task
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy=False,
-                            run_config=model.run_config, grid=grid)
+                            run_config=model.run_config, grid=grid,
+                            insertion_draw=insertion_draw)
     if task.conditional:
         if input_path is None:
             raise InsertgenError(f"task {task.name} is conditional: give --input PROMPTS.jsonl")
@@ -456,14 +462,15 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
 @sampler_options
 @THREADS
 def evaluate(run_dir, split, limit, as_json, seed, likelihood_samples, steps, top_k, top_p, temperature, confidence,
-             greedy, order, grid, threads):
+             greedy, order, grid, insertion_draw, threads):
     """Sample for the split's prompts and print the task metrics (also saved to RUN_DIR/eval-SPLIT.json;
     mazes also draw the first plans to RUN_DIR/eval-SPLIT.png). Format: docs/formats.md#evaluation."""
 
     _use_threads(threads)
     model = load_run(run_dir)
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
-                            default_greedy=model.task.greedy_by_default, run_config=model.run_config, grid=grid)
+                            default_greedy=model.task.greedy_by_default, run_config=model.run_config, grid=grid,
+                            insertion_draw=insertion_draw)
     examples = model.task.examples(split)[:limit or model.task.eval_size]
     metrics, pairs = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
     if likelihood_samples:
@@ -490,7 +497,7 @@ def evaluate(run_dir, split, limit, as_json, seed, likelihood_samples, steps, to
 @sampler_options
 @THREADS
 def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, confidence, greedy, order, grid,
-             threads):
+             insertion_draw, threads):
     """Generation order: when each target token / edge was inserted and unmasked, the order correlation
     with the distance from the junction, and the learned insertion schedule (LoFlexMDM) or the
     posterior's orders (IP). Writes RUN_DIR/order.json and RUN_DIR/order.png (format:
@@ -500,7 +507,8 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
     model = load_run(run_dir)
     task = model.task
     options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
-                            default_greedy=task.greedy_by_default, run_config=model.run_config, grid=grid)
+                            default_greedy=task.greedy_by_default, run_config=model.run_config, grid=grid,
+                            insertion_draw=insertion_draw)
     examples = task.examples(split)[:limit]
     metrics, pairs = evaluate_model(model, task, examples, options, seed=seed, progress=True)
     stats = order_statistics(task, examples, [o for o, _ in pairs], [r for _, r in pairs])

@@ -12,6 +12,7 @@ distance from the junction, one panel per model). ``--out RUN_DIR`` is the first
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -36,7 +37,7 @@ DEMO_TASKS = ("star-easy", "star-medium")  # the tasks models are shipped for
 DEMO_TASK = "star-easy"
 TRAIN_MODELS = ("flexmdm", "loflexmdm")  # --train without --models, when nothing ships for the task
 FRESH_SEED_OFFSET = 10_000  # fresh graphs use seeds far from the splits' seed (42)
-DEMO_SAMPLER_STEPS = 40  # the shipped models on 1,000 graphs within a minute on a 2-core CPU (docs/results.md)
+DEMO_SAMPLER_STEPS = 40  # unless a shipped model names its own (demo_sampler_options; docs/results.md)
 
 
 def pretrained_dir(model: str = "flexmdm", task: str = DEMO_TASK) -> Path:
@@ -51,13 +52,30 @@ def shipped_models(task: str = DEMO_TASK) -> tuple[str, ...]:
 def demo_sampler(model_id: str, config: dict):
     """``(name, options)``: the sampler a shipped run names (``demo_sampler``, written by
     scripts/ship_pretrained.py), else its family's first (evaluate.family_samplers), greedy tokens and
-    ``DEMO_SAMPLER_STEPS`` steps where the sampler takes steps."""
+    ``DEMO_SAMPLER_STEPS`` steps where the sampler takes steps; ``demo_sampler_options`` (also written by
+    the script, e.g. ``{"steps": 64, "grid": "unmask"}``) replace that sampler's options."""
     samplers = family_samplers(model_id, DEMO_SAMPLER_STEPS, greedy=True)
     name = config.get("demo_sampler") or next(iter(samplers))
     if name not in samplers:
         raise InsertgenError(f"demo_sampler {name!r} of the shipped {model_id} is not one of its samplers "
                              f"({', '.join(samplers)})")
-    return name, samplers[name]
+    try:
+        return name, dataclasses.replace(samplers[name], **config.get("demo_sampler_options", {}))
+    except (TypeError, ValueError) as e:
+        raise InsertgenError(f"demo_sampler_options of the shipped {model_id}: {e}") from None
+
+
+def describe_sampler(model_id: str, options) -> str:
+    """The demo's settings of a sampler that takes steps, in words: its step count and every option that
+    differs from the family's sampler defaults (e.g. ``64 steps, grid unmask, insertion_draw sequence``);
+    empty for samplers without steps (one token per model evaluation)."""
+    steps = getattr(options, "steps", None)
+    if steps is None:
+        return ""
+    default = type(options)()
+    changed = [f"{f.name} {getattr(options, f.name)}" for f in dataclasses.fields(options)
+               if f.name not in ("steps", "top_k", "order") and getattr(options, f.name) != getattr(default, f.name)]
+    return ", ".join([f"{steps} steps", *changed])
 
 
 def trajectory_frames(task, record: dict) -> list[tuple[int, list[tuple[str, str]], dict]]:
@@ -211,7 +229,8 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
         with torch.inference_mode():
             metrics, pairs = evaluate_model(model, task_obj, examples, options, seed=seed, progress=True)
         metrics["seconds"] = time.time() - start
-        results[model_id] = {"metrics": metrics, "pairs": pairs, "budget": budgets[model_id], "sampler": sampler_name}
+        results[model_id] = {"metrics": metrics, "pairs": pairs, "budget": budgets[model_id], "sampler": sampler_name,
+                             "settings": describe_sampler(model_id, options)}
         write_jsonl(run_dir / "demo_samples.jsonl", [
             {"prompt": task_obj.format(e.prompt), "output": task_obj.format(o), "target": task_obj.format(e.target),
              "insert_step": r["insert_step"], "unmask_step": r["unmask_step"]}
@@ -221,8 +240,7 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
             {"n": n_graphs, "model": model_id, **metrics, "sampler": sampler_name, "sampler_options": options.__dict__,
              "budget": budgets[model_id]}, indent=2) + "\n")
 
-    click.echo(f"\n{n_graphs:,} fresh {task} graphs, greedy tokens, {DEMO_SAMPLER_STEPS} steps where a sampler "
-               "takes steps:")
+    click.echo(f"\n{n_graphs:,} fresh {task} graphs, greedy tokens:")
     click.echo(f"  {'model':<10} {'sampler':<14} {'exact match':>11} {'plan validity':>13} {'token accuracy':>14} "
                f"{'order corr.':>11} {'evals/graph':>11}   trained")
     for model_id, res in results.items():
@@ -232,6 +250,9 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
                    f"{m['model_evals_per_seq']:>11.1f}   {res['budget']}")
     click.echo("  (order corr.: Spearman correlation between the step a token is revealed and its distance from the "
                "junction; negative = the path is built from its far end)")
+    for model_id, res in results.items():
+        if res["settings"]:
+            click.echo(f"  {model_id}: {res['sampler']} sampler, {res['settings']}")
     ex = examples[0]
     for model_id, res in results.items():
         if not get_family(model_id).can("trajectory"):  # the insertion models show one trajectory
@@ -246,8 +267,9 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
                    f"{'correct' if list(output) == list(ex.target) else 'wrong'}")
     figure = order_panels_figure(results, task_obj, examples, out / "demo_order.png")
     first = results[models[0]]["metrics"]
-    summary = {"n": n_graphs, "task": task, **first, "sampler_steps": DEMO_SAMPLER_STEPS,
-               "models": {m: {**r["metrics"], "sampler": r["sampler"], "budget": r["budget"]}
+    summary = {"n": n_graphs, "task": task, **first,
+               "models": {m: {**r["metrics"], "sampler": r["sampler"], "sampler_settings": r["settings"],
+                              "budget": r["budget"]}
                           for m, r in results.items()}}
     (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
     click.echo(f"\nrun directory {out} ({models[0]})" +

@@ -19,7 +19,7 @@ from insertgen.tasks.base import Example
 def run_sampler_options(run_config: dict | None, default_greedy: bool, steps: int | None = None,
                         top_k: int | None = None, top_p: float | None = None, temperature: float = 1.0,
                         confidence: str | None = None, greedy: bool | None = None, order: str | None = None,
-                        grid: str = "uniform") -> SamplerOptions:
+                        grid: str = "uniform", insertion_draw: str | None = None) -> SamplerOptions:
     """The sampler options of a run's family: the choices given, the rest from the run's evaluation
     settings (``eval_sampler_steps`` / ``eval_sampler_order`` of its config); greedy (top-k 1) when asked,
     or by ``default_greedy`` when no top-k / top-p is given. Choices the family's sampler does not take
@@ -33,6 +33,8 @@ def run_sampler_options(run_config: dict | None, default_greedy: bool, steps: in
     choices = dict(steps=steps or train.get("eval_sampler_steps", 64), top_k=top_k, top_p=top_p,
                    temperature=temperature, confidence=confidence,
                    order=order or train.get("eval_sampler_order", "joint"), grid=grid)
+    if insertion_draw is not None:
+        choices["insertion_draw"] = insertion_draw
     options_class = get_family(run_config["model"]).options_class if "model" in run_config else SamplerOptions
     try:
         return options_class.from_choices(choices)

@@ -15,9 +15,16 @@ per step, :func:`time_grid`) each step n evaluates the model once on ``(x, t_n)`
 - insertion: gap k (left of token k, after BOS; with a prompt given in the canvas also around and
   between its fixed tokens) has the model's insertion multiplier
   ``g_k`` (the gap's rate is ``g_k h(t)``). Reading the gap as ``g_k / u`` missing tokens of rate ``u``
-  each (``u`` = ``insertion_unit``), it receives ``c_k ~ Poisson((g_k / u)(1 - exp(-u dLam)))`` new
-  masks, and on the last interval (``dLam = inf``) ``c_k = round(g_k / u)``. For FlexMDM ``u = 1`` and
-  ``g_k`` is the expected number of missing tokens, so this is exact per token. For LoFlexMDM ``g_k`` is
+  each (``u`` = ``insertion_unit``), each of them arriving in the step with probability
+  ``p = 1 - exp(-u dLam)``. ``insertion_draw="sequence"`` (default) draws the sequence's number of new
+  masks, ``Binomial(N, p)`` with ``N`` the stochastically rounded ``sum_k g_k / u``, and places them in
+  gaps drawn in proportion to ``g_k``; ``"binomial"`` draws ``Binomial(round_stochastic(g_k / u), p)`` per
+  gap; ``"poisson"`` (the reference's tau-leap) ``Poisson((g_k / u) p)`` per gap. All three give each gap
+  the mean ``(g_k / u) p`` and the same continuous-time limit; at a finite step the per-gap draws
+  overshoot (Poisson) or insert one token that may sit in either of two gaps into both, which the
+  sequence draw does not (docs/learning.md, row 18). On the last interval (``dLam = inf``) every expected
+  token arrives: ``round(g_k / u)`` per gap, or for ``sequence`` ``round(sum_k g_k / u)`` per sequence.
+  For FlexMDM ``u = 1`` and ``g_k`` is the expected number of missing tokens. For LoFlexMDM ``g_k`` is
   the expected *sum of rates* of the missing tokens; ``u`` = the auxiliary network's minimum rate, which
   makes small steps the plain tau-leap ``Poisson(g_k dLam)`` and counts the last survivors (the slowest
   tokens, whose rates approach the minimum as t -> 1) at the end. A step that would overflow the buffer
@@ -66,6 +73,7 @@ class TauLeapingOptions(SamplerOptions):
     order: str = "joint"  # "joint": insert and unmask together; "insert_first": two phases (module doc)
     unmask_time: float = 0.9  # insert_first: the time fed to the model while unmasking
     grid: str = "uniform"  # time grid of the steps: "uniform" or "unmask" (see time_grid)
+    insertion_draw: str = "sequence"  # new masks: "sequence", "binomial" or "poisson" (_insertion_counts)
 
     def __post_init__(self):
         super().__post_init__()
@@ -79,9 +87,12 @@ class TauLeapingOptions(SamplerOptions):
             raise ValueError("unmask_time must be in [0, 1)")
         if self.grid not in GRIDS:
             raise ValueError(f"grid must be one of {', '.join(GRIDS)}, not {self.grid!r}")
+        if self.insertion_draw not in INSERTION_DRAWS:
+            raise ValueError(f"insertion_draw must be one of {', '.join(INSERTION_DRAWS)}, not {self.insertion_draw!r}")
 
 
 GRIDS = ("uniform", "unmask")
+INSERTION_DRAWS = ("poisson", "binomial", "sequence")
 
 
 def unmask_time_cdf(t: Tensor) -> Tensor:
@@ -148,12 +159,53 @@ def _fire_mask(masked: Tensor, logits: Tensor, banned: Tensor, p_fire: Tensor | 
     return masked & (rank < n_fire)
 
 
+def _stochastic_round(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``floor(x) + Bernoulli(x - floor(x))``: an integer with mean ``x``."""
+    base = torch.floor(x)
+    return base + (torch.rand(x.shape, generator=generator, device=x.device) < x - base).float()
+
+
+def _sequence_counts(n_missing: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
+    """``sequence`` draw: the sequence's number of new masks ``T ~ Binomial(N, p)`` with ``N`` the
+    stochastically rounded total ``sum_k n_k`` (``round`` when ``p = 1``), placed into gaps drawn with
+    probability ``n_k / sum_k n_k`` (with replacement). Each gap's mean stays ``n_k p``, but the gaps are
+    no longer independent: one missing token that could sit in either of two gaps (``n = 0.5`` each) is
+    inserted once, not 0, 1 or 2 times."""
+    total_missing = n_missing.sum(1)
+    if p >= 1.0:
+        totals = torch.round(total_missing)
+    else:
+        totals = torch.binomial(_stochastic_round(total_missing, generator), torch.full_like(total_missing, p),
+                                generator=generator)
+    totals = totals.long()
+    counts = torch.zeros_like(n_missing, dtype=torch.long)
+    rows = (totals > 0).nonzero().squeeze(1)
+    if rows.numel():
+        most = int(totals[rows].max())
+        picks = torch.multinomial(n_missing[rows].clamp(min=0), most, replacement=True, generator=generator)
+        keep = (torch.arange(most, device=n_missing.device)[None] < totals[rows, None]).long()
+        counts[rows] = counts[rows].scatter_add(1, picks, keep)
+    return counts
+
+
 def _insertion_counts(n_missing: Tensor, p_ins: Tensor, lengths: Tensor, buffer_len: int,
-                      generator: torch.Generator | None) -> Tensor:
-    """New masks per gap (b, W): Poisson(n_missing p_ins), or round(n_missing) when p_ins = 1; zero for
-    a sequence whose insertions would overflow the buffer."""
-    if float(p_ins) >= 1.0:
+                      generator: torch.Generator | None, draw: str = "poisson") -> Tensor:
+    """New masks per gap (b, W); zero for a sequence whose insertions would overflow the buffer.
+
+    ``poisson``: ``Poisson(n p)`` with ``n = n_missing``, ``p = p_ins`` (the tau-leap), or ``round(n)`` when
+    ``p = 1``. ``binomial``: each of ``N`` missing tokens arrives with probability ``p``, ``Binomial(N, p)``,
+    where ``N`` is ``n`` rounded stochastically (``floor(n) + Bernoulli(n - floor(n))``, so ``E[N] = n``):
+    the same mean ``n p`` as the tau-leap, exact when the gap's missing count is known, and never more
+    masks than ``ceil(n)``, where the Poisson draw overshoots when ``p`` is large (the last steps)."""
+    if draw == "sequence":
+        counts = _sequence_counts(n_missing, float(p_ins), generator)
+    elif float(p_ins) >= 1.0:
         counts = torch.round(n_missing).long()
+    elif draw == "binomial":
+        base = torch.floor(n_missing)
+        extra = torch.rand(n_missing.shape, generator=generator, device=n_missing.device) < n_missing - base
+        counts = torch.binomial(base + extra.float(), torch.full_like(n_missing, float(p_ins)),
+                                generator=generator).long()
     else:
         counts = torch.poisson(n_missing * p_ins, generator=generator).long()
     counts[lengths + counts.sum(1) > buffer_len] = 0
@@ -269,7 +321,8 @@ def tau_leaping_sample(
         inserted = torch.zeros_like(lengths)
         if inserting:
             p_ins = -torch.expm1(-insertion_unit * integrated_hazard(grid[step], grid[step + 1]))
-            counts = _insertion_counts(g / insertion_unit, p_ins, lengths, buffer_len, generator)
+            counts = _insertion_counts(g / insertion_unit, p_ins, lengths, buffer_len, generator,
+                                       options.insertion_draw)
             inserted = counts.sum(1)
             if bool(inserted.any()):
                 x, ins_step, um_step = _insert_new_masks(counts, lengths, inserted, x, ins_step, um_step, step,
