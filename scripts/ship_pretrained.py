@@ -48,7 +48,7 @@ def main() -> None:
             dataclasses.replace(names[args.sampler or next(iter(names))], **options)
         except (TypeError, ValueError) as e:
             raise SystemExit(f"--sampler-option: {e}") from None
-        config["demo_sampler_options"] = options
+        config["sampler_defaults"] = options
     name = args.name or f"{config['task']}-{config['model']}"
     tensors, state = load_checkpoint(args.run / CHECKPOINT)
     weights = {**split_prefix(tensors, "model"), **split_prefix(tensors, "ema")}

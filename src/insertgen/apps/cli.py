@@ -58,7 +58,8 @@ GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_thresho
 
 
 def sampler_options(f):
-    """Shared sampler flags."""
+    """Shared sampler flags. A flag not given takes the run's ``sampler_defaults`` (a shipped model's measured
+    settings; engine.evaluate.run_sampler_options), else the run's evaluation settings, else the sampler's."""
     options = [
         click.option("--steps", type=click.IntRange(min=1), default=None,
                      help="Sampler time steps (default: the run's eval setting)."),
@@ -73,9 +74,9 @@ def sampler_options(f):
         click.option("--order", type=click.Choice(["joint", "insert_first"]), default=None,
                      help="joint: insert and unmask together (tau-leaping); insert_first: all insertions, then "
                           "confidence-ordered unmasking (default: the run's eval setting)."),
-        click.option("--grid", type=click.Choice(["uniform", "unmask"]), default="uniform", show_default=True,
-                     help="Time grid of the tau-leaping steps: uniform in t, or equal expected unmasking events "
-                          "per step (more steps late, where most tokens are decided)."),
+        click.option("--grid", type=click.Choice(["uniform", "unmask"]), default=None,
+                     help="Time grid of the tau-leaping steps: uniform in t (default), or equal expected unmasking "
+                          "events per step (more steps late, where most tokens are decided)."),
         click.option("--insertion-draw", type=click.Choice(["poisson", "binomial", "sequence"]), default=None,
                      help="How the tau-leaping sampler draws new masks (FlexMDM, LoFlexMDM): per gap from a Poisson "
                           "(the plain tau-leap), per gap from a binomial, or one count per sequence spread over the "
@@ -87,7 +88,7 @@ def sampler_options(f):
 
 
 def _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy: bool,
-                  run_config: dict | None = None, grid: str = "uniform", insertion_draw: str | None = None):
+                  run_config: dict | None = None, grid: str | None = None, insertion_draw: str | None = None):
 
     return run_sampler_options(run_config, default_greedy, steps=steps, top_k=top_k, top_p=top_p,
                                temperature=temperature, confidence=confidence, greedy=greedy, order=order, grid=grid,
@@ -414,7 +415,8 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
 
     --input: JSONL, one {"prompt": "..."} per line in the task's text format, e.g. for star graphs
     {"prompt": "u1 v1 u2 v2 ... s g"}. Writes JSONL {"prompt": ..., "output": ...} (molecules add "smiles").
-    Formats: docs/formats.md#prompts."""
+    A shipped model's own sampler settings (sampler_defaults in its config.json) apply unless the flags
+    give others. Formats: docs/formats.md#prompts."""
 
     _use_threads(threads)
     model = load_run(run_dir)

@@ -37,7 +37,7 @@ DEMO_TASKS = ("star-easy", "star-medium")  # the tasks models are shipped for
 DEMO_TASK = "star-easy"
 TRAIN_MODELS = ("flexmdm", "loflexmdm")  # --train without --models, when nothing ships for the task
 FRESH_SEED_OFFSET = 10_000  # fresh graphs use seeds far from the splits' seed (42)
-DEMO_SAMPLER_STEPS = 40  # unless a shipped model names its own (demo_sampler_options; docs/results.md)
+DEMO_SAMPLER_STEPS = 40  # unless a shipped model names its own (sampler_defaults; docs/results.md)
 
 
 def pretrained_dir(model: str = "flexmdm", task: str = DEMO_TASK) -> Path:
@@ -52,7 +52,7 @@ def shipped_models(task: str = DEMO_TASK) -> tuple[str, ...]:
 def demo_sampler(model_id: str, config: dict):
     """``(name, options)``: the sampler a shipped run names (``demo_sampler``, written by
     scripts/ship_pretrained.py), else its family's first (evaluate.family_samplers), greedy tokens and
-    ``DEMO_SAMPLER_STEPS`` steps where the sampler takes steps; ``demo_sampler_options`` (also written by
+    ``DEMO_SAMPLER_STEPS`` steps where the sampler takes steps; ``sampler_defaults`` (also written by
     the script, e.g. ``{"steps": 64, "grid": "unmask"}``) replace that sampler's options."""
     samplers = family_samplers(model_id, DEMO_SAMPLER_STEPS, greedy=True)
     name = config.get("demo_sampler") or next(iter(samplers))
@@ -60,9 +60,9 @@ def demo_sampler(model_id: str, config: dict):
         raise InsertgenError(f"demo_sampler {name!r} of the shipped {model_id} is not one of its samplers "
                              f"({', '.join(samplers)})")
     try:
-        return name, dataclasses.replace(samplers[name], **config.get("demo_sampler_options", {}))
+        return name, dataclasses.replace(samplers[name], **config.get("sampler_defaults", {}))
     except (TypeError, ValueError) as e:
-        raise InsertgenError(f"demo_sampler_options of the shipped {model_id}: {e}") from None
+        raise InsertgenError(f"sampler_defaults of the shipped {model_id}: {e}") from None
 
 
 def describe_sampler(model_id: str, options) -> str:

@@ -19,13 +19,21 @@ from insertgen.tasks.base import Example
 def run_sampler_options(run_config: dict | None, default_greedy: bool, steps: int | None = None,
                         top_k: int | None = None, top_p: float | None = None, temperature: float = 1.0,
                         confidence: str | None = None, greedy: bool | None = None, order: str | None = None,
-                        grid: str = "uniform", insertion_draw: str | None = None) -> SamplerOptions:
-    """The sampler options of a run's family: the choices given, the rest from the run's evaluation
-    settings (``eval_sampler_steps`` / ``eval_sampler_order`` of its config); greedy (top-k 1) when asked,
+                        grid: str | None = None, insertion_draw: str | None = None) -> SamplerOptions:
+    """The sampler options of a run's family: the choices given, then the run's ``sampler_defaults`` (a
+    shipped model's measured settings, written by scripts/ship_pretrained.py, e.g. ``{"grid": "unmask",
+    "confidence": "top_prob"}``), then its evaluation settings (``eval_sampler_steps`` /
+    ``eval_sampler_order`` of its config) and the sampler's own defaults; greedy (top-k 1) when asked,
     or by ``default_greedy`` when no top-k / top-p is given. Choices the family's sampler does not take
     (e.g. ``order`` for IP) do not apply. A bad choice raises InsertgenError."""
     run_config = run_config or {}
     train = run_config.get("train", {})
+    shipped = run_config.get("sampler_defaults", {})
+    steps = steps or shipped.get("steps")
+    confidence = confidence or shipped.get("confidence")
+    order = order or shipped.get("order")
+    grid = grid or shipped.get("grid", "uniform")
+    insertion_draw = insertion_draw or shipped.get("insertion_draw")
     if greedy is None:
         greedy = default_greedy and top_k is None and top_p is None
     if greedy:
