@@ -61,13 +61,18 @@ def test_the_document_has_examples_of_each_input_kind():
     assert {t for t, _ in examples("text")} >= {"star-easy", "maze-perfect-easy", "smiles"}
 
 
+def run_on_example(command: str, run: Path, obj: dict, folder: Path, *options: str) -> dict:
+    """``insertgen COMMAND --run RUN --input FILE --output OUT OPTIONS`` on the one-line input ``obj``; the
+    output line it writes."""
+    inp, out = folder / f"{command}-in.jsonl", folder / f"{command}-out.jsonl"
+    inp.write_text(json.dumps(obj) + "\n")
+    assert call_main([command, "--run", run, "--input", inp, "--output", out, *options]) == 0, (run, obj)
+    return json.loads(out.read_text())
+
+
 def test_every_documented_prompt_is_accepted_by_sample(task_runs, tmp_path):
-    for i, (task, obj) in enumerate(examples("prompt")):
-        inp, out = tmp_path / f"p{i}.jsonl", tmp_path / f"s{i}.jsonl"
-        inp.write_text(json.dumps(obj) + "\n")
-        assert call_main(["sample", "--run", task_runs[task], "--input", inp, "--output", out, "--steps", "2"]) == 0, \
-            (task, obj)
-        row = json.loads(out.read_text())
+    for task, obj in examples("prompt"):
+        row = run_on_example("sample", task_runs[task], obj, tmp_path, "--steps", "2")
         assert row["prompt"] == obj["prompt"] and isinstance(row["output"], str)
         # the documented keys of a sample line are what sample writes (molecules add smiles)
         documented = set(documented_line("Samples")) | ({"smiles"} if task.startswith("fragment") else set())
@@ -76,12 +81,8 @@ def test_every_documented_prompt_is_accepted_by_sample(task_runs, tmp_path):
 
 def test_every_documented_text_is_accepted_by_score(task_runs, tmp_path):
     documented = set(documented_line("Scores"))
-    for i, (task, obj) in enumerate(examples("text")):
-        inp, out = tmp_path / f"t{i}.jsonl", tmp_path / f"o{i}.jsonl"
-        inp.write_text(json.dumps(obj) + "\n")
-        assert call_main(["score", "--run", task_runs[task], "--input", inp, "--output", out, "--samples", "1"]) == 0, \
-            (task, obj)
-        row = json.loads(out.read_text())
+    for task, obj in examples("text"):
+        row = run_on_example("score", task_runs[task], obj, tmp_path, "--samples", "1")
         assert {k: row[k] for k in obj} == obj  # the input's keys come back unchanged, the id included
         assert set(row) - set(obj) == documented - {"prompt", "text", "id"}, (task, set(row))
 

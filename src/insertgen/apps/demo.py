@@ -65,7 +65,7 @@ def demo_sampler(model_id: str, config: dict):
         raise InsertgenError(f"sampler_defaults of the shipped {model_id}: {e}") from None
 
 
-def describe_sampler(model_id: str, options) -> str:
+def describe_sampler(options) -> str:
     """The demo's settings of a sampler that takes steps, in words: its step count and every option that
     differs from the family's sampler defaults (e.g. ``64 steps, grid unmask, insertion_draw sequence``);
     empty for samplers without steps (one token per model evaluation)."""
@@ -230,7 +230,7 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
             metrics, pairs = evaluate_model(model, task_obj, examples, options, seed=seed, progress=True)
         metrics["seconds"] = time.time() - start
         results[model_id] = {"metrics": metrics, "pairs": pairs, "budget": budgets[model_id], "sampler": sampler_name,
-                             "settings": describe_sampler(model_id, options)}
+                             "settings": describe_sampler(options)}
         write_jsonl(run_dir / "demo_samples.jsonl", [
             {"prompt": task_obj.format(e.prompt), "output": task_obj.format(o), "target": task_obj.format(e.target),
              "insert_step": r["insert_step"], "unmask_step": r["unmask_step"]}
@@ -272,8 +272,9 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
                               "budget": r["budget"]}
                           for m, r in results.items()}}
     (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
+    command = command_name()
     click.echo(f"\nrun directory {out} ({models[0]})" +
                "".join(f", {_model_dir(out, m, primary)} ({m})" for m in models[1:]) +
                (f"; order figure {figure}" if figure else "") +
-               f": try `{command_name()} eval --run {out} --limit 200` or `{command_name()} analysis --run {out}`")
+               f": try `{command} eval --run {out} --limit 200` or `{command} analysis --run {out}`")
     return summary

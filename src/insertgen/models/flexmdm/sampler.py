@@ -196,15 +196,14 @@ def _insertion_counts(n_missing: Tensor, p_ins: Tensor, lengths: Tensor, buffer_
     ``p = 1``. ``binomial``: each of ``N`` missing tokens arrives with probability ``p``, ``Binomial(N, p)``,
     where ``N`` is ``n`` rounded stochastically (``floor(n) + Bernoulli(n - floor(n))``, so ``E[N] = n``):
     the same mean ``n p`` as the tau-leap, exact when the gap's missing count is known, and never more
-    masks than ``ceil(n)``, where the Poisson draw overshoots when ``p`` is large (the last steps)."""
+    masks than ``ceil(n)``, where the Poisson draw overshoots when ``p`` is large (the last steps).
+    ``sequence``: one count for the whole sequence, spread over its gaps (:func:`_sequence_counts`)."""
     if draw == "sequence":
         counts = _sequence_counts(n_missing, float(p_ins), generator)
     elif float(p_ins) >= 1.0:
         counts = torch.round(n_missing).long()
     elif draw == "binomial":
-        base = torch.floor(n_missing)
-        extra = torch.rand(n_missing.shape, generator=generator, device=n_missing.device) < n_missing - base
-        counts = torch.binomial(base + extra.float(), torch.full_like(n_missing, float(p_ins)),
+        counts = torch.binomial(_stochastic_round(n_missing, generator), torch.full_like(n_missing, float(p_ins)),
                                 generator=generator).long()
     else:
         counts = torch.poisson(n_missing * p_ins, generator=generator).long()
