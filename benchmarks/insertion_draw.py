@@ -1,11 +1,13 @@
 """How the tau-leaping sampler draws new masks, against what the trained FlexMDM / LoFlexMDM get right.
 
     python benchmarks/insertion_draw.py RUN [RUN ...] [--n 500] [--steps 64] [--draws poisson binomial sequence] \
-        [--grids uniform unmask] [--confidence none top_prob] [--name NAME]
+        [--grids uniform unmask] [--confidence none top_prob] [--fresh SEED] [--name NAME]
 
 For every run and every combination of ``insertion_draw`` (TauLeapingOptions: ``poisson``, the tau-leap
 per gap; ``binomial``, per gap at most its rounded expected count; ``sequence``, one count per sequence
-spread over the gaps), time grid and unmasking choice, samples the first ``--n`` test prompts greedily
+spread over the gaps), time grid and unmasking choice, samples the first ``--n`` test prompts (with
+``--fresh SEED``: ``--n`` freshly generated star graphs of that seed, as ``insertgen demo`` draws them with
+seed 10,000 + its ``--seed``) greedily
 (joint order) and records exact match, token accuracy, model evaluations per sequence and how the wrong
 outputs are wrong: ``length_short`` / ``length_long`` (fewer / more tokens than the target) or ``tokens``
 (right length, a wrong token). Writes benchmarks/results/insertion_draw[-NAME].json.
@@ -46,12 +48,15 @@ def main() -> None:
     parser.add_argument("--draws", nargs="+", default=list(INSERTION_DRAWS), choices=INSERTION_DRAWS)
     parser.add_argument("--grids", nargs="+", default=["uniform", "unmask"], choices=["uniform", "unmask"])
     parser.add_argument("--confidence", nargs="+", default=["none"], choices=["none", "top_prob", "prob_diff"])
+    parser.add_argument("--fresh", type=int, default=None, metavar="SEED",
+                        help="freshly generated graphs of this seed instead of the test split")
     parser.add_argument("--name", default=None)
     args = parser.parse_args()
     results = []
     for run in args.runs:
         model = load_run(run)
-        examples = model.task.examples("test")[: args.n]
+        examples = (model.task.fresh_examples(args.n, seed=args.fresh) if args.fresh is not None
+                    else model.task.examples("test")[: args.n])
         for steps in args.steps:
             for grid in args.grids:
                 for confidence in args.confidence:
@@ -61,7 +66,8 @@ def main() -> None:
                         start = time.perf_counter()
                         with torch.inference_mode():
                             metrics, pairs = evaluate_model(model, model.task, examples, options, seed=0)
-                        row = {"run": str(run), "model": model.model_id, "task": model.task.name, "steps": steps,
+                        row = {"run": str(run), "model": model.model_id, "task": model.task.name,
+                               "examples": "test" if args.fresh is None else f"fresh seed {args.fresh}", "steps": steps,
                                "grid": grid, "confidence": confidence, "insertion_draw": draw, "n": len(examples),
                                "exact_match": metrics["exact_match"], "token_accuracy": metrics["token_accuracy"],
                                "model_evals_per_seq": metrics["model_evals_per_seq"],
