@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 from insertgen.apps.benchmarking import POSTERIOR_EXAMPLES, POSTERIOR_SAMPLES, machine
-from insertgen.core.io import write_text_atomic
+from insertgen.core.io import to_json, write_text_atomic
 from insertgen.core.options import parse_assignments
 from insertgen.core.threads import use_threads
 
@@ -108,22 +108,51 @@ def mean_loss_since(run_dir: Path, after: int) -> float | None:
     return sum(losses) / len(losses) if losses else None
 
 
-def solved(points: list[dict], stop_at: float | None) -> bool:
-    """True when the last two points both reached exact match ``stop_at`` (a solve seen twice)."""
-    return stop_at is not None and len(points) >= 2 and all(p["exact_match"] >= stop_at for p in points[-2:])
+def solved(points: list[dict], stop_at: float | None, key: str = "exact_match") -> bool:
+    """True when the last two points both reached ``key`` (exact match) ``stop_at`` (a solve seen twice)."""
+    return stop_at is not None and len(points) >= 2 and all(p[key] >= stop_at for p in points[-2:])
+
+
+class StarCurve:
+    """What a point of a star run records and how the run is drawn and summarised; a sibling benchmark
+    (molecule_learning.py) passes its own object with the same four members to :func:`learn`."""
+
+    headline = "exact_match"  # the metric of "time to solve" and of --stop-at
+    thresholds = THRESHOLDS
+
+    @staticmethod
+    def settings() -> dict:
+        """What a point depends on beyond the run's settings (checked when a run is continued)."""
+        return {"sampler_steps": SAMPLER_STEPS}
+
+    @staticmethod
+    def evaluate(trainer, eval_n: int, model_id: str) -> dict:
+        return evaluate_point(trainer, eval_n, model_id)
+
+    @staticmethod
+    def describe(point: dict) -> str:
+        return (f"exact {point['exact_match']:.3f} token {point['token_accuracy']:.3f} "
+                + "".join(f"({k} {v:.3f}) " for k, v in point.get("exact_match_other_samplers", {}).items())
+                + "probes " + " ".join(f"{k} {v:.2f}" for k, v in point["probes"].items() if v is not None))
+
+    @staticmethod
+    def plot(record: dict, path: Path) -> None:
+        plot(record, path)
 
 
 def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str | None = None, seed: int = 0,
-          overrides: dict | None = None, eval_n: int = 500, report=print, stop_at: float | None = None) -> dict:
+          overrides: dict | None = None, eval_n: int = 500, report=print, stop_at: float | None = None,
+          curve=StarCurve, max_flops: float | None = None) -> dict:
     """Train ``model`` on ``task`` for ``steps`` steps with a point every ``every`` steps (module
-    docstring), or until two points in a row reach exact match ``stop_at``; resumes from ``out`` when it
-    holds an earlier invocation with the same settings."""
+    docstring), or until two points in a row reach ``curve.headline`` ``stop_at``, or until the counted
+    training FLOPs reach ``max_flops``; resumes from ``out`` when it holds an earlier invocation with the
+    same settings. ``curve`` says what a point records (:class:`StarCurve`)."""
     from insertgen.engine.training_run import prepare_run
 
     preset = preset or default_preset(task, model)
     overrides = {"eval_every": 0, "log_every": min(50, every), "checkpoint_every": every, **(overrides or {})}
     settings = {"task": task, "model": model, "preset": preset, "seed": seed, "overrides": overrides,
-                "steps": steps, "every": every, "eval_n": eval_n, "sampler_steps": SAMPLER_STEPS}
+                "steps": steps, "every": every, "eval_n": eval_n, **curve.settings()}
     path = out / "learning.json"
     if path.is_file():
         record = json.loads(path.read_text())
@@ -139,37 +168,35 @@ def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str 
     _, trainer = prepare_run(task=None if resume else task, model=None if resume else model,
                              preset=None if resume else preset, steps=steps, out=run_dir, seed=seed,
                              overrides={} if resume else overrides, resume=resume)
+    if max_flops is not None:  # the FLOP budget as a step budget
+        steps = min(steps, max(1, int(max_flops // record["flops_per_step"])))
     if not record["points"]:  # the first point: step 0, or the step of a run directory continued here
         record["points"].append({"step": trainer.step, "flops": trainer.step * record["flops_per_step"],
-                                 "loss": None, "seconds": 0.0, **evaluate_point(trainer, eval_n, model)})
-    while trainer.step < steps and not solved(record["points"], stop_at):
+                                 "loss": None, "seconds": 0.0, **curve.evaluate(trainer, eval_n, model)})
+    while trainer.step < steps and not solved(record["points"], stop_at, curve.headline):
         start, before = time.time(), trainer.step
         trainer.cfg.steps = min(steps, (trainer.step // every + 1) * every)
         trainer.train(progress=False)
         point = {"step": trainer.step, "flops": trainer.step * record["flops_per_step"],
                  "loss": mean_loss_since(run_dir, before),
                  "seconds": record["points"][-1]["seconds"] + time.time() - start,
-                 **evaluate_point(trainer, eval_n, model)}
+                 **curve.evaluate(trainer, eval_n, model)}
         record["points"].append(point)
-        record["time_to_solve"] = time_to_solve(record["points"])
+        record["time_to_solve"] = time_to_solve(record["points"], curve.headline, curve.thresholds)
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, json.dumps(record, indent=1) + "\n")
-        plot(record, out / "learning.png")
-        report(f"{task} {model} step {point['step']}: loss {point['loss']:.4f} exact {point['exact_match']:.3f} "
-               f"token {point['token_accuracy']:.3f} "
-               + "".join(f"({k} {v:.3f}) " for k, v in point.get("exact_match_other_samplers", {}).items())
-               + "probes "
-               + " ".join(f"{k} {v:.2f}" for k, v in point["probes"].items() if v is not None))
-    record["time_to_solve"] = time_to_solve(record["points"])
-    write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+        write_text_atomic(path, to_json(record, indent=1) + "\n")
+        curve.plot(record, out / "learning.png")
+        report(f"{task} {model} step {point['step']}: loss {point['loss']:.4f} {curve.describe(point)}")
+    record["time_to_solve"] = time_to_solve(record["points"], curve.headline, curve.thresholds)
+    write_text_atomic(path, to_json(record, indent=1) + "\n")
     return record
 
 
-def time_to_solve(points: list[dict]) -> dict:
-    """First (step, flops) at which exact match reached each threshold, or None."""
+def time_to_solve(points: list[dict], key: str = "exact_match", thresholds=THRESHOLDS) -> dict:
+    """First (step, flops) at which ``key`` (exact match) reached each threshold, or None."""
     out = {}
-    for threshold in THRESHOLDS:
-        hit = next((p for p in points if p["exact_match"] >= threshold), None)
+    for threshold in thresholds:
+        hit = next((p for p in points if p[key] >= threshold), None)
         out[f"{threshold:g}"] = {"step": hit["step"], "flops": hit["flops"]} if hit else None
     return out
 
@@ -242,7 +269,7 @@ def ladder(rungs: list[str], models: list[str], steps: int, every: int, out: Pat
                          "flops_per_step": record["flops_per_step"], "budget_steps": steps})
     summary = {"settings": {"rungs": rungs, "models": models, "steps": steps, "every": every, "seed": seed,
                             "overrides": overrides, "eval_n": eval_n}, "machine": machine(), "rows": rows}
-    write_text_atomic(out / "ladder.json", json.dumps(summary, indent=1) + "\n")
+    write_text_atomic(out / "ladder.json", to_json(summary, indent=1) + "\n")
     lines = ["| task | model | 50% exact match | 95% exact match | best (step) |", "|---|---|---|---|---|"]
     for r in rows:
         cells = []

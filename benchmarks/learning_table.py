@@ -60,9 +60,10 @@ def row(path: Path) -> str:
     probes = " ".join(f"{SHORT[k]} {v:.2f}" if v is not None else f"{SHORT[k]} ." for k, v in last["probes"].items())
     failures = (" ".join(f"{FAILURE_SHORT[k]} {n}" for k, n in last["failures"].items())
                 if last.get("failures") else "")
-    order_corr = " ".join(f"{name} {last[key]:+.2f}" for name, key in (("dec", "order_corr_unmask"),
-                                                                      ("post", "posterior_order_corr"))
-                          if last.get(key) is not None)
+    order_corr = " ".join(f"{name} {last[key]:+.2f}" if last[key] is not None and last[key] == last[key]
+                          else f"{name} ."  # undefined (null, or NaN in files written before null)
+                          for name, key in (("dec", "order_corr_unmask"), ("post", "posterior_order_corr"))
+                          if key in last)
     return (f"| {s['task']} | {s['model']} | {s['seed']} | {change} | {last['step']:,} | {last['exact_match']:.1%} | "
             f"{best['exact_match']:.1%} ({best['step']:,}) | {cells[0]} | {cells[1]} | {probes} | {failures} | "
             f"{order_corr} |")

@@ -4,6 +4,8 @@
     python3 scripts/dev.py demo [ARGS...]   # create .venv, install insertgen, run `insertgen demo ARGS`
     python3 scripts/dev.py run -- ARGS...   # create .venv and install insertgen when needed, then `insertgen ARGS`
                                             # in the current directory (any subcommand; no shell set-up needed)
+                                            # (demo and run also install the molecule extra and the MOSES data
+                                            # when ARGS name a molecule task or a run directory of one)
     python3 scripts/dev.py test [ARGS...]   # same as demo, plus the test and molecule extras (and the MOSES data
                                             # files of molsets, installed without its dependencies), Debian's
                                             # chromium for the report rendering test where the machine lets
@@ -18,7 +20,9 @@ pyproject.toml has not changed since the last run.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +56,24 @@ def ensure_env(extras: str) -> None:
     stamp.write_text(digest)
 
 
+MOLECULE_TASK = re.compile(r"(?:^|[=,])(smiles|safe|fragment-[a-z]+)(?=$|,)")
+
+
+def needs_molecules(args: list[str]) -> bool:
+    """Whether ``args`` name a molecule task (``--task smiles``, ``--tasks star-easy,safe``,
+    ``--task=fragment-linker``) or a run directory trained on one (its config.json)."""
+    for arg in args:
+        if MOLECULE_TASK.search(arg):
+            return True
+        config = Path(arg) / "config.json"
+        try:
+            if config.is_file() and MOLECULE_TASK.search(str(json.loads(config.read_text()).get("task", ""))):
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
+
+
 def ensure_browser() -> None:
     """A Chromium for tests/test_report.py: Debian's package where root can apt-get it; otherwise (or when
     the installation fails) that test is skipped and says why."""
@@ -77,7 +99,7 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "run" and rest[:1] == ["--"]:
         rest = rest[1:]
-    ensure_env("[test,molecules]" if command == "test" else "")
+    ensure_env("[test,molecules]" if command == "test" else "[molecules]" if needs_molecules(rest) else "")
     if command == "test":
         ensure_browser()
     if command == "demo":

@@ -96,6 +96,20 @@ def test_the_documented_evaluation_keys_are_written(tiny_run_copy):
     assert set(documented) - {"termination_rate"} == set(written), set(written) ^ set(documented)
 
 
+def test_eval_json_is_strict_json_when_a_metric_is_undefined(task_runs, capsys):
+    """A one-step fragment model writes no valid molecule, so the distance to the source is undefined: the
+    printed line and eval-test.json say null where Python would write NaN (docs/formats.md#evaluation)."""
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    run = task_runs["fragment-linker"]
+    capsys.readouterr()
+    assert call_main(["eval", "--run", run, "--limit", "4", "--steps", "2", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=refuse)
+    written = json.loads((run / "eval-test.json").read_text(), parse_constant=refuse)
+    assert printed["validity"] == 0.0 and printed["distance"] is None and written["distance"] is None
+
+
 def test_every_link_of_the_cli_help_into_the_formats_exists():
     headings = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-")
                 for h in re.findall(r"^#+ (.+)$", FORMATS.read_text(), re.M)}

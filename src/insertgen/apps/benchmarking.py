@@ -3,7 +3,6 @@ description, JSON results in ``benchmarks/results/``, ``--set`` overrides and th
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from insertgen.core.io import to_json
 from insertgen.engine.evaluate import family_samplers
 
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"  # src/insertgen/apps/ -> the checkout
@@ -33,9 +33,9 @@ def machine() -> dict:
 def save(name: str, payload: dict, quiet: bool = False) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    path.write_text(to_json({"machine": machine(), **payload}, indent=2) + "\n")
     if not quiet:
-        print(json.dumps(payload, indent=2))
+        print(to_json(payload, indent=2))
         print(f"saved {path}")
     return path
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from insertgen.core.errors import InsertgenError
 from insertgen.core.io import (
     parse_jsonl_line,
     read_jsonl_lines,
+    to_json,
     write_jsonl,
     write_text_atomic,
 )
@@ -219,7 +219,7 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, bu
         rows = bench_busy.run(policies=policies or (default,),
                               conditions=conditions or bench_busy.CONDITIONS, quick=quick, specs=specs,
                               steps=steps, repeat=repeat,
-                              report=(lambda r: click.echo(json.dumps(r))) if as_json else
+                              report=(lambda r: click.echo(to_json(r))) if as_json else
                               (lambda r: click.echo(f"{r['policy']:<12} {r['condition']:<6} {r['what']:<28} "
                                                     f"{r['seconds'] * 1e3:9.1f} ms", err=True)))
         if not as_json:
@@ -227,7 +227,7 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, bu
     else:
 
         def report(m: dict) -> None:
-            click.echo(json.dumps(m) if as_json else harness.format_row(m))
+            click.echo(to_json(m) if as_json else harness.format_row(m))
 
         if policies or conditions or repeat != 1:
             raise InsertgenError("--policy, --condition and --repeat apply with --busy only")
@@ -237,7 +237,7 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, bu
     if save:
 
         save.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(save, json.dumps(rows, indent=1) + "\n")
+        write_text_atomic(save, to_json(rows, indent=1) + "\n")
         click.echo(f"wrote {save}", err=as_json)
 
 
@@ -478,10 +478,10 @@ def evaluate(run_dir, split, limit, as_json, seed, likelihood_samples, steps, to
     if likelihood_samples:
         metrics.update(held_out_likelihood(model, model.task, examples[:LIKELIHOOD_EXAMPLES], likelihood_samples, seed))
     metrics.update(split=split, sampler=options.__dict__)
-    (Path(run_dir) / f"eval-{split}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (Path(run_dir) / f"eval-{split}.json").write_text(to_json(metrics, indent=2) + "\n")
     figure = model.task.save_figure(examples, [o for o, _ in pairs], Path(run_dir) / f"eval-{split}.png")
     if as_json:
-        click.echo(json.dumps(metrics))
+        click.echo(to_json(metrics))
     else:
         for key, value in metrics.items():
             if key != "sampler":
@@ -516,7 +516,7 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
     stats = order_statistics(task, examples, [o for o, _ in pairs], [r for _, r in pairs])
     classes = class_order_statistics(task, [o for o, _ in pairs], [r for _, r in pairs])
     if stats is None and classes is not None:
-        (Path(run_dir) / "order.json").write_text(json.dumps(classes, indent=2) + "\n")
+        (Path(run_dir) / "order.json").write_text(to_json(classes, indent=2) + "\n")
         png = plot_class_order(classes, Path(run_dir) / "order.png", title=f"{model.model_id} on {task.name}")
         for name, v in classes["classes"].items():
             click.echo(f"{name:>10}: mean step decided {v['unmask']:.3f}, inserted {v['insert']:.3f} "

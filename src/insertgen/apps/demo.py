@@ -25,7 +25,7 @@ import torch
 
 from insertgen.core.checkpoint import CHECKPOINT
 from insertgen.core.errors import InsertgenError
-from insertgen.core.io import write_jsonl
+from insertgen.core.io import to_json, write_jsonl
 from insertgen.core.rundir import CONFIG
 from insertgen.engine.analysis import order_statistics, plot_order_panels
 from insertgen.engine.evaluate import evaluate_model, family_samplers
@@ -236,7 +236,7 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
              "insert_step": r["insert_step"], "unmask_step": r["unmask_step"]}
             for e, (o, r) in zip(examples, pairs)
         ])
-        (run_dir / "demo.json").write_text(json.dumps(
+        (run_dir / "demo.json").write_text(to_json(
             {"n": n_graphs, "model": model_id, **metrics, "sampler": sampler_name, "sampler_options": options.__dict__,
              "budget": budgets[model_id]}, indent=2) + "\n")
 
@@ -271,7 +271,7 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
                "models": {m: {**r["metrics"], "sampler": r["sampler"], "sampler_settings": r["settings"],
                               "budget": r["budget"]}
                           for m, r in results.items()}}
-    (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "demo.json").write_text(to_json(summary, indent=2) + "\n")
     command = command_name()
     click.echo(f"\nrun directory {out} ({models[0]})" +
                "".join(f", {_model_dir(out, m, primary)} ({m})" for m in models[1:]) +

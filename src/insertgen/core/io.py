@@ -1,8 +1,10 @@
-"""Reading the user's JSONL files with errors that name the file, the line and the problem."""
+"""Reading the user's JSONL files with errors that name the file, the line and the problem; writing
+strict JSON (no ``NaN``)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from insertgen.core.errors import InsertgenError
@@ -63,6 +65,26 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict]:
     return [obj for _, obj in parsed]
 
 
+def strict(value):
+    """``value`` with every non-finite float (NaN, +-inf) replaced by None, in nested dicts, lists and tuples:
+    JSON has no NaN, and strict readers (``JSON.parse``, jq, most non-Python parsers) refuse the ``NaN`` that
+    Python writes by default. Where a metric is undefined the documentation says why (docs/formats.md)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a NumPy / torch scalar
+        return strict(value.item())
+    return value
+
+
+def to_json(value, **options) -> str:
+    """``json.dumps`` of :func:`strict` ``(value)``: undefined numbers are written as ``null``, never ``NaN``."""
+    return json.dumps(strict(value), allow_nan=False, **options)
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file renamed into place, so a failure never leaves
     half a file (and readers see the old or the new content, never a mix)."""
@@ -77,4 +99,4 @@ def write_jsonl(path: str | Path, rows: list[dict]) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise InsertgenError(f"cannot write {path}: directory {path.parent} does not exist")
-    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+    write_text_atomic(path, "".join(to_json(row) + "\n" for row in rows))

@@ -21,7 +21,7 @@ import numpy
 import torch
 
 from insertgen.core.errors import InsertgenError
-from insertgen.core.io import write_text_atomic
+from insertgen.core.io import to_json, write_text_atomic
 from insertgen.core.version import __version__
 
 CONFIG = "config.json"
@@ -61,6 +61,6 @@ def read_config(run_dir: Path) -> dict:
 
 
 def write_config(run_dir: Path, config: dict) -> None:
-    write_text_atomic(Path(run_dir) / CONFIG, json.dumps(config, indent=2) + "\n")
+    write_text_atomic(Path(run_dir) / CONFIG, to_json(config, indent=2) + "\n")
 
 

@@ -30,14 +30,13 @@ rank and distance averaged over examples (negative: endpoints first).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from insertgen.core.data import collate, output_positions
-from insertgen.core.io import write_text_atomic
+from insertgen.core.io import to_json, write_text_atomic
 from insertgen.models.registry import family_of
 from insertgen.tasks.base import Task
 
@@ -332,7 +331,7 @@ def save_order_report(run_dir: Path, stats: dict, profile: dict | None, title: s
     """Write RUN_DIR/order.json (summary, profile and per-example steps) and RUN_DIR/order.png."""
     run_dir = Path(run_dir)
     summary = {k: v for k, v in stats.items() if k != "per_example"}
-    (run_dir / "order.json").write_text(json.dumps(
+    (run_dir / "order.json").write_text(to_json(
         {**summary, "insertion_time_profile": profile, "per_example": stats["per_example"]}) + "\n")
     return run_dir / "order.json", plot_order(stats, profile, run_dir / "order.png", title)
 
@@ -389,7 +388,7 @@ def write_order_figures(model, task, examples, outputs, records, run_dir: Path) 
         summary["profile"] = {k: v for k, v in profile.items() if k != "by_position"}
     classes = class_order_statistics(task, outputs, records)
     if classes is not None:
-        write_text_atomic(run_dir / "order.json", json.dumps(classes, indent=2) + "\n")
+        write_text_atomic(run_dir / "order.json", to_json(classes, indent=2) + "\n")
         plot_class_order(classes, run_dir / "order.png", title=title)
         summary.update(classes)
     return summary

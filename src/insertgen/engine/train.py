@@ -58,7 +58,7 @@ from insertgen.core.distributed import (
 )
 from insertgen.core.ema import EMA
 from insertgen.core.errors import InsertgenError
-from insertgen.core.io import write_text_atomic
+from insertgen.core.io import to_json, write_text_atomic
 from insertgen.core.options import from_dict
 from insertgen.core.rundir import METRICS
 from insertgen.engine.evaluate import evaluate_model
@@ -318,7 +318,7 @@ class Trainer:
     def _log(self, record: dict) -> None:
         if self.world.is_main:
             with open(self.run_dir / METRICS, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(to_json(record) + "\n")
 
     def validate(self) -> dict:
         examples = self.task.examples("validation")[: self.cfg.eval_examples]

@@ -10,6 +10,7 @@ from insertgen.core.errors import InsertgenError
 from insertgen.tasks.base import SPLITS, Example, Task
 from insertgen.tasks.maze.task import MazeTask
 from insertgen.tasks.molecules.fragment_task import FragmentTask
+from insertgen.tasks.molecules.requirements import require as require_molecule_packages
 from insertgen.tasks.molecules.task import MoleculeTask
 from insertgen.tasks.star.task import StarTask
 
@@ -32,7 +33,7 @@ def _maze(family: str, tier: str):
 
 def _molecules(kind: str):
     def make(**options) -> Task:
-
+        require_molecule_packages(kind)
         return MoleculeTask(kind, **options)
 
     return make
@@ -40,7 +41,7 @@ def _molecules(kind: str):
 
 def _fragments(which: str):
     def make(**options) -> Task:
-
+        require_molecule_packages(f"fragment-{which}")
         return FragmentTask(which, **options)
 
     return make

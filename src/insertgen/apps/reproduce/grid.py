@@ -45,7 +45,7 @@ from insertgen.apps.reproduce.cells import SETTINGS, TRAINED, cell_key, read_cel
 from insertgen.apps.reproduce.summary import write_summary
 from insertgen.core.checkpoint import CHECKPOINT, PREVIOUS
 from insertgen.core.errors import InsertgenError
-from insertgen.core.io import write_text_atomic
+from insertgen.core.io import to_json, write_text_atomic
 from insertgen.core.threads import allowed_cores
 from insertgen.engine.analysis import write_order_figures
 from insertgen.engine.evaluate import (
@@ -217,7 +217,7 @@ def check_settings(grid: Grid) -> None:
                   "models": list(grid.models), "seeds": list(grid.seeds),
                   "created": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     grid.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+    write_text_atomic(path, to_json(record, indent=2) + "\n")
 
 
 # ----- one cell (runs in a worker process) -----
@@ -255,7 +255,7 @@ def _train(spec: dict, device: str) -> dict:
               "train_flops": flops_per_step * trainer.step, "threads": torch.get_num_threads(),
               "resumed": resume, "params": sum(p.numel() for p in trainer.model.parameters()), "device": device,
               "budget": spec["budget"], "preset": spec["preset"]}
-    write_text_atomic(run_dir / TRAINED, json.dumps(record, indent=2) + "\n")
+    write_text_atomic(run_dir / TRAINED, to_json(record, indent=2) + "\n")
     return record
 
 
@@ -276,7 +276,7 @@ def _evaluate(spec: dict, device: str) -> dict:
         if best is None or results[name].get(headline, float("-inf")) > results[best].get(headline, float("-inf")):
             best, best_pairs = name, pairs
     outputs, records = [o for o, _ in best_pairs], [r for _, r in best_pairs]
-    write_text_atomic(run_dir / "eval-test.json", json.dumps(
+    write_text_atomic(run_dir / "eval-test.json", to_json(
         {**results[best], "split": "test", "sampler_name": best, "sampler": samplers[best].__dict__}, indent=2) + "\n")
     task.save_figure(examples, outputs, run_dir / "eval-test.png")
     order = write_order_figures(model, task, examples, outputs, records, run_dir)
@@ -338,7 +338,7 @@ def run_cell(spec: dict, threads: int, device: str | None = None) -> dict:
         record.update(training=training, **evaluation, cell_seconds=time.time() - start,
                       finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
         Path(spec["result"]).parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(Path(spec["result"]), json.dumps(record, indent=2) + "\n")
+        write_text_atomic(Path(spec["result"]), to_json(record, indent=2) + "\n")
         print(f"done in {time.time() - start:.0f} s")
     return record
 

@@ -21,7 +21,7 @@ from insertgen.apps.reproduce.cells import SETTINGS, cell_key, read_cell
 from insertgen.apps.reproduce.claims import evaluate_claims
 from insertgen.apps.reproduce.formatting import PERCENT, fmt
 from insertgen.core.errors import InsertgenError
-from insertgen.core.io import write_text_atomic
+from insertgen.core.io import to_json, write_text_atomic
 from insertgen.models.registry import model_ids
 
 ORDER_KEYS = ("order_corr_unmask", "order_corr_insert")
@@ -229,7 +229,7 @@ def write_summary(out: Path, docs: Path | None = None) -> dict:
         figures["headline"] = "figures/headline.png"
     result = {"settings": settings, "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cells": len(cells),
               "summary": summary, "claims": claims, "cell_records": cells}
-    write_text_atomic(out / "results.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out / "results.json", to_json(result, indent=2) + "\n")
     write_text_atomic(out / "results.md", "# insertgen reproduce\n\n" +
                       markdown(settings, summary, tasks, models, claims, figures))
     if docs is not None:

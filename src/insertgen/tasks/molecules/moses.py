@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from insertgen.core.errors import InsertgenError
+from insertgen.tasks.molecules.requirements import DEV_INSTALL
 from insertgen.tasks.molecules.tokens import is_tokenizable, tokenize
 
 FILES = {"train": "train.csv.gz", "test": "test.csv.gz", "test_scaffolds": "test_scaffolds.csv.gz"}
@@ -34,7 +35,8 @@ def data_dir() -> Path:
     spec = importlib.util.find_spec("moses")
     if spec is None or not spec.submodule_search_locations:
         raise InsertgenError("the MOSES data is not installed: run `pip install --no-deps molsets==0.3.1` "
-                             "(its import is broken on current libraries, but only its data files are used)")
+                             "(its import is broken on current libraries, but only its data files are used; "
+                             f"in a checkout, `{DEV_INSTALL}` installs it itself when ARGS name a molecule task)")
     path = Path(next(iter(spec.submodule_search_locations))) / "dataset" / "data"
     if not (path / FILES["train"]).is_file():
         raise InsertgenError(f"{path} lacks {FILES['train']}: reinstall molsets==0.3.1")

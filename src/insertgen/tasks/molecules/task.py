@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +42,19 @@ VALIDATION_SIZE = 1_000
 KL_REFERENCE_SIZE = 10_000
 
 
-def _cached_lines(name: str, compute) -> list[str]:
-    """Lines of cache file ``name``, computed by ``compute()`` (a list of strings) when absent."""
+def announce_build(what: str, path: Path) -> None:
+    """Say on stderr what a first use is building and where it will be kept (it may take minutes; a
+    progress bar follows)."""
+    print(f"building {what} (first use only; cached as {path})", file=sys.stderr, flush=True)
+
+
+def _cached_lines(name: str, compute, what: str) -> list[str]:
+    """Lines of cache file ``name``, computed by ``compute()`` (a list of strings) when absent, after saying
+    so (``what`` it builds: :func:`announce_build`)."""
     path = moses.cache_dir() / name
     if path.is_file():
         return path.read_text(encoding="utf-8").split("\n")
+    announce_build(what, path)
     lines = compute()
     write_text_atomic(path, "\n".join(lines))
     return lines
@@ -108,7 +117,7 @@ class MoleculeTask(Task):
 
             return [bracket_safe.encode(s) or "" for s in tqdm(smiles, desc=f"SAFE {split}", mininterval=5)]
 
-        return _cached_lines(name, convert)
+        return _cached_lines(name, convert, f"the bracket-SAFE forms of the {len(smiles):,} {split} molecules")
 
     def _build(self) -> dict[str, list[Example]]:
         if self._examples is None:
@@ -208,11 +217,13 @@ class MoleculeTask(Task):
             return [metrics.canonical(s) or "" for s in tqdm(moses.read_split("train").strings,
                                                              desc="canonical MOSES train", mininterval=5)]
 
-        return frozenset(_cached_lines("moses-train-canonical.txt", canonicalise)) - {""}
+        return frozenset(_cached_lines("moses-train-canonical.txt", canonicalise,
+                                       "the canonical SMILES of the MOSES training set (novelty)")) - {""}
 
     def kl_reference(self) -> dict:
         path = moses.cache_dir() / f"kl-reference-moses-test-{self.kl_reference_size}.npz"
         if not path.is_file():
+            announce_build(f"the KL-score reference of {self.kl_reference_size:,} MOSES test molecules", path)
             metrics.quiet_rdkit()
             smiles = moses.subsample(moses.read_split("test").strings, self.kl_reference_size, 0)
             stats = metrics.reference_stats(smiles)
