@@ -54,3 +54,14 @@ def test_the_set_up_script_installs_the_molecule_extra_when_asked_for_a_molecule
     assert dev.needs_molecules(["sample", "--run", str(run)])
     (run / "config.json").write_text(json.dumps({"task": "star-easy"}))
     assert not dev.needs_molecules(["sample", "--run", str(run)])
+
+
+def test_a_first_use_says_what_it_builds_and_where(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INSERTGEN_CACHE", str(tmp_path))
+    options = {"train_size": 40, "prompts": 1, "samples_per_prompt": 1}
+    assert get_task("fragment-linker", options).examples("train")
+    err = capsys.readouterr().err
+    assert "building the fragment-linker training prompts from 40 MOSES molecules" in err and str(tmp_path) in err
+    assert "fragment-linker train prompts" in err  # the progress bar
+    assert get_task("fragment-linker", options).examples("train")
+    assert "building" not in capsys.readouterr().err  # the second use reads the cache
