@@ -103,9 +103,12 @@ def test_benchmark_smallest_run_writes_its_keys(tmp_path, task, model):
     assert point["valences_legal"] >= point["validity"]  # a valid molecule's valences are legal
     assert "NaN" not in (out / "learning.json").read_text()
     assert (out / "learning.png").stat().st_size > 0
-    # rerunning with a larger budget continues the same run
-    subprocess.run([*cmd[:6], "--steps", "3", *cmd[8:]], check=True, cwd=ROOT, capture_output=True, text=True)
-    assert [p["step"] for p in json.loads((out / "learning.json").read_text())["points"]] == [0, 1, 2, 3]
+    # rerunning with a larger budget continues the same run; an extra temperature is evaluation only
+    subprocess.run([*cmd[:6], "--steps", "3", *cmd[8:], "--extra-temperature", "0.5"], check=True, cwd=ROOT,
+                   capture_output=True, text=True)
+    points = json.loads((out / "learning.json").read_text())["points"]
+    assert [p["step"] for p in points] == [0, 1, 2, 3]
+    assert "at_temperature" not in points[2] and 0 <= points[3]["at_temperature"]["0.5"]["validity"] <= 1
     # the decoding sweep reads the same directory: one row per setting, scored the same way
     sweep = tmp_path / "decoding.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "molecule_decoding.py"), "--run", str(out),
