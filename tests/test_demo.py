@@ -101,6 +101,42 @@ def test_demo_train_runs_end_to_end(tmp_path, capsys):
     assert "ip: one generation trajectory" in text and "+1 inserted" in text
 
 
+def test_molecule_demo_shows_the_molecule_table_grids_and_string_trajectories(tmp_path, capsys):
+    """`demo --task smiles --train` (tiny budgets): the molecule columns (validity, uniqueness, novelty,
+    quality, FCD with n, order per token class), tokens drawn from the models (not greedy), a molecule grid
+    per model, the class-order figure, and the insertion model's trajectory written as a growing string."""
+    pytest.importorskip("rdkit")
+    out = tmp_path / "mol"
+    assert run_cli("demo", "--task", "smiles", "--train", "--train-seconds", "2", "--out", str(out), "-n", "8",
+                   "--models", "ip,arm") == 0
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["task"] == "smiles" and summary["n"] == 8 and list(summary["models"]) == ["ip", "arm"]
+    for model in ("ip", "arm"):
+        metrics = summary["models"][model]
+        assert 0.0 <= metrics["validity"] <= 1.0 and "uniqueness" in metrics and "fcd_n" in metrics
+        assert (out / f"demo_molecules_{model}.png").stat().st_size > 5_000
+    assert (out / "demo_order.png").stat().st_size > 5_000
+    # tokens drawn from the model, not greedy (top-k 1)
+    assert json.loads((out / "compare" / "arm" / "demo.json").read_text())["sampler_options"]["top_k"] is None
+    text = capsys.readouterr().out
+    assert "8 sampled smiles molecules per model" in text and "FCD (n)" in text and "ring branch bond atom" in text
+    assert text.count("one generation trajectory") == 1 and "ip: one generation trajectory" in text
+
+
+def test_molecule_trajectories_are_written_as_growing_strings():
+    pytest.importorskip("rdkit")
+    from insertgen.apps.demo import render_trajectory
+    from insertgen.tasks import get_task
+
+    task = get_task("smiles", {"train_size": 10, "test_size": 10})
+    v = task.vocab
+    canvas = [v.bos_id, *v.encode(["C", "C", "(", "O", ")"]), v.eos_id]
+    steps = [-1, 1, 0, 2, 4, 3, -1]  # IP: each token inserted (and decided) at one step; the ring-less skeleton
+    lines = render_trajectory(task, {"canvas": canvas, "insert_step": steps, "unmask_step": steps}, joiner="")
+    assert [line.split(":", 1)[1].split("(+")[0].strip() for line in lines] == [
+        "[BOS] C [EOS]", "[BOS] CC [EOS]", "[BOS] CC( [EOS]", "[BOS] CC() [EOS]", "[BOS] CC(O) [EOS]"]
+
+
 def test_demo_rejects_unknown_models(tmp_path, capsys):
     assert run_cli("demo", "--models", "flexmdm,nope", "--out", str(tmp_path / "x")) == 2
     assert "nope" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import click
 
 from insertgen.apps import bench as harness
 from insertgen.apps import bench_busy
-from insertgen.apps.demo import run_demo
+from insertgen.apps.demo import DEMO_TASKS, run_demo
 from insertgen.apps.report import build_report
 from insertgen.apps.reproduce import make_grid, run_grid, write_summary
 from insertgen.apps.reproduce.grid import SETTINGS, check_settings
@@ -145,20 +145,21 @@ def cli():
               show_default=True, help="Run directory to write (usable by sample / eval / score).")
 @click.option("--train", "do_train", is_flag=True,
               help="Train fresh models on this CPU (same budget each) instead of loading the shipped ones.")
-@click.option("-n", "n_graphs", type=click.IntRange(min=1), default=1000, show_default=True, help="Fresh test graphs.")
+@click.option("-n", "n_graphs", type=click.IntRange(min=1), default=None,
+              help="Fresh test graphs (default 1,000), or molecules sampled per model (default 500).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--train-seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
               help="Training budget of --train, per model.")
 @click.option("--models", default=None,
               help="Comma-separated models to compare (default: every model shipped for the task); the first "
                    "one's run is --out.")
-@click.option("--task", default="star-easy", show_default=True, type=click.Choice(["star-easy", "star-medium"]),
-              help="Star level whose shipped models to compare.")
+@click.option("--task", default="star-easy", show_default=True, type=click.Choice(list(DEMO_TASKS)),
+              help="Task whose shipped models to compare (star levels, de novo molecules, fragment linking).")
 @THREADS
 def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: float, models: str | None, task: str,
          threads):
-    """Compare every shipped model of a star task (FlexMDM, LoFlexMDM, IP, AO-IP, ARM, MDM, those shipped)
-    side by side on fresh graphs, or train them afresh with --train.
+    """Compare every shipped model of a task (FlexMDM, LoFlexMDM, IP, AO-IP, ARM, MDM, those shipped) side
+    by side on fresh graphs or sampled molecules, or train them afresh with --train.
 
     Writes --out (default ./insertgen-demo): the first model's run directory, the others' in
     --out/compare/MODEL, each with demo.json and demo_samples.jsonl, and --out/demo_order.png. Formats:

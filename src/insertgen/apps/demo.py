@@ -1,19 +1,30 @@
 """``insertgen demo``: the main job on the embedded default.
 
-Loads every model that ships inside the package for a star task (``star-easy`` by default: FlexMDM,
+Loads every model that ships inside the package for a task (``star-easy`` by default: FlexMDM,
 LoFlexMDM, IP, AO-IP, ARM, MDM, those that are shipped), or with ``--train`` trains each of them afresh on
-this CPU under the same wall-clock budget, evaluates them side by side on the same freshly generated
-graphs (seeds far from the splits'), and prints exact match, plan validity, token accuracy, the
-generation-order correlation, model evaluations per graph and each model's training budget; then one
-generation trajectory per insertion model, and writes ``demo_order.png`` (generation step against the
-distance from the junction, one panel per model). ``--out RUN_DIR`` is the first model's run (usable by
-``sample``, ``eval`` and ``score``); the other models' runs are ``RUN_DIR/compare/MODEL``.
+this CPU under the same wall-clock budget, and evaluates them side by side:
+
+* star graphs: on the same freshly generated graphs (seeds far from the splits'), greedy tokens: exact
+  match, plan validity, token accuracy, the generation-order correlation, model evaluations per graph and
+  each model's training budget; ``demo_order.png`` (generation step against the distance from the junction,
+  one panel per model);
+* molecules (``smiles``, ``safe``; the fragment tasks on their benchmark prompts, spread evenly): tokens
+  drawn with each model's shipped sampler settings: validity, uniqueness, novelty, quality, FCD (with the
+  number of molecules it was computed on), the mean normalised generation step of ring, branch, bond and
+  atom tokens, model evaluations per molecule and the training budget; ``demo_molecules_MODEL.png`` (a
+  grid of sampled molecules drawn by RDKit, beside the length histograms) and ``demo_order.png`` (the
+  generation step per token class, one bar group per model);
+
+then one generation trajectory per insertion model (molecules: the string growing, ``_`` a mask).
+``--out RUN_DIR`` is the first model's run (usable by ``sample``, ``eval`` and ``score``); the other
+models' runs are ``RUN_DIR/compare/MODEL``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import sys
 import time
@@ -27,13 +38,22 @@ from insertgen.core.checkpoint import CHECKPOINT
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import to_json, write_jsonl
 from insertgen.core.rundir import CONFIG
-from insertgen.engine.analysis import order_statistics, plot_order_panels
+from insertgen.engine.analysis import (
+    class_order_statistics,
+    order_statistics,
+    plot_class_order_models,
+    plot_order_panels,
+)
 from insertgen.engine.evaluate import evaluate_model, family_samplers
 from insertgen.engine.run import load_run
 from insertgen.engine.training_run import prepare_run, run_training
 from insertgen.models.registry import get_family, model_ids
+from insertgen.tasks.molecules.task import MoleculeTask
 
-DEMO_TASKS = ("star-easy", "star-medium")  # the tasks models are shipped for
+STAR_TASKS = ("star-easy", "star-medium")
+MOLECULE_TASKS = ("smiles", "safe", "fragment-linker")
+DEMO_TASKS = STAR_TASKS + MOLECULE_TASKS  # the tasks the demo shows (shipped models, or --train)
+MOLECULE_DEMO_N = 500  # molecules sampled per model by default (FCD and RDKit scoring included, within a minute)
 DEMO_TASK = "star-easy"
 TRAIN_MODELS = ("flexmdm", "loflexmdm")  # --train without --models, when nothing ships for the task
 FRESH_SEED_OFFSET = 10_000  # fresh graphs use seeds far from the splits' seed (42)
@@ -49,12 +69,13 @@ def shipped_models(task: str = DEMO_TASK) -> tuple[str, ...]:
     return tuple(m for m in model_ids() if (pretrained_dir(m, task) / CHECKPOINT).is_file())
 
 
-def demo_sampler(model_id: str, config: dict):
+def demo_sampler(model_id: str, config: dict, greedy: bool = True):
     """``(name, options)``: the sampler a shipped run names (``demo_sampler``, written by
-    scripts/ship_pretrained.py), else its family's first (evaluate.family_samplers), greedy tokens and
-    ``DEMO_SAMPLER_STEPS`` steps where the sampler takes steps; ``sampler_defaults`` (also written by
-    the script, e.g. ``{"steps": 64, "grid": "unmask"}``) replace that sampler's options."""
-    samplers = family_samplers(model_id, DEMO_SAMPLER_STEPS, greedy=True)
+    scripts/ship_pretrained.py), else its family's first (evaluate.family_samplers), greedy tokens (or, with
+    ``greedy`` False, tokens drawn from the model: molecules) and ``DEMO_SAMPLER_STEPS`` steps where the
+    sampler takes steps; ``sampler_defaults`` (also written by the script, e.g. ``{"steps": 64, "grid":
+    "unmask"}`` or ``{"temperature": 0.4}``) replace that sampler's options."""
+    samplers = family_samplers(model_id, DEMO_SAMPLER_STEPS, greedy=greedy)
     name = config.get("demo_sampler") or next(iter(samplers))
     if name not in samplers:
         raise InsertgenError(f"demo_sampler {name!r} of the shipped {model_id} is not one of its samplers "
@@ -68,13 +89,14 @@ def demo_sampler(model_id: str, config: dict):
 def describe_sampler(options) -> str:
     """The demo's settings of a sampler that takes steps, in words: its step count and every option that
     differs from the family's sampler defaults (e.g. ``64 steps, grid unmask, insertion_draw sequence``);
-    empty for samplers without steps (one token per model evaluation)."""
+    for samplers without steps (one token per model evaluation) only what differs (e.g. ``temperature
+    0.4``), empty when nothing does."""
     steps = getattr(options, "steps", None)
-    if steps is None:
-        return ""
     default = type(options)()
     changed = [f"{f.name} {getattr(options, f.name)}" for f in dataclasses.fields(options)
                if f.name not in ("steps", "top_k", "order") and getattr(options, f.name) != getattr(default, f.name)]
+    if steps is None:  # one token per model evaluation (IP, AO-IP, ARM): only what differs
+        return ", ".join(changed)
     return ", ".join([f"{steps} steps", *changed])
 
 
@@ -123,14 +145,14 @@ def describe_events(events: dict) -> str:
     return ", ".join(w for w in words if w)
 
 
-def render_trajectory(task, record: dict) -> list[str]:
+def render_trajectory(task, record: dict, joiner: str = " ") -> list[str]:
     """Lines showing the target part of the canvas after every step at which something changed
     (:func:`trajectory_frames`). ``_`` is a mask; tokens appear at their insertion step and are revealed
     at their unmasking step (at once for the models that insert tokens, not masks). Tokens given in the
-    canvas from the start show at step -1 as given."""
+    canvas from the start show at step -1 as given. ``joiner`` "" writes molecules as strings."""
     lines = []
     for step, shown, events in trajectory_frames(task, record):
-        text = " ".join("_" if state in ("mask", "new") else tok for tok, state in shown)
+        text = joiner.join("_" if state in ("mask", "new") else tok for tok, state in shown)
         lines.append(f"  step {step:>3}: [BOS] {text} [EOS]   ({describe_events(events)})")
     return lines
 
@@ -195,26 +217,82 @@ def _choose_models(task: str, train: bool, models: tuple[str, ...] | None) -> tu
 
 
 def order_panels_figure(results: dict, task, examples, path: Path) -> Path | None:
-    """``demo_order.png``: per model, the normalised generation step of each output token against its
-    distance from the junction (analysis.plot_order_panels)."""
+    """``demo_order.png``: star graphs: per model, the normalised generation step of each output token
+    against its distance from the junction (analysis.plot_order_panels); molecules: per model, the mean
+    normalised step of each token class (analysis.plot_class_order_models)."""
 
-    stats = {}
+    stats, classes = {}, {}
     for model_id, res in results.items():
         outputs, records = [o for o, _ in res["pairs"]], [r for _, r in res["pairs"]]
         s = order_statistics(task, examples, outputs, records)
         if s is not None:
             stats[model_id] = s
-    if not stats:
-        return None
-    return plot_order_panels(stats, path, title=f"generation order on {len(examples):,} fresh {task.name} graphs")
+        c = class_order_statistics(task, outputs, records)
+        if c is not None:
+            classes[model_id] = c
+    if stats:
+        return plot_order_panels(stats, path, title=f"generation order on {len(examples):,} fresh {task.name} graphs")
+    if classes:
+        return plot_class_order_models(classes, path, title=f"generation order by token class, {task.name}")
+    return None
 
 
-def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: int = 1000, seed: int = 0,
+def demo_examples(task_obj, n: int, seed: int) -> list:
+    """What the models are evaluated on: fresh star graphs / molecules (seeds far from the splits'); for a
+    fragment task, ``n`` samples spread evenly over its benchmark prompts (each prompt's samples together)."""
+    if isinstance(task_obj, MoleculeTask) and task_obj.conditional:
+        test = task_obj.examples("test")
+        return [test[i * len(test) // n] for i in range(n)] if n < len(test) else test
+    return task_obj.fresh_examples(n, seed=FRESH_SEED_OFFSET + seed)
+
+
+def _pct(value) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.1%}"
+
+
+def print_star_table(results: dict, n: int, task: str) -> None:
+    click.echo(f"\n{n:,} fresh {task} graphs, greedy tokens:")
+    click.echo(f"  {'model':<10} {'sampler':<14} {'exact match':>11} {'plan validity':>13} {'token accuracy':>14} "
+               f"{'order corr.':>11} {'evals/graph':>11}   trained")
+    for model_id, res in results.items():
+        m = res["metrics"]
+        click.echo(f"  {model_id:<10} {res['sampler']:<14} {m['exact_match']:>11.1%} {m['plan_validity']:>13.1%} "
+                   f"{m['token_accuracy']:>14.1%} {m.get('order_corr_unmask', float('nan')):>11.2f} "
+                   f"{m['model_evals_per_seq']:>11.1f}   {res['budget']}")
+    click.echo("  (order corr.: Spearman correlation between the step a token is revealed and its distance from the "
+               "junction; negative = the path is built from its far end)")
+
+
+ORDER_CLASSES = ("ring", "branch", "bond", "atom")
+
+
+def print_molecule_table(results: dict, n: int, task_obj) -> None:
+    what = (f"{n:,} samples on the {task_obj.name} benchmark prompts" if task_obj.conditional
+            else f"{n:,} sampled {task_obj.name} molecules per model")
+    click.echo(f"\n{what}, tokens drawn with each model's sampler settings:")
+    click.echo(f"  {'model':<10} {'sampler':<12} {'valid':>6} {'unique':>6} {'novel':>6} {'quality':>7} "
+               f"{'FCD (n)':>13}  {'order: ring branch bond atom':>28} {'evals':>6}   trained")
+    for model_id, res in results.items():
+        m = res["metrics"]
+        fcd = "-" if m.get("fcd") is None or math.isnan(m["fcd"]) else f"{m['fcd']:.2f} ({m.get('fcd_n', 0)})"
+        order = " ".join(f"{m[f'order_step_{c}']:.2f}" if f"order_step_{c}" in m else "  - " for c in ORDER_CLASSES)
+        click.echo(f"  {model_id:<10} {res['sampler']:<12} {_pct(m.get('validity')):>6} {_pct(m.get('uniqueness')):>6} "
+                   f"{_pct(m.get('novelty')):>6} {_pct(m.get('quality_all')):>7} {fcd:>13}  {order:>28} "
+                   f"{m['model_evals_per_seq']:>6.1f}   {res['budget']}")
+    click.echo("  (valid: RDKit parses the molecule" + (", one component holding the prompt's fragments"
+                                                         if task_obj.conditional else "")
+               + "; order: mean normalised step at which tokens of that class are decided, 0 = first, 1 = last; "
+               "FCD: Frechet ChemNet distance to the MOSES test set on the n valid molecules)")
+
+
+def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: int | None = None, seed: int = 0,
              train_seconds: float = 300.0, models: tuple[str, ...] | None = None) -> dict:
-    """The demo (module docstring); ``models`` None: every model shipped for ``task``."""
+    """The demo (module docstring); ``models`` None: every model shipped for ``task``; ``n_graphs`` None: 1,000
+    star graphs or :data:`MOLECULE_DEMO_N` molecules."""
 
     out = Path(out)
     models = _choose_models(task, train, models)
+    n_graphs = n_graphs or (MOLECULE_DEMO_N if task in MOLECULE_TASKS else 1000)
     primary = models[0]
     budgets = {m: _prepare(out, task, m, primary, train, seed, train_seconds) for m in models}
     results: dict[str, dict] = {}
@@ -223,8 +301,9 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
         run_dir = _model_dir(out, model_id, primary)
         model = load_run(run_dir)
         task_obj = model.task
-        examples = examples or task_obj.fresh_examples(n_graphs, seed=FRESH_SEED_OFFSET + seed)
-        sampler_name, options = demo_sampler(model_id, json.loads((run_dir / CONFIG).read_text()))
+        examples = examples or demo_examples(task_obj, n_graphs, seed)
+        sampler_name, options = demo_sampler(model_id, json.loads((run_dir / CONFIG).read_text()),
+                                             greedy=task_obj.greedy_by_default)
         start = time.time()
         with torch.inference_mode():
             metrics, pairs = evaluate_model(model, task_obj, examples, options, seed=seed, progress=True)
@@ -240,31 +319,37 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
             {"n": n_graphs, "model": model_id, **metrics, "sampler": sampler_name, "sampler_options": options.__dict__,
              "budget": budgets[model_id]}, indent=2) + "\n")
 
-    click.echo(f"\n{n_graphs:,} fresh {task} graphs, greedy tokens:")
-    click.echo(f"  {'model':<10} {'sampler':<14} {'exact match':>11} {'plan validity':>13} {'token accuracy':>14} "
-               f"{'order corr.':>11} {'evals/graph':>11}   trained")
-    for model_id, res in results.items():
-        m = res["metrics"]
-        click.echo(f"  {model_id:<10} {res['sampler']:<14} {m['exact_match']:>11.1%} {m['plan_validity']:>13.1%} "
-                   f"{m['token_accuracy']:>14.1%} {m.get('order_corr_unmask', float('nan')):>11.2f} "
-                   f"{m['model_evals_per_seq']:>11.1f}   {res['budget']}")
-    click.echo("  (order corr.: Spearman correlation between the step a token is revealed and its distance from the "
-               "junction; negative = the path is built from its far end)")
+    molecules = isinstance(task_obj, MoleculeTask)
+    if molecules:
+        print_molecule_table(results, n_graphs, task_obj)
+    else:
+        print_star_table(results, n_graphs, task)
     for model_id, res in results.items():
         if res["settings"]:
             click.echo(f"  {model_id}: {res['sampler']} sampler, {res['settings']}")
-    ex = examples[0]
+    figures = []
+    if molecules:
+        for model_id, res in results.items():
+            path = out / f"demo_molecules_{model_id}.png"
+            task_obj.save_figure(examples, [o for o, _ in res["pairs"]], path)
+            figures.append(path)
     for model_id, res in results.items():
         if not get_family(model_id).can("trajectory"):  # the insertion models show one trajectory
             continue
-        output, record = res["pairs"][0]
+        index = _trajectory_index(task_obj, res["pairs"]) if molecules else 0
+        ex, (output, record) = examples[index], res["pairs"][index]
         click.echo(f"\n{model_id}: one generation trajectory (step at which each mask was inserted / each token "
                    "revealed):")
-        click.echo(f"  prompt: {task_obj.format(ex.prompt)}")
-        for line in render_trajectory(task_obj, record):
+        if ex.prompt or not molecules:
+            click.echo(f"  prompt: {task_obj.format(ex.prompt)}")
+        for line in render_trajectory(task_obj, record, joiner="" if molecules else " "):
             click.echo(line)
-        click.echo(f"  output: {task_obj.format(output)}   target: {task_obj.format(ex.target)}   "
-                   f"{'correct' if list(output) == list(ex.target) else 'wrong'}")
+        if molecules:
+            smiles = task_obj.to_smiles(output)
+            click.echo(f"  output: {task_obj.format(output)}   " + (f"valid: {smiles}" if smiles else "not a molecule"))
+        else:
+            click.echo(f"  output: {task_obj.format(output)}   target: {task_obj.format(ex.target)}   "
+                       f"{'correct' if list(output) == list(ex.target) else 'wrong'}")
     figure = order_panels_figure(results, task_obj, examples, out / "demo_order.png")
     first = results[models[0]]["metrics"]
     summary = {"n": n_graphs, "task": task, **first,
@@ -276,5 +361,11 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
     click.echo(f"\nrun directory {out} ({models[0]})" +
                "".join(f", {_model_dir(out, m, primary)} ({m})" for m in models[1:]) +
                (f"; order figure {figure}" if figure else "") +
+               (f"; molecule grids {', '.join(str(f) for f in figures)}" if figures else "") +
                f": try `{command} eval --run {out} --limit 200` or `{command} analysis --run {out}`")
     return summary
+
+
+def _trajectory_index(task_obj, pairs) -> int:
+    """The first sample that decodes to a molecule (else the first): the trajectory worth reading."""
+    return next((i for i, (o, _) in enumerate(pairs) if task_obj.to_smiles(o)), 0)

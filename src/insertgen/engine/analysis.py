@@ -144,6 +144,35 @@ def plot_class_order(stats: dict, path: Path, title: str = "") -> Path:
     return Path(path)
 
 
+def plot_class_order_models(classes_by_model: dict[str, dict], path: Path, title: str = "") -> Path:
+    """PNG: per token class, one bar per model: the mean normalised step at which its tokens are decided
+    (:func:`class_order_statistics`, ``unmask``; 0 = first, 1 = last)."""
+    import matplotlib  # heavy: loaded only when a figure is drawn
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # heavy: loaded only when a figure is drawn
+
+    names = sorted({c for stats in classes_by_model.values() for c in stats["classes"]})
+    models = list(classes_by_model)
+    width = 0.8 / max(1, len(models))
+    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 3, 4))
+    x = np.arange(len(names))
+    for k, model in enumerate(models):
+        classes = classes_by_model[model]["classes"]
+        ax.bar(x - 0.4 + (k + 0.5) * width, [classes.get(n, {}).get("unmask", np.nan) for n in names], width=width,
+               label=model)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(x, names)
+    ax.set_ylabel("mean generation step (0 = first, 1 = last)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "generation order by token class", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 @torch.no_grad()
 def insertion_time_profile(model, task, examples, quantiles=(0.25, 0.5, 0.75)) -> dict | None:
     """Mean quantiles of the learned insertion time of the target tokens, per target position and per

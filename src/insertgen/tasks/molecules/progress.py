@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from insertgen.tasks.molecules.metrics import quiet_rdkit
 from insertgen.tasks.molecules.tokens import is_tokenizable, tokenize
 
 ATTACHMENT = re.compile(r"<(%?\d+)>")
@@ -117,8 +118,6 @@ def valences_legal(text: str) -> bool:
 def progress_signals(texts: list[str], safe: bool) -> dict[str, float]:
     """The share of ``texts`` with each signal of the module docstring (``attachments_matched`` only for
     bracket SAFE, ``safe``); empty ``texts`` give 0."""
-    from insertgen.tasks.molecules.metrics import quiet_rdkit
-
     quiet_rdkit()
     checks = {"rings_paired": rings_paired, "branches_balanced": branches_balanced, "valences_legal": valences_legal}
     if safe:

@@ -1,0 +1,81 @@
+"""The molecule study's table: one row per run of benchmarks/molecule_learning.py.
+
+    python benchmarks/molecule_table.py runs-in-progress/molecules [--docs docs/learning-molecules.md]
+
+Per run (a directory holding ``learning.json``): task, model, seed, the change (its ``--set`` options and
+preset, evaluation settings left out), the last step and its training FLOPs, validity at the last point (at
+temperature 1 and at each extra temperature), uniqueness and novelty there, the first step (and FLOPs) at
+which validity reached 50% and 90% (temperature 1; then at the lowest extra temperature), the held-out nats
+per token, the partial-progress signals and the order (``scaffold_minus_atom``) at the last point. With
+``--docs`` the table replaces the text between ``<!-- molecule-table:begin -->`` and ``<!-- molecule-table:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+EVALUATION_KEYS = {"eval_every", "log_every", "checkpoint_every"}
+HEADER = ("| task | model | seed | change | steps | FLOPs | valid (T=1) | valid (low T) | unique / novel (low T) | "
+          "50% / 90% valid at (T=1) | 50% / 90% at (low T) | nats/token | rings / branches / valences | "
+          "skeleton - atoms |")
+
+
+def change(settings: dict) -> str:
+    sets = {k: v for k, v in settings["overrides"].items() if k not in EVALUATION_KEYS}
+    return ", ".join(f"{k}={v}" for k, v in sorted(sets.items())) or "(preset)"
+
+
+def first_at(points: list[dict], threshold: float, temperature: str | None = None) -> str:
+    for p in points:
+        value = p["validity"] if temperature is None else p.get("at_temperature", {}).get(temperature, {}).get("validity")
+        if value is not None and value >= threshold:
+            return f"{p['step']:,} ({p['flops']:.1e})"
+    return "-"
+
+
+def row(record: dict) -> str:
+    s, points = record["settings"], record["points"]
+    last = points[-1]
+    temps = sorted({t for p in points for t in p.get("at_temperature", {})}, key=float)
+    low = temps[0] if temps else None
+    at_low = last.get("at_temperature", {}).get(low, {}) if low else {}
+    pct = lambda v: "-" if v is None else f"{v:.1%}"
+    signals = " / ".join(pct(last.get(k)) for k in ("rings_paired", "branches_balanced", "valences_legal"))
+    order = last.get("scaffold_minus_atom")
+    nats = last.get("nats_per_token")
+    return (f"| {s['task']} | {s['model']} | {s['seed']} | {change(s)} | {last['step']:,} | {last['flops']:.1e} | "
+            f"{pct(last['validity'])} | " + (f"{pct(at_low.get('validity'))} (T={low})" if low else "-") + " | "
+            + (f"{pct(at_low.get('uniqueness'))} / {pct(at_low.get('novelty'))}" if low else
+               f"{pct(last.get('uniqueness'))} / {pct(last.get('novelty'))}")
+            + f" | {first_at(points, 0.5)} / {first_at(points, 0.9)} | "
+            + (f"{first_at(points, 0.5, low)} / {first_at(points, 0.9, low)}" if low else "-")
+            + f" | {'-' if nats is None else f'{nats:.3f}'} | {signals} | "
+            + ("-" if order is None else f"{order:+.2f}") + " |")
+
+
+def table(root: Path) -> str:
+    records = [json.loads(p.read_text()) for p in sorted(root.glob("*/learning.json"))]
+    records.sort(key=lambda r: (r["settings"]["task"], r["settings"]["model"], change(r["settings"]),
+                                r["settings"]["seed"]))
+    return "\n".join([HEADER, "|" + "---|" * HEADER.count(" | ") + "---|", *(row(r) for r in records)])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--docs", type=Path, default=None)
+    args = parser.parse_args(argv)
+    text = table(args.root)
+    print(text)
+    if args.docs:
+        doc = args.docs.read_text()
+        begin, end = "<!-- molecule-table:begin -->", "<!-- molecule-table:end -->"
+        head, rest = doc.split(begin)
+        _, tail = rest.split(end)
+        args.docs.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+
+
+if __name__ == "__main__":
+    main()
