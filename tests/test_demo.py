@@ -161,11 +161,13 @@ def test_demo_refuses_a_model_that_is_not_shipped(tmp_path, capsys, monkeypatch)
     assert not (tmp_path / "x").exists()
 
 
-DEMO_MARKERS = {"star-easy": "demo", "star-medium": "demo-star-medium"}  # the docs table of each task's demo
+# the docs table of each task's demo; its third column is the headline (exact match; molecules: validity)
+DEMO_MARKERS = {"star-easy": "demo", "star-medium": "demo-star-medium", "smiles": "demo-smiles"}
 
 
 def _documented_demo(task: str = "star-easy") -> dict[str, float]:
-    """Exact match (a fraction) per model from the table between the task's demo markers of docs/results.md."""
+    """The headline (a fraction: exact match, or validity for molecules) per model from the table between the
+    task's demo markers of docs/results.md."""
     from pathlib import Path
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "results.md").read_text()
@@ -218,7 +220,37 @@ def test_star_medium_demo_reproduces_its_documented_figures(tmp_path, capsys):
     assert "star-medium" in json.loads((out / "config.json").read_text())["task"]
 
 
-SHIPPED = [(task, model) for task in ("star-easy", "star-medium") for model in shipped_models(task)]
+@pytest.mark.skipif(not shipped_models("smiles"), reason="no smiles model shipped in this checkout")
+def test_smiles_demo_reproduces_its_documented_figures(tmp_path, capsys):
+    """`insertgen demo --task smiles` samples 500 molecules per shipped model (seed 0, each with its shipped
+    sampler settings) and gives each model's validity within three points of docs/results.md."""
+    documented = _documented_demo("smiles")
+    assert set(documented) == set(shipped_models("smiles"))
+    out = tmp_path / "smiles"
+    assert run_cli("demo", "--task", "smiles", "--out", str(out)) == 0
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["task"] == "smiles" and summary["n"] == 500
+    for model, measured in summary["models"].items():
+        assert abs(measured["validity"] - documented[model]) <= 0.03, (model, measured["validity"])
+        assert measured["uniqueness"] >= 0.9 and measured["fcd_n"] == round(measured["validity"] * 500)
+        assert (out / f"demo_molecules_{model}.png").is_file()
+
+
+@pytest.mark.skipif(not shipped_models("smiles"), reason="no smiles model shipped in this checkout")
+def test_a_shipped_smiles_model_writes_a_valid_molecule_on_a_fixed_seed():
+    """Regression: the first of 16 molecules each shipped smiles model samples with seed 0 and its shipped
+    sampler settings is a valid molecule, and most of the 16 are."""
+    for model_id in shipped_models("smiles"):
+        model = load_run(pretrained_dir(model_id, "smiles"))
+        _, options = demo_sampler(model_id, model.run_config, greedy=False)
+        with torch.inference_mode():
+            outputs = model.sample([[] for _ in range(16)], options, torch.Generator().manual_seed(0))
+        smiles = [model.task.to_smiles(o) for o in outputs]
+        assert smiles[0] is not None, (model_id, model.task.format(outputs[0]))
+        assert sum(s is not None for s in smiles) >= 10, (model_id, smiles)
+
+
+SHIPPED = [(task, model) for task in ("star-easy", "star-medium", "smiles") for model in shipped_models(task)]
 
 
 @pytest.mark.parametrize("task,model", SHIPPED)
