@@ -284,13 +284,9 @@ def ladder(rungs: list[str], models: list[str], steps: int, every: int, out: Pat
     return summary
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default=None)
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--preset", default=None)
-    parser.add_argument("--ladder", default=None, help="Comma-separated tasks (rungs).")
-    parser.add_argument("--models", default=None, help="Comma-separated models (with --ladder).")
+def add_run_options(parser: argparse.ArgumentParser, headline: str) -> None:
+    """The options of a learning run shared by this benchmark and its siblings (molecule_learning.py):
+    budget, evaluation size, seed, threads, ``--set`` overrides, early stop on ``headline``, output."""
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--every", type=int, required=True)
     parser.add_argument("--eval-n", type=int, default=500)
@@ -298,8 +294,18 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", default=None)
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--stop-at", type=float, default=None, metavar="FRACTION",
-                        help="Stop early once two points in a row reach this exact match (e.g. 0.95).")
+                        help=f"Stop early once two points in a row reach this {headline}.")
     parser.add_argument("--out", type=Path, required=True)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default=None)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--ladder", default=None, help="Comma-separated tasks (rungs).")
+    parser.add_argument("--models", default=None, help="Comma-separated models (with --ladder).")
+    add_run_options(parser, "exact match (e.g. 0.95)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.every < 1 or args.eval_n < 1:
         parser.error("--steps, --every and --eval-n must be positive")

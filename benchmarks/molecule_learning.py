@@ -46,9 +46,9 @@ from insertgen.core.options import parse_assignments
 from insertgen.core.threads import use_threads
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.molecule_learning by the tests
-    from learning_speed import learn
+    from learning_speed import add_run_options, learn
 except ImportError:  # pragma: no cover
-    from benchmarks.learning_speed import learn
+    from benchmarks.learning_speed import add_run_options, learn
 
 VALIDITY_THRESHOLDS = (0.5, 0.9)
 SIGNALS = ("rings_paired", "branches_balanced", "valences_legal", "attachments_matched")
@@ -218,10 +218,7 @@ def main(argv=None) -> None:
     parser.add_argument("--task", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--preset", default=None)
-    parser.add_argument("--steps", type=int, required=True, help="Step budget (a cap when --max-flops is given).")
     parser.add_argument("--max-flops", type=float, default=None, help="Stop once the counted training FLOPs reach this.")
-    parser.add_argument("--every", type=int, required=True)
-    parser.add_argument("--eval-n", type=int, default=500)
     parser.add_argument("--likelihood-n", type=int, default=100, help="Validation molecules of the held-out bound (0: none).")
     parser.add_argument("--sampler-steps", type=int, default=64, help="FlexMDM / LoFlexMDM / MDM sampler steps.")
     parser.add_argument("--temperature", type=float, default=1.0)
@@ -229,12 +226,7 @@ def main(argv=None) -> None:
     parser.add_argument("--extra-temperature", type=float, action="append", default=[],
                         help="Also sample each point at this temperature (repeatable; 'at_temperature' in the points; "
                              "evaluation only, so it may be added to a run that is continued).")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", default=None)
-    parser.add_argument("--set", dest="sets", action="append", default=[])
-    parser.add_argument("--stop-at", type=float, default=None, metavar="FRACTION",
-                        help="Stop early once two points in a row reach this validity.")
-    parser.add_argument("--out", type=Path, required=True)
+    add_run_options(parser, "validity (--steps is a cap when --max-flops is given)")
     args = parser.parse_args(argv)
     if min(args.steps, args.every, args.eval_n, args.sampler_steps) < 1 or args.likelihood_n < 0:
         parser.error("--steps, --every, --eval-n and --sampler-steps must be positive")

@@ -204,19 +204,26 @@ def test_demo_reproduces_the_documented_figures_and_writes_usable_runs(tmp_path,
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 5
 
 
+def _run_documented_demo(task: str, out, headline: str, n: int, tolerance: float) -> dict:
+    """Run `insertgen demo --task TASK --out OUT` and check that it shows exactly the documented models, in
+    model order, on ``n`` examples, each ``headline`` within ``tolerance`` of docs/results.md; its summary."""
+    documented = _documented_demo(task)
+    assert set(documented) == set(shipped_models(task))
+    assert run_cli("demo", "--task", task, "--out", str(out)) == 0
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["task"] == task and summary["n"] == n
+    assert list(summary["models"]) == list(shipped_models(task))
+    for model, measured in summary["models"].items():
+        assert abs(measured[headline] - documented[model]) <= tolerance, (model, measured[headline])
+    return summary
+
+
 @pytest.mark.skipif(not shipped_models("star-medium"), reason="no star-medium model shipped in this checkout")
 def test_star_medium_demo_reproduces_its_documented_figures(tmp_path, capsys):
     """`insertgen demo --task star-medium` evaluates the star-medium models (not the star-easy ones) on
     1,000 fresh star-medium graphs, each within two points of its documented exact match."""
-    documented = _documented_demo("star-medium")
-    assert set(documented) == set(shipped_models("star-medium"))
     out = tmp_path / "medium"
-    assert run_cli("demo", "--task", "star-medium", "--out", str(out)) == 0
-    summary = json.loads((out / "demo.json").read_text())
-    assert summary["task"] == "star-medium" and summary["n"] == 1000
-    assert list(summary["models"]) == list(shipped_models("star-medium"))
-    for model, measured in summary["models"].items():
-        assert abs(measured["exact_match"] - documented[model]) <= 0.02, (model, measured["exact_match"])
+    _run_documented_demo("star-medium", out, "exact_match", 1000, 0.02)
     assert "star-medium" in json.loads((out / "config.json").read_text())["task"]
 
 
@@ -224,14 +231,9 @@ def test_star_medium_demo_reproduces_its_documented_figures(tmp_path, capsys):
 def test_smiles_demo_reproduces_its_documented_figures(tmp_path, capsys):
     """`insertgen demo --task smiles` samples 500 molecules per shipped model (seed 0, each with its shipped
     sampler settings) and gives each model's validity within three points of docs/results.md."""
-    documented = _documented_demo("smiles")
-    assert set(documented) == set(shipped_models("smiles"))
     out = tmp_path / "smiles"
-    assert run_cli("demo", "--task", "smiles", "--out", str(out)) == 0
-    summary = json.loads((out / "demo.json").read_text())
-    assert summary["task"] == "smiles" and summary["n"] == 500
+    summary = _run_documented_demo("smiles", out, "validity", 500, 0.03)
     for model, measured in summary["models"].items():
-        assert abs(measured["validity"] - documented[model]) <= 0.03, (model, measured["validity"])
         assert measured["uniqueness"] >= 0.9 and measured["fcd_n"] == round(measured["validity"] * 500)
         assert (out / f"demo_molecules_{model}.png").is_file()
 
