@@ -7,7 +7,8 @@ preset, evaluation settings left out), the last step and its training FLOPs, val
 temperature 1 and at each extra temperature), uniqueness and novelty there, the first step (and FLOPs) at
 which validity reached 50% and 90% (temperature 1; then at the lowest extra temperature), the held-out nats
 per token, the partial-progress signals and the order (``scaffold_minus_atom``) at the last point. With
-``--docs`` the table replaces the text between ``<!-- molecule-table:begin -->`` and ``<!-- molecule-table:end -->``.
+``--docs`` the table replaces the text between ``<!-- molecule-table:begin -->`` and ``<!-- molecule-table:end -->``;
+``--figure PNG`` draws validity and the order statistic against training FLOPs for every run.
 """
 
 from __future__ import annotations
@@ -62,11 +63,50 @@ def table(root: Path) -> str:
     return "\n".join([HEADER, "|" + "---|" * HEADER.count(" | ") + "---|", *(row(r) for r in records)])
 
 
+def figure(root: Path, path: Path) -> Path:
+    """Validity against training FLOPs for every run (solid: temperature 1; dashed: its lowest extra
+    temperature), and the order statistic (skeleton - atoms) against FLOPs."""
+    from insertgen.core.figures import pyplot
+
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for k, record in enumerate(json.loads(p.read_text()) for p in sorted(root.glob("*/learning.json"))):
+        s, points = record["settings"], record["points"]
+        label = f"{s['task']} {s['model']} s{s['seed']}"
+        color = f"C{k}"
+        flops = [p["flops"] for p in points]
+        left.plot(flops, [p["validity"] for p in points], color=color, label=f"{label}, T=1")
+        temps = sorted({t for p in points for t in p.get("at_temperature", {})}, key=float)
+        if temps:
+            low = [(p["flops"], p["at_temperature"][temps[0]]["validity"]) for p in points
+                   if temps[0] in p.get("at_temperature", {})]
+            left.plot(*zip(*low), color=color, ls="--", marker=".", label=f"{label}, T={temps[0]}")
+        right.plot(flops, [p.get("scaffold_minus_atom") if p.get("scaffold_minus_atom") is not None else float("nan")
+                           for p in points], color=color, label=label)
+    left.set_xlabel("training FLOPs")
+    left.set_ylabel("valid molecules (500 samples)")
+    left.set_ylim(0, 1)
+    left.legend(fontsize=7)
+    left.set_title("validity against compute")
+    right.axhline(0, color="grey", lw=0.6)
+    right.set_xlabel("training FLOPs")
+    right.set_ylabel("mean step: ring + branch tokens - atoms")
+    right.set_title("generation order (negative: the skeleton first), T = 1")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path)
     parser.add_argument("--docs", type=Path, default=None)
+    parser.add_argument("--figure", type=Path, default=None, help="Also draw validity and order against FLOPs here.")
     args = parser.parse_args(argv)
+    if args.figure:
+        print(f"wrote {figure(args.root, args.figure)}")
     text = table(args.root)
     print(text)
     if args.docs:
