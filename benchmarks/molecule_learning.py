@@ -58,13 +58,6 @@ KEEP = ("validity", "uniqueness", "novelty", "quality_all", "quality_unique", "d
         "kl_score", "sample_length", "data_length", "distance", "model_evals_per_seq", "termination_rate")
 
 
-def spread(examples: list, n: int) -> list:
-    """``n`` examples spread evenly over ``examples`` (in order, so a prompt's repeats stay together)."""
-    if n >= len(examples):
-        return list(examples)
-    return [examples[i * len(examples) // n] for i in range(n)]
-
-
 def scaffold_minus_atom(point: dict) -> float | None:
     """Mean normalised step of ring and branch tokens minus that of atoms (None when either is missing)."""
     skeleton = [point.get(f"order_step_{c}") for c in ("ring", "branch")]
@@ -92,7 +85,7 @@ def measure(model, task, model_id: str, eval_n: int, options, likelihood_example
             seed: int = 0) -> dict:
     """One point (module docstring) of ``model`` (weights as they are) on ``eval_n`` samples drawn with
     ``options``, and its held-out bound on ``likelihood_examples``."""
-    from insertgen.engine.evaluate import evaluate_model, held_out_likelihood
+    from insertgen.engine.evaluate import evaluate_model, held_out_likelihood, spread
     from insertgen.tasks.molecules.progress import progress_signals
 
     examples = spread(task.examples("test"), eval_n)

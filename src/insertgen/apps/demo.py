@@ -44,7 +44,7 @@ from insertgen.engine.analysis import (
     plot_class_order_models,
     plot_order_panels,
 )
-from insertgen.engine.evaluate import evaluate_model, family_samplers
+from insertgen.engine.evaluate import evaluate_model, family_samplers, spread
 from insertgen.engine.run import load_run
 from insertgen.engine.training_run import prepare_run, run_training
 from insertgen.models.registry import get_family, model_ids
@@ -241,8 +241,7 @@ def demo_examples(task_obj, n: int, seed: int) -> list:
     """What the models are evaluated on: fresh star graphs / molecules (seeds far from the splits'); for a
     fragment task, ``n`` samples spread evenly over its benchmark prompts (each prompt's samples together)."""
     if isinstance(task_obj, MoleculeTask) and task_obj.conditional:
-        test = task_obj.examples("test")
-        return [test[i * len(test) // n] for i in range(n)] if n < len(test) else test
+        return spread(task_obj.examples("test"), n)
     return task_obj.fresh_examples(n, seed=FRESH_SEED_OFFSET + seed)
 
 

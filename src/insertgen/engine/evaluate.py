@@ -72,6 +72,14 @@ def task_prompts(task, n: int) -> list[list[int]]:
     return [prompts[i % len(prompts)] for i in range(n)] if prompts else []
 
 
+def spread(examples: list, n: int) -> list:
+    """``n`` examples spread evenly over ``examples``, in order (so a prompt's repeated samples stay together:
+    a fragment task's benchmark prompts), or all of them when there are no more than ``n``."""
+    if n >= len(examples):
+        return list(examples)
+    return [examples[i * len(examples) // n] for i in range(n)]
+
+
 def generate(model, prompts: list[list[int]], options, seed: int = 0, batch_size: int = 500,
              progress: bool = False, prompt_in_target: bool = False):
     """Outputs (data-token ids) and sampler records for ``prompts``, in batches. Returns

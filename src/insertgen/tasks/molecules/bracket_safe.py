@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from insertgen.tasks.molecules.tokens import tokenize
-
-
-def _is_ring_number(token: str) -> bool:
-    return token.isdigit() or (token.startswith("%") and token[1:].isdigit())
+from insertgen.tasks.molecules.tokens import is_ring_label, tokenize
 
 
 def safe_to_bracket(safe_string: str) -> str:
@@ -36,7 +32,7 @@ def safe_to_bracket(safe_string: str) -> str:
     open_at: dict[str, int] = {}
     partner: dict[int, int] = {}
     for i, tok in enumerate(tokens):
-        if _is_ring_number(tok):
+        if is_ring_label(tok):
             if tok in open_at:
                 j = open_at.pop(tok)
                 partner[i], partner[j] = j, i

@@ -1,5 +1,5 @@
 """Partial-progress signals of sampled molecule strings: the syntax a model learns before it writes valid
-molecules (docs/learning.md#molecules).
+molecules (docs/learning-molecules.md).
 
 Validity (RDKit parses and sanitises the molecule) is the end of a chain of simpler skills, each of
 which a sample either has or lacks, and which move earlier in training than validity does:
@@ -24,14 +24,10 @@ import re
 from collections import Counter
 
 from insertgen.tasks.molecules.metrics import quiet_rdkit
-from insertgen.tasks.molecules.tokens import is_tokenizable, tokenize
+from insertgen.tasks.molecules.tokens import is_ring_label, is_tokenizable, tokenize
 
 ATTACHMENT = re.compile(r"<(%?\d+)>")
 FIRST_CAP_LABEL = 60  # bracket-SAFE attachments are capped with ring labels %60, %61, ... (unused by MOSES)
-
-
-def _is_ring_label(token: str) -> bool:
-    return token.isdigit() or (token.startswith("%") and token[1:].isdigit())
 
 
 def _fragments(tokens: list[str]) -> list[list[str]]:
@@ -54,7 +50,7 @@ def rings_paired(text: str) -> bool:
     if tokens is None:
         return False
     return all(n % 2 == 0 for fragment in _fragments(tokens)
-               for n in Counter(t for t in fragment if _is_ring_label(t)).values())
+               for n in Counter(t for t in fragment if is_ring_label(t)).values())
 
 
 def branches_balanced(text: str) -> bool:

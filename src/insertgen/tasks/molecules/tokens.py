@@ -29,6 +29,11 @@ MAX_ATTACHMENTS = 16
 SAFE_TOKENS = SMILES_TOKENS + (".", "7", "8", "9") + tuple(f"<{i}>" for i in range(1, MAX_ATTACHMENTS + 1))
 
 
+def is_ring_label(token: str) -> bool:
+    """A ring-closure token: a single digit or ``%nn``."""
+    return token.isdigit() or (token.startswith("%") and token[1:].isdigit())
+
+
 def is_tokenizable(text: str) -> bool:
     """Whether ``text`` splits into tokens with nothing left over (fast: one regular-expression match)."""
     return _WHOLE.fullmatch(text) is not None
