@@ -54,7 +54,7 @@ from insertgen.tasks.molecules.fragments import (
     FragmentQuery,
 )
 from insertgen.tasks.molecules.plots import plot_molecule_samples
-from insertgen.tasks.molecules.task import BLOCKS, MoleculeTask, _cached_lines, _digest
+from insertgen.tasks.molecules.task import BLOCKS, MoleculeTask, _cached_lines
 from insertgen.tasks.molecules.tokens import SAFE_TOKENS, tokenize
 
 BENCHMARK_FILE = Path(__file__).parent / "data" / "fragment_prompts.jsonl"
@@ -126,7 +126,7 @@ class FragmentTask(MoleculeTask):
     def _train_records(self) -> list[str]:
         """JSON lines ``{"task", "prompt", "target", "source"}`` of the training split (cached on disk)."""
         smiles = moses.subsample(moses.read_split("train").strings, self.train_size, self.seed)
-        digest = _digest(smiles)
+        digest = moses.strings_digest(smiles)
         name = (f"fragments-v2-{self.which}-train-{len(smiles)}-seed{self.seed}-denovo{self.denovo_fraction}-"
                 f"{digest}.jsonl")
 

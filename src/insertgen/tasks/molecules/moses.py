@@ -14,8 +14,10 @@ computed from.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
 import os
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +49,17 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("INSERTGEN_CACHE", Path.home() / ".cache" / "insertgen"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def announce_build(what: str, path: Path) -> None:
+    """Say on stderr what a first use is building and where it will be kept (it may take minutes; a
+    progress bar follows)."""
+    print(f"building {what} (first use only; cached as {path})", file=sys.stderr, flush=True)
+
+
+def strings_digest(strings: list[str]) -> str:
+    """sha256 (first 16 hex digits) of the strings joined by newlines: names a cache built from them."""
+    return hashlib.sha256("\n".join(strings).encode()).hexdigest()[:16]
 
 
 @dataclass

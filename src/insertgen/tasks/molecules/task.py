@@ -12,16 +12,14 @@ task's block (64 SMILES / 80 SAFE tokens) are counted and left out. Text is the 
 spaces between tokens); outputs decode to canonical SMILES for the metrics.
 
 Metrics (:mod:`metrics`): validity, uniqueness, novelty against the canonical MOSES training set
-(``novelty_reference="moses"``, cached on first use) or the drawn training molecules (``"train"``),
+(``novelty_reference="moses"``: :mod:`novelty_reference`) or the drawn training molecules (``"train"``),
 both quality conventions, diversity, IntDiv, the GuacaMol KL score against ``kl_reference_size``
-[10,000] MOSES test molecules, FCD against the MOSES test statistics, and the token lengths of samples and data.
+[10,000; 0 = no KL score] MOSES test molecules, FCD against the MOSES test statistics, and the token lengths of samples and data.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +31,7 @@ from insertgen.core.io import write_text_atomic
 from insertgen.core.vocab import Vocab
 from insertgen.tasks.base import SPLITS, Example, Task
 from insertgen.tasks.molecules import bracket_safe, metrics, moses
+from insertgen.tasks.molecules.novelty_reference import canonical_training_set
 from insertgen.tasks.molecules.plots import plot_molecule_samples
 from insertgen.tasks.molecules.tokens import SAFE_TOKENS, SMILES_TOKENS, tokenize
 
@@ -42,26 +41,16 @@ VALIDATION_SIZE = 1_000
 KL_REFERENCE_SIZE = 10_000
 
 
-def announce_build(what: str, path: Path) -> None:
-    """Say on stderr what a first use is building and where it will be kept (it may take minutes; a
-    progress bar follows)."""
-    print(f"building {what} (first use only; cached as {path})", file=sys.stderr, flush=True)
-
-
 def _cached_lines(name: str, compute, what: str) -> list[str]:
     """Lines of cache file ``name``, computed by ``compute()`` (a list of strings) when absent, after saying
-    so (``what`` it builds: :func:`announce_build`)."""
+    so (``what`` it builds: :func:`moses.announce_build`)."""
     path = moses.cache_dir() / name
     if path.is_file():
         return path.read_text(encoding="utf-8").split("\n")
-    announce_build(what, path)
+    moses.announce_build(what, path)
     lines = compute()
     write_text_atomic(path, "\n".join(lines))
     return lines
-
-
-def _digest(strings: list[str]) -> str:
-    return hashlib.sha256("\n".join(strings).encode()).hexdigest()[:16]
 
 
 class MoleculeTask(Task):
@@ -79,6 +68,8 @@ class MoleculeTask(Task):
             raise InsertgenError(f"novelty_reference must be 'moses' or 'train', not {novelty_reference!r}")
         if train_size < 0 or test_size < 0:
             raise InsertgenError("train_size and test_size must be >= 0 (0 = the whole MOSES split)")
+        if kl_reference_size < 0:
+            raise InsertgenError(f"kl_reference_size must be >= 0 (0 = no KL score), not {kl_reference_size}")
         self.kind, self.name = kind, kind
         self.train_size, self.test_size, self.seed = int(train_size), int(test_size), int(seed)
         self.augment_fragments = bool(augment) and kind == "safe"
@@ -111,7 +102,7 @@ class MoleculeTask(Task):
         if self.kind == "smiles":
             return smiles
         metrics.quiet_rdkit()
-        name = f"bracket-safe-{split}-{len(smiles)}-{_digest(smiles)}.txt"
+        name = f"bracket-safe-{split}-{len(smiles)}-{moses.strings_digest(smiles)}.txt"
 
         def convert() -> list[str]:
 
@@ -210,20 +201,16 @@ class MoleculeTask(Task):
         if self.novelty_reference == "train":
             smiles = self._split_smiles()["train"]
             return frozenset(c for c in (metrics.canonical(s) for s in smiles) if c)
+        return canonical_training_set()
 
-        def canonicalise() -> list[str]:
-
-            metrics.quiet_rdkit()
-            return [metrics.canonical(s) or "" for s in tqdm(moses.read_split("train").strings,
-                                                             desc="canonical MOSES train", mininterval=5)]
-
-        return frozenset(_cached_lines("moses-train-canonical.txt", canonicalise,
-                                       "the canonical SMILES of the MOSES training set (novelty)")) - {""}
-
-    def kl_reference(self) -> dict:
+    def kl_reference(self) -> dict | None:
+        """The KL score's reference statistics of ``kl_reference_size`` MOSES test molecules (cached); None,
+        and no KL score, when the size is 0."""
+        if self.kl_reference_size == 0:
+            return None
         path = moses.cache_dir() / f"kl-reference-moses-test-{self.kl_reference_size}.npz"
         if not path.is_file():
-            announce_build(f"the KL-score reference of {self.kl_reference_size:,} MOSES test molecules", path)
+            moses.announce_build(f"the KL-score reference of {self.kl_reference_size:,} MOSES test molecules", path)
             metrics.quiet_rdkit()
             smiles = moses.subsample(moses.read_split("test").strings, self.kl_reference_size, 0)
             stats = metrics.reference_stats(smiles)
