@@ -218,3 +218,17 @@ def test_unmask_time_grid_puts_equal_unmasking_mass_in_every_step():
     assert torch.equal(time_grid("uniform", 4), torch.linspace(0, 1, 5))
     with pytest.raises(ValueError, match="grid must be one of"):
         TauLeapingOptions(grid="cosine")
+
+
+def test_a_runs_sampler_defaults_apply_unless_a_flag_overrides_them():
+    """`sample` / `eval` take a shipped model's measured settings (sampler_defaults: its temperature, top-k /
+    top-p) where no flag is given, as the demo does; a flag wins."""
+    from insertgen.engine.evaluate import run_sampler_options
+
+    shipped = {"model": "ip", "sampler_defaults": {"temperature": 0.5}}
+    assert run_sampler_options(shipped, default_greedy=False).temperature == 0.5
+    assert run_sampler_options(shipped, default_greedy=False, temperature=1.0).temperature == 1.0
+    assert run_sampler_options({"model": "ip"}, default_greedy=False).temperature == 1.0
+    nucleus = {"model": "ip", "sampler_defaults": {"top_p": 0.5}}
+    assert run_sampler_options(nucleus, default_greedy=True).top_p == 0.5  # a shipped nucleus is not greedy
+    assert run_sampler_options(nucleus, default_greedy=False, top_k=3).top_p is None

@@ -65,7 +65,8 @@ def sampler_options(f):
                      help="Sampler time steps (default: the run's eval setting)."),
         click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample tokens from the top k (1 = greedy)."),
         click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=None, help="Nucleus sampling mass."),
-        click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=1.0),
+        click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=None,
+                     help="Divides the logits before tokens are drawn (default: the run's sampler_defaults, else 1)."),
         click.option("--confidence", type=click.Choice(["top_prob", "prob_diff"]), default=None,
                      help="Decide first where the model is surest: the most confident masked slots (FlexMDM, LoFlexMDM, "
                           "MDM) or the insertion slot with the surest token (IP, AO-IP)."),

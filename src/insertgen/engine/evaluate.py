@@ -17,12 +17,12 @@ from insertgen.tasks.base import Example
 
 
 def run_sampler_options(run_config: dict | None, default_greedy: bool, steps: int | None = None,
-                        top_k: int | None = None, top_p: float | None = None, temperature: float = 1.0,
+                        top_k: int | None = None, top_p: float | None = None, temperature: float | None = None,
                         confidence: str | None = None, greedy: bool | None = None, order: str | None = None,
                         grid: str | None = None, insertion_draw: str | None = None) -> SamplerOptions:
     """The sampler options of a run's family: the choices given, then the run's ``sampler_defaults`` (a
     shipped model's measured settings, written by scripts/ship_pretrained.py, e.g. ``{"grid": "unmask",
-    "confidence": "top_prob"}``), then its evaluation settings (``eval_sampler_steps`` /
+    "confidence": "top_prob"}`` or ``{"temperature": 0.5}``; its top-k / top-p apply when neither is given), then its evaluation settings (``eval_sampler_steps`` /
     ``eval_sampler_order`` of its config) and the sampler's own defaults; greedy (top-k 1) when asked,
     or by ``default_greedy`` when no top-k / top-p is given. Choices the family's sampler does not take
     (e.g. ``order`` for IP) do not apply. A bad choice raises InsertgenError."""
@@ -30,6 +30,9 @@ def run_sampler_options(run_config: dict | None, default_greedy: bool, steps: in
     train = run_config.get("train", {})
     shipped = run_config.get("sampler_defaults", {})
     steps = steps or shipped.get("steps")
+    temperature = temperature if temperature is not None else shipped.get("temperature", 1.0)
+    if top_k is None and top_p is None:
+        top_k, top_p = shipped.get("top_k"), shipped.get("top_p")
     confidence = confidence or shipped.get("confidence")
     order = order or shipped.get("order")
     grid = grid or shipped.get("grid", "uniform")
