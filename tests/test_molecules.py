@@ -266,3 +266,21 @@ def test_every_model_trains_and_samples_safe(model, tmp_path):
     if any(len(o) > 1 for o, _ in pairs):  # an untrained IP may stop at once: then there is no order to report
         assert any(k.startswith("order_step_") for k in result)
     assert all(len(o) <= run.task.target_block for o, _ in pairs)
+
+
+def test_a_smiles_ip_run_samples_at_its_presets_temperature(tmp_path, capsys):
+    """The smiles CPU presets of IP and AO-IP write sampler_defaults (temperature 0.5) into the run, so
+    `eval` draws at 0.5 unless --temperature says otherwise; the ARM's preset keeps temperature 1."""
+    from insertgen.engine.training_run import prepare_run
+
+    small = {"task.train_size": 200, "task.test_size": 20, "task.novelty_reference": "train",
+             "task.kl_reference_size": 100, "d_model": 16, "n_layers": 1, "n_heads": 2, "batch_size": 4, "eval_every": 0}
+    for model in ("ip", "arm"):
+        out, trainer = prepare_run("smiles", model, None, 1, tmp_path / model, 0, small, resume=False)
+        trainer.train(progress=False)
+    assert json.loads((tmp_path / "ip" / "config.json").read_text())["sampler_defaults"] == {"temperature": 0.5}
+    assert "sampler_defaults" not in json.loads((tmp_path / "arm" / "config.json").read_text())
+    capsys.readouterr()
+    for flags, expected in (([], 0.5), (["--temperature", "0.9"], 0.9)):
+        assert call_main(["eval", "--run", tmp_path / "ip", "--limit", "4", "--json", *flags]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sampler"]["temperature"] == expected

@@ -202,6 +202,8 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
               "model_config": model_obj.config.to_dict(),
               "train": train_cfg.to_dict(), "task_config": task_obj.config(), "environment": environment(),
               "threads": thread_report()}
+    if spec.get("model") == model and spec.get("sampler_defaults"):  # how `sample` / `eval` draw by default
+        config["sampler_defaults"] = dict(spec["sampler_defaults"])
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_config(out, config)
