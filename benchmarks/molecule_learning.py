@@ -39,7 +39,6 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from insertgen.core.options import parse_assignments
@@ -56,14 +55,6 @@ AT_TEMPERATURE = ("validity", "uniqueness", "novelty", "quality_all", "fcd", "fc
 TOKEN_CLASSES = ("ring", "branch", "bond", "atom", "attachment", "fragment")
 KEEP = ("validity", "uniqueness", "novelty", "quality_all", "quality_unique", "diversity", "fcd", "fcd_n",
         "kl_score", "sample_length", "data_length", "distance", "model_evals_per_seq", "termination_rate")
-
-
-def scaffold_minus_atom(point: dict) -> float | None:
-    """Mean normalised step of ring and branch tokens minus that of atoms (None when either is missing)."""
-    skeleton = [point.get(f"order_step_{c}") for c in ("ring", "branch")]
-    skeleton = [v for v in skeleton if v is not None]
-    atom = point.get("order_step_atom")
-    return float(np.mean(skeleton)) - atom if skeleton and atom is not None else None
 
 
 def family_sampler(model_id: str, steps: int = 64, temperature: float = 1.0, top_p: float | None = None,
@@ -98,7 +89,7 @@ def measure(model, task, model_id: str, eval_n: int, options, likelihood_example
     point.update(progress_signals(texts, safe="." in task.vocab.tokens))
     point.update({f"order_step_{c}": metrics[f"order_step_{c}"] for c in TOKEN_CLASSES
                   if f"order_step_{c}" in metrics})
-    point["scaffold_minus_atom"] = scaffold_minus_atom(point)
+    point["scaffold_minus_atom"] = metrics.get("scaffold_minus_atom")
     point.update({k: likelihood[k] for k in ("nats_per_token", "likelihood_bound") if k in likelihood})
     point["samples"] = texts[:8]
     return point

@@ -201,13 +201,23 @@ def test_claim_verdicts():
         "star-easy": {"loflexmdm": loflex,
                       "flexmdm": _entry([0.1, 0.2]), "ip": _entry([0.3, 0.35]), "arm": _entry([0.7, 0.8]),
                       "mdm": _entry([0.0, 0.0])},
-        "smiles": {"ip": _entry([0.2, 0.3], "validity", "validity"), "ao-ip": _entry([0.25, 0.5], "validity", "validity")},
+        "smiles": {"ip": _entry([0.2, 0.3], "validity", "validity", scaffold_minus_atom=[-0.21, -0.12]),
+                   "ao-ip": _entry([0.25, 0.5], "validity", "validity")},
+        "safe": {"loflexmdm": _entry([0.7, 0.8], "validity", "validity", quality_all=[0.5, 0.6]),
+                 "flexmdm": _entry([0.4, 0.5], "validity", "validity", quality_all=[0.55, 0.7]),
+                 "ip": _entry([0.3, 0.4], "validity", "validity", scaffold_minus_atom=[-0.2, 0.05])},
     }
-    verdicts = {(c["claim"].split(" (")[0], c["task"]): c["verdict"] for c in evaluate_claims(summary)}
+    verdicts = {(c["claim"].split(" (")[0], c["task"]): c["verdict"] for c in evaluate_claims(summary)
+                if c["task"] != "safe" or not c["claim"].startswith("LoFlexMDM")}  # two on safe: checked below
     assert verdicts == {("LoFlexMDM > FlexMDM", "star-easy"): "holds",
                         ("LoFlexMDM's learned order is endpoints first", "star-easy"): "holds",
                         ("IP > AO-IP", "smiles"): "not shown",
+                        ("IP writes the skeleton first", "smiles"): "holds",  # both seeds below -0.1
+                        ("IP writes the skeleton first", "safe"): "not shown",  # one seed is not
                         ("insertion models > ARM and MDM", "star-easy"): "reversed"}
+    by_metric = {c["claim"]: c["verdict"] for c in evaluate_claims(summary) if c["task"] == "safe"}
+    assert by_metric["LoFlexMDM > FlexMDM (validity)"] == "holds"
+    assert by_metric["LoFlexMDM > FlexMDM (quality_all)"] == "not shown"
 
 
 def test_docs_section_is_replaced_in_place(cli, tiny_grid, tmp_path):

@@ -120,6 +120,18 @@ def class_order_statistics(task, outputs: list[list[int]], records: list[dict]) 
                                "tokens": len(unmask[name])} for name in sorted(unmask)}}
 
 
+SKELETON_CLASSES = ("ring", "branch")  # a molecule's skeleton: ring-closure digits and branch parentheses
+
+
+def skeleton_minus_atom(order_steps: dict[str, float]) -> float | None:
+    """The mean of the ring and branch classes' mean normalised steps minus the atoms' (``order_steps``:
+    ``{class: step}``), the IP paper's "scaffold first" statistic: negative when the skeleton is written
+    before the atoms. None when no skeleton class or no atom was generated."""
+    skeleton = [order_steps[c] for c in SKELETON_CLASSES if order_steps.get(c) is not None]
+    atom = order_steps.get("atom")
+    return float(np.mean(skeleton)) - atom if skeleton and atom is not None else None
+
+
 def plot_class_order(stats: dict, path: Path, title: str = "") -> Path:
     """PNG: mean normalised generation step per token class (unmasking and insertion)."""
     import matplotlib  # heavy: loaded only when a figure is drawn

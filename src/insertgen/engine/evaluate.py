@@ -11,7 +11,7 @@ from tqdm import tqdm
 from insertgen.core.errors import InsertgenError
 from insertgen.core.estimates import Estimate
 from insertgen.core.sampling import SamplerOptions
-from insertgen.engine.analysis import class_order_statistics, order_statistics
+from insertgen.engine.analysis import class_order_statistics, order_statistics, skeleton_minus_atom
 from insertgen.models.registry import family_of, get_family
 from insertgen.tasks.base import Example
 
@@ -119,6 +119,9 @@ def evaluate_model(model, task, examples: list[Example], options, seed: int = 0,
     classes = class_order_statistics(task, outputs, records)
     if classes is not None:
         metrics.update({f"order_step_{name}": v["unmask"] for name, v in classes["classes"].items()})
+        skeleton = skeleton_minus_atom({name: v["unmask"] for name, v in classes["classes"].items()})
+        if skeleton is not None:
+            metrics["scaffold_minus_atom"] = skeleton
     return metrics, list(zip(outputs, records))
 
 

@@ -6,6 +6,9 @@
   from the junction, the papers' "order correlation", below 0) and IP's posterior order (correlation of
   the posterior rank with that distance below 0).
 * IP beats AO-IP on molecule validity: IP paper, de novo molecules.
+* IP writes a molecule's skeleton first (ring-closure digits and branches before atoms: the mean normalised
+  step of ring and branch tokens minus the atoms', ``scaffold_minus_atom``, below ``-MIN_CORR``): IP paper.
+* LoFlexMDM beats FlexMDM on molecule validity and quality: LoFlexMDM paper, bracket-SAFE de novo table.
 * Insertion models (FlexMDM, LoFlexMDM, AO-IP, IP) beat ARM and MDM on star graphs: both papers.
 
 A comparison *holds* when every seed of the claimed winner is above every seed of the other side
@@ -105,6 +108,18 @@ def evaluate_claims(summary: dict) -> list[dict]:
             claims.append({"claim": "IP > AO-IP (validity)", "task": task,
                            "evidence": f"{_show('ip', a, 'validity')} vs {_show('ao-ip', b, 'validity')}",
                            "verdict": compare(a, b, _examples(summary, task, "ip"), _examples(summary, task, "ao-ip"))})
+    for task in molecule_tasks:
+        stat = _stat(summary, task, "ip", "scaffold_minus_atom")
+        if stat:
+            claims.append({"claim": f"IP writes the skeleton first (ring and branch minus atom step < -{MIN_CORR})",
+                           "task": task, "evidence": _show("ip", stat, "scaffold_minus_atom"), "verdict": sign(stat)})
+        for metric in ("validity", "quality_all"):
+            a, b = _stat(summary, task, "loflexmdm", metric), _stat(summary, task, "flexmdm", metric)
+            if a and b:
+                claims.append({"claim": f"LoFlexMDM > FlexMDM ({metric})", "task": task,
+                               "evidence": f"{_show('loflexmdm', a, metric)} vs {_show('flexmdm', b, metric)}",
+                               "verdict": compare(a, b, _examples(summary, task, "loflexmdm"),
+                                                  _examples(summary, task, "flexmdm"))})
     for task in star_tasks:
         inserted = {m: s for m in model_ids() if get_family(m).can("trajectory")
                     and (s := _stat(summary, task, m, "exact_match"))}

@@ -25,7 +25,7 @@ from insertgen.core.io import to_json, write_text_atomic
 from insertgen.models.registry import model_ids
 
 ORDER_KEYS = ("order_corr_unmask", "order_corr_insert")
-CLASS_KEYS = ("order_step_ring", "order_step_branch", "order_step_bond", "order_step_atom")
+CLASS_KEYS = ("order_step_ring", "order_step_branch", "order_step_bond", "order_step_atom", "scaffold_minus_atom")
 def spread(values: list[float]) -> dict:
     """Mean, sample standard deviation (0 for one value), min, max and count of the finite ``values``."""
     xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
