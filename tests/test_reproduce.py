@@ -61,7 +61,9 @@ def test_scales_resolve_to_presets(tmp_path):
     assert {c["preset"] for c in cpu.cells() if c["task"] == "star-tiny"} >= {"star-tiny-cpu", "star-tiny-ao-ip-cpu"}
     assert make_grid(tmp_path, "cpu", tasks=["star-medium"]).budget("star-medium") == Budget("flops", 5e12)
     assert {c["preset"] for c in cpu.cells() if c["task"] == "smiles"} >= {"smiles-cpu", "smiles-ip-cpu"}
-    assert all(c["overrides"] == {"task.train_size": 20_000} for c in cpu.cells() if c["task"] in ("smiles", "safe"))
+    assert all(c["overrides"] == {"task.train_size": 20_000} for c in cpu.cells() if c["task"] == "safe")
+    assert all(not c["overrides"] for c in cpu.cells() if c["task"] == "smiles")  # the preset's 100,000 molecules
+    assert cpu.budget("smiles") == Budget("flops", 1.6e14)
     paper = make_grid(tmp_path, "paper")
     assert paper.budget("star-hard").kind == "preset" and paper.eval_n is None
     assert make_grid(tmp_path, "cpu", budget="1m").budget("smiles") == Budget("seconds", 60.0)

@@ -232,3 +232,14 @@ def test_a_runs_sampler_defaults_apply_unless_a_flag_overrides_them():
     nucleus = {"model": "ip", "sampler_defaults": {"top_p": 0.5}}
     assert run_sampler_options(nucleus, default_greedy=True).top_p == 0.5  # a shipped nucleus is not greedy
     assert run_sampler_options(nucleus, default_greedy=False, top_k=3).top_p is None
+
+
+def test_reproduce_cells_draw_tokens_as_the_runs_preset_says_unless_greedy():
+    from insertgen.core.sampling import SamplerOptions
+    from insertgen.engine.evaluate import with_drawing_defaults
+
+    config = {"model": "ip", "sampler_defaults": {"temperature": 0.5, "confidence": "top_prob"}}
+    drawn = with_drawing_defaults(SamplerOptions(), config)
+    assert drawn.temperature == 0.5 and drawn.confidence is None  # only how tokens are drawn, not the order
+    assert with_drawing_defaults(SamplerOptions(top_k=1), config).temperature == 1.0  # greedy stays
+    assert with_drawing_defaults(SamplerOptions(), {"model": "ip"}) == SamplerOptions()

@@ -3,6 +3,7 @@ sampler options and prompts a run is sampled with by default."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
@@ -51,6 +52,18 @@ def run_sampler_options(run_config: dict | None, default_greedy: bool, steps: in
         return options_class.from_choices(choices)
     except ValueError as e:
         raise InsertgenError(f"bad sampler option: {e}") from None
+
+
+DRAWING_KEYS = ("temperature", "top_k", "top_p")  # how tokens are drawn, whichever sampler decides the order
+
+
+def with_drawing_defaults(options: SamplerOptions, run_config: dict | None) -> SamplerOptions:
+    """``options`` with the temperature / top-k / top-p of the run's ``sampler_defaults`` (a preset's or a
+    shipped model's measured token drawing), unless ``options`` are greedy (top-k 1)."""
+    drawing = {k: v for k, v in (run_config or {}).get("sampler_defaults", {}).items() if k in DRAWING_KEYS}
+    if options.top_k == 1 or not drawing:
+        return options
+    return dataclasses.replace(options, **drawing)
 
 
 def family_samplers(model_id: str, steps: int, greedy: bool = True,

@@ -16,7 +16,8 @@ budget it is trained again from step 0, since the time already spent is not reco
 
 Evaluation: the first ``eval_n`` test examples (unconditional tasks: ``eval_n`` samples; None: the
 task's own ``eval_size``), EMA weights, each sampler of :func:`insertgen.engine.evaluate.family_samplers`
-(greedy for conditional tasks, sampled otherwise) with ``sampler_steps`` steps where the sampler takes
+(greedy for conditional tasks, sampled otherwise, at the temperature / nucleus of the run's preset:
+``sampler_defaults``, e.g. 0.5 for IP and AO-IP on smiles) with ``sampler_steps`` steps where the sampler takes
 steps. The sampler best on the task's first headline metric is written to the run directory as
 ``eval-test.json`` with the task's picture, and the generation-order figure ``order.png`` is drawn (star
 graphs: order against the distance from the junction with LoFlexMDM's learned insertion times or IP's
@@ -54,6 +55,7 @@ from insertgen.engine.evaluate import (
     evaluate_model,
     family_samplers,
     held_out_likelihood,
+    with_drawing_defaults,
 )
 from insertgen.engine.presets import has_preset, preset_name
 from insertgen.engine.run import load_run
@@ -91,16 +93,21 @@ SMALL_MOLECULES = {"train_size": 20_000}  # "small data" on a CPU: the first 20,
 # (docs/learning.md): star-tiny 8e12 is about 1.3x what IP (2,000 steps) and 3x what AO-IP, ARM and MDM
 # needed to reach 95% there; star-easy 4.5e13 is about 20% more than IP (5,000 steps) and AO-IP (6,000)
 # needed on seed 0, about 25 minutes of one core. star-medium is learned by no model at any CPU budget
-# measured, so the CPU grid leaves it out (its budget stays for --tasks star-medium).
+# measured, so the CPU grid leaves it out (its budget stays for --tasks star-medium). smiles: 1.6e14, where IP and
+# AO-IP write more than half valid molecules at their preset's temperature 0.5 (docs/learning-molecules.md: at
+# 1.4e14 IP 67-70% valid at T = 0.4 on two seeds, AO-IP 57% at 1.1e14), about 45 minutes of one core per cell,
+# on the preset's 100,000 training molecules as the study; safe keeps the small budget and data until the
+# study finds a budget at which FlexMDM and LoFlexMDM learn SAFE (issue 35).
 CPU_FLOPS = {"star-tiny": "8e12flop", "star-easy": "4.5e13flop", "star-medium": "5e12flop",
-             "maze-perfect-easy": "2e12flop", "maze-perfect-medium": "5e12flop", "smiles": "1.2e13flop",
+             "maze-perfect-easy": "2e12flop", "maze-perfect-medium": "5e12flop", "smiles": "1.6e14flop",
              "safe": "1.2e13flop"}
 
 SCALES = {
-    # fits a 2-core CPU: 6 tasks x 6 models x 2 seeds in about 6 hours with --jobs 2 (star-easy is most of it)
+    # fits a 2-core CPU: 6 tasks x 6 models x 2 seeds in about 10 hours with --jobs 2 (star-easy and smiles are most
+    # of it: about 4.5 hours each)
     "cpu": Scale("cpu", tasks=("star-tiny", "star-easy", "maze-perfect-easy", "maze-perfect-medium", "smiles", "safe"),
                  seeds=(0, 1), budget=CPU_FLOPS, eval_n=500, sampler_steps=64,
-                 task_options={"smiles": SMALL_MOLECULES, "safe": SMALL_MOLECULES}),
+                 task_options={"safe": SMALL_MOLECULES}),
     # the papers' model sizes and step counts (presets *-paper-*-gpu): for GPU clusters
     "paper": Scale("paper", tasks=("star-easy", "star-medium", "star-hard", "maze-perfect-paper", "maze-imperfect-paper",
                                    "maze-braided-paper", "smiles", "safe"),
@@ -266,7 +273,9 @@ def _evaluate(spec: dict, device: str) -> dict:
     model = load_run(run_dir, device=device)
     task = model.task
     examples = task.examples("test")[: spec["eval_n"] or task.eval_size]
-    samplers = family_samplers(model.model_id, spec["sampler_steps"], greedy=task.greedy_by_default)
+    samplers = {name: with_drawing_defaults(options, model.run_config)
+                for name, options in family_samplers(model.model_id, spec["sampler_steps"],
+                                                     greedy=task.greedy_by_default).items()}
     headline = task.headline_metrics[0]
     results, best, best_pairs = {}, None, None
     for name, options in samplers.items():
