@@ -3,10 +3,11 @@
 
     python benchmarks/molecule_decoding.py --run RUN_DIR [--run RUN_DIR2 ...] --temperature 1 --temperature 0.7 \
         [--top-p 1 --top-p 0.9] [--confidence none --confidence top_prob] [-n 500] [--steps 64] \
-        [--threads 1] --out benchmarks/results/molecule-decoding-NAME.json
+        [--seed 0] [--threads 1] --out benchmarks/results/molecule-decoding-NAME.json
 
 ``RUN_DIR`` may also be a learning-benchmark directory (its ``run/`` is used). Every combination of the
-options is measured on ``-n`` samples (seed 0, EMA weights) with ``molecule_learning.measure``: validity,
+options is measured on ``-n`` samples (sampling seed ``--seed`` [0]: a setting chosen on one seed's samples
+is confirmed on another's; EMA weights) with ``molecule_learning.measure``: validity,
 uniqueness, novelty, quality, FCD (with ``fcd_n``), the partial-progress signals and the order statistics.
 Writes one JSON object (machine, settings, ``rows``) and prints a table; ``--top-p 1`` means no nucleus cut.
 """
@@ -34,7 +35,7 @@ def run_directory(path: Path) -> Path:
     return path / "run" if (path / "run" / "config.json").is_file() else path
 
 
-def sweep(run: Path, temperatures, top_ps, confidences, n: int, steps: int) -> list[dict]:
+def sweep(run: Path, temperatures, top_ps, confidences, n: int, steps: int, seed: int = 0) -> list[dict]:
     from insertgen.engine.run import load_run
 
     model = load_run(run_directory(run))
@@ -47,8 +48,9 @@ def sweep(run: Path, temperatures, top_ps, confidences, n: int, steps: int) -> l
             options = family_sampler(model_id, steps, temperature, None if top_p >= 1 else top_p, **choices)
         except ValueError:  # e.g. IP has no unmasking order to choose: measured once, without it
             continue
-        point = measure(model, task, model_id, n, options, [], seed=0)
-        rows.append({"run": str(run), "model": model_id, "task": task.name, "step": step, "temperature": temperature,
+        point = measure(model, task, model_id, n, options, [], seed=seed)
+        rows.append({"run": str(run), "model": model_id, "task": task.name, "step": step, "seed": seed,
+                     "temperature": temperature,
                      "top_p": top_p, "confidence": confidence, **point})
         print(f"{run} T={temperature} top_p={top_p} confidence={confidence}: valid {point['validity']:.3f} "
               f"unique {point.get('uniqueness', 0):.3f} quality {point.get('quality_all', 0):.3f} "
@@ -64,6 +66,7 @@ def main(argv=None) -> None:
     parser.add_argument("--confidence", action="append", help="none, top_prob, ... (unmasking samplers only)")
     parser.add_argument("-n", type=int, default=500)
     parser.add_argument("--steps", type=int, default=64, help="FlexMDM / LoFlexMDM / MDM sampler steps.")
+    parser.add_argument("--seed", type=int, default=0, help="Sampling seed.")
     parser.add_argument("--threads", default=None)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -73,9 +76,9 @@ def main(argv=None) -> None:
     use_threads(args.threads)
     torch.manual_seed(0)
     rows = [row for run in args.run for row in sweep(run, temperatures, top_ps, args.confidence or ["none"],
-                                                     args.n, args.steps)]
+                                                     args.n, args.steps, args.seed)]
     settings = {"runs": [str(r) for r in args.run], "temperatures": temperatures, "top_p": top_ps,
-                "confidence": args.confidence or ["none"], "n": args.n, "steps": args.steps}
+                "confidence": args.confidence or ["none"], "n": args.n, "steps": args.steps, "seed": args.seed}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, to_json({"machine": machine(), "settings": settings, "rows": rows}, indent=1) + "\n")
     print("| run | step | T | top-p | confidence | valid | unique | novel | quality | valences | scaffold-atom |")
