@@ -393,6 +393,48 @@ def test_fine_tuning_a_de_novo_safe_run_on_a_fragment_task(tmp_path):
                     resume=False)
 
 
+def test_a_smiles_run_warm_starts_a_fragment_task_by_token_name(tmp_path):
+    """init_map_tokens: a de novo SMILES IP seeds a bracket-SAFE fragment task; every tensor indexed by token
+    takes the SMILES row of each token both vocabularies have, the SAFE-only tokens (attachments, the
+    fragment separator) keep their fresh rows, and everything else is copied whole. Without the option the
+    other vocabulary is refused, naming it."""
+    from insertgen.engine.training_run import prepare_run
+
+    small = {"d_model": 32, "n_layers": 1, "n_heads": 2, "posterior_d_model": 16, "posterior_n_layers": 1,
+             "posterior_n_heads": 2, "eval_every": 0, "task.train_size": 200}
+    source_dir = tmp_path / "smiles"
+    _, trainer = prepare_run("smiles", "ip", None, 1, source_dir, 0, {**small, "task.test_size": 20}, resume=False)
+    trainer.train(progress=False)
+    source = trainer.model
+    with pytest.raises(InsertgenError, match="set init_map_tokens=true"):
+        prepare_run("fragment-linker", "ip", None, 1, tmp_path / "x", 0, {**small, "init_from": str(source_dir)},
+                    resume=False)
+    _, warm = prepare_run("fragment-linker", "ip", None, 1, tmp_path / "warm", 0,
+                          {**small, "init_from": str(source_dir), "init_map_tokens": True}, resume=False)
+    _, cold = prepare_run("fragment-linker", "ip", None, 1, tmp_path / "cold", 0, small, resume=False)
+    src_tokens, dst_tokens = list(source.vocab.tokens), list(warm.model.vocab.tokens)
+    weights = load_run_weights(source_dir)
+    mine, fresh = warm.model.state_dict(), cold.model.state_dict()
+    indexed = [k for k, v in weights.items() if v.dim() and v.shape[0] == len(src_tokens)]
+    assert indexed and len(src_tokens) != len(dst_tokens)
+    for name in indexed:
+        for j, token in enumerate(dst_tokens):
+            expected = weights[name][src_tokens.index(token)] if token in src_tokens else fresh[name][j]
+            assert torch.equal(mine[name][j], expected), (name, token)
+    assert any(t not in src_tokens for t in dst_tokens)  # SAFE-only tokens exist and kept their fresh rows
+    for name, value in weights.items():
+        if name not in indexed:
+            assert torch.equal(mine[name], value), name
+
+
+def load_run_weights(run_dir):
+    """The weights a warm start copies from ``run_dir`` (its EMA weights where it has them)."""
+    from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint, split_prefix
+
+    tensors, _ = load_checkpoint(run_dir / CHECKPOINT)
+    return {**split_prefix(tensors, "model"), **split_prefix(tensors, "ema")}
+
+
 def test_every_benchmark_prompt_is_its_own_group_even_when_two_tasks_cut_it_alike():
     """Motif extension and superstructure generation can cut the same molecule identically; the groups
     keep them apart, so every task scores exactly its 100 prompts."""

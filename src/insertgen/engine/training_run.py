@@ -48,23 +48,36 @@ def _apply_overrides(model: str, model_config: dict, train_config: dict, overrid
                 f"{model!r} ({', '.join(sorted(model_keys))}); a task option is written task.KEY")
 
 
-def warm_start(model: torch.nn.Module, task, source: Path) -> Path:
+def warm_start(model: torch.nn.Module, task, source: Path, map_tokens: bool = False) -> Path:
     """Copy into ``model`` the weights of run ``source`` (its EMA weights when it has them) for every
     parameter or buffer of the same name, e.g. a FlexMDM run's trunk and heads into a LoFlexMDM generator,
     or a de novo ``safe`` run into a fragment task (fine-tuning). The source must be a run of a task with
     the same vocabulary as ``task`` and its shared tensors must have the same shapes (same sizes); the rest
-    of the model keeps its fresh initialisation. Returns the resolved source path."""
+    of the model keeps its fresh initialisation. With ``map_tokens`` (training option ``init_map_tokens``)
+    the vocabularies may differ: in every tensor indexed by token (embeddings, output heads: first dimension
+    the vocabulary's size, e.g. a de novo SMILES run into a bracket-SAFE fragment task) row ``j`` of the new
+    vocabulary's token ``w`` is the source's row of ``w`` where the source has ``w``, else stays fresh
+    (:func:`rows_by_token`). Returns the resolved source path."""
 
     config = read_config(source)
     vocabulary = config.get("task_config", {}).get("vocabulary")
     if vocabulary is None:  # tasks that do not record theirs (star graphs, mazes) rebuild it from their options
         vocabulary = list(get_task(config["task"], config.get("task_options") or {}).vocab.tokens)
-    if vocabulary != list(task.vocab.tokens):
+    target = list(task.vocab.tokens)
+    if vocabulary != target and not map_tokens:
         raise InsertgenError(f"init_from={source} is a run of task {config['task']!r}, whose vocabulary is not "
-                             f"that of {task.name!r}")
+                             f"that of {task.name!r} (set init_map_tokens=true to copy the rows of the tokens "
+                             "both have)")
+    if vocabulary != target and len(vocabulary) == len(target):
+        raise InsertgenError(f"init_from={source}: its vocabulary and {task.name!r}'s have the same size but "
+                             "other tokens, so the tensors indexed by token cannot be told apart by shape")
     tensors, _ = load_checkpoint(source / CHECKPOINT)
     weights = {**split_prefix(tensors, "model"), **split_prefix(tensors, "ema")}
     own = model.state_dict()
+    if vocabulary != target:
+        weights, shared = rows_by_token(weights, own, vocabulary, target)
+        print(f"warm start from {source}: {shared} of {len(target)} tokens' rows copied from its vocabulary "
+              f"of {len(vocabulary)}")
     clash = next((k for k, v in weights.items() if k in own and own[k].shape != v.shape), None)
     if clash is not None:
         raise InsertgenError(f"init_from={source}: {clash} has shape {tuple(weights[clash].shape)} there but "
@@ -114,6 +127,27 @@ def _record_threads(config: dict, world: World) -> None:
     config["threads"] = now
 
 
+def rows_by_token(weights: dict, own: dict, source_tokens: list[str], target_tokens: list[str]) -> tuple[dict, int]:
+    """``weights`` with every tensor indexed by token re-indexed to ``target_tokens``: a tensor of shape
+    ``(len(source_tokens), *rest)`` whose counterpart in ``own`` has shape ``(len(target_tokens), *rest)``
+    becomes ``own``'s tensor with row ``j`` replaced by the source row of ``target_tokens[j]`` wherever the
+    source has that token. Also returns the number of shared tokens."""
+    index = {token: i for i, token in enumerate(source_tokens)}
+    pairs = [(j, index[token]) for j, token in enumerate(target_tokens) if token in index]
+    rows_to, rows_from = (torch.tensor(x, dtype=torch.long) for x in zip(*pairs)) if pairs else (None, None)
+    out = dict(weights)
+    for name, value in weights.items():
+        mine = own.get(name)
+        if (mine is None or value.dim() == 0 or value.shape[0] != len(source_tokens)
+                or mine.shape != (len(target_tokens), *value.shape[1:])):
+            continue
+        mapped = mine.clone()
+        if pairs:
+            mapped[rows_to] = value[rows_from].to(mapped.dtype)
+        out[name] = mapped
+    return out, len(pairs)
+
+
 def prepare_run(task: str | None, model: str | None, preset: str | None, steps: int | None, out: Path | None,
                 seed: int | None, overrides: dict, resume: bool, time_budget: float | None = None,
                 device: str | torch.device = "cpu", world: World | None = None,
@@ -144,7 +178,7 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         model_obj = build_model(config["model"], task_obj.vocab, config["model_config"])
         govern(model_obj)
         if from_start and train_cfg.init_from:
-            warm_start(model_obj, task_obj, Path(train_cfg.init_from))
+            warm_start(model_obj, task_obj, Path(train_cfg.init_from), train_cfg.init_map_tokens)
         trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=config["seed"], device=device, world=world,
                           curriculum=_curriculum(task_obj, train_cfg))
         if from_start:
@@ -188,7 +222,7 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
     model_obj = build_model(model, task_obj.vocab, model_config)
     govern(model_obj)
     if train_cfg.init_from:
-        train_cfg.init_from = str(warm_start(model_obj, task_obj, Path(train_cfg.init_from)))
+        train_cfg.init_from = str(warm_start(model_obj, task_obj, Path(train_cfg.init_from), train_cfg.init_map_tokens))
     if out is None and world.distributed:
         raise InsertgenError("give --out RUN_DIR when training with several processes")
     out = out or Path("runs") / f"{task}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
