@@ -401,7 +401,7 @@ def test_a_smiles_run_warm_starts_a_fragment_task_by_token_name(tmp_path):
     from insertgen.engine.training_run import prepare_run
 
     small = {"d_model": 32, "n_layers": 1, "n_heads": 2, "posterior_d_model": 16, "posterior_n_layers": 1,
-             "posterior_n_heads": 2, "eval_every": 0, "task.train_size": 200}
+             "posterior_n_heads": 2, "eval_every": 0, "task.train_size": 200, "token_shift": True}
     source_dir = tmp_path / "smiles"
     _, trainer = prepare_run("smiles", "ip", None, 1, source_dir, 0, {**small, "task.test_size": 20}, resume=False)
     trainer.train(progress=False)
@@ -415,12 +415,14 @@ def test_a_smiles_run_warm_starts_a_fragment_task_by_token_name(tmp_path):
     src_tokens, dst_tokens = list(source.vocab.tokens), list(warm.model.vocab.tokens)
     weights = load_run_weights(source_dir)
     mine, fresh = warm.model.state_dict(), cold.model.state_dict()
-    indexed = [k for k, v in weights.items() if v.dim() and v.shape[0] == len(src_tokens)]
-    assert indexed and len(src_tokens) != len(dst_tokens)
+    indexed = [k for k, v in weights.items() if v.dim() and v.shape[0] in (len(src_tokens), len(src_tokens) + 1)]
+    assert len(src_tokens) != len(dst_tokens) and any(k.endswith("previous.weight") for k in indexed)
     for name in indexed:
         for j, token in enumerate(dst_tokens):
             expected = weights[name][src_tokens.index(token)] if token in src_tokens else fresh[name][j]
             assert torch.equal(mine[name][j], expected), (name, token)
+        if weights[name].shape[0] > len(src_tokens):  # token_shift's "no previous token" row, after the vocabulary
+            assert torch.equal(mine[name][len(dst_tokens)], weights[name][len(src_tokens)]), name
     assert any(t not in src_tokens for t in dst_tokens)  # SAFE-only tokens exist and kept their fresh rows
     for name, value in weights.items():
         if name not in indexed:

@@ -129,20 +129,22 @@ def _record_threads(config: dict, world: World) -> None:
 
 def rows_by_token(weights: dict, own: dict, source_tokens: list[str], target_tokens: list[str]) -> tuple[dict, int]:
     """``weights`` with every tensor indexed by token re-indexed to ``target_tokens``: a tensor of shape
-    ``(len(source_tokens), *rest)`` whose counterpart in ``own`` has shape ``(len(target_tokens), *rest)``
-    becomes ``own``'s tensor with row ``j`` replaced by the source row of ``target_tokens[j]`` wherever the
-    source has that token. Also returns the number of shared tokens."""
+    ``(len(source_tokens) + e, *rest)`` whose counterpart in ``own`` has shape ``(len(target_tokens) + e,
+    *rest)`` becomes ``own``'s tensor with row ``j`` replaced by the source row of ``target_tokens[j]`` wherever
+    the source has that token; the ``e`` rows after the vocabulary (e.g. token_shift's "no previous token")
+    are copied in order. Also returns the number of shared tokens."""
     index = {token: i for i, token in enumerate(source_tokens)}
     pairs = [(j, index[token]) for j, token in enumerate(target_tokens) if token in index]
-    rows_to, rows_from = (torch.tensor(x, dtype=torch.long) for x in zip(*pairs)) if pairs else (None, None)
     out = dict(weights)
     for name, value in weights.items():
         mine = own.get(name)
-        if (mine is None or value.dim() == 0 or value.shape[0] != len(source_tokens)
-                or mine.shape != (len(target_tokens), *value.shape[1:])):
+        extra = value.shape[0] - len(source_tokens) if value.dim() else -1
+        if mine is None or not 0 <= extra < 4 or mine.shape != (len(target_tokens) + extra, *value.shape[1:]):
             continue
+        rows = pairs + [(len(target_tokens) + k, len(source_tokens) + k) for k in range(extra)]
         mapped = mine.clone()
-        if pairs:
+        if rows:
+            rows_to, rows_from = (torch.tensor(x, dtype=torch.long) for x in zip(*rows))
             mapped[rows_to] = value[rows_from].to(mapped.dtype)
         out[name] = mapped
     return out, len(pairs)
