@@ -257,4 +257,4 @@ def test_a_grid_grown_by_tasks_describes_the_budget_of_every_task(tmp_path):
     check_settings(make_grid(tmp_path, "cpu", tasks=("smiles",)))
     grown = json.loads((tmp_path / SETTINGS).read_text())
     assert grown["tasks"] == ["star-tiny", "smiles"]
-    assert "star-tiny 8e+12" in grown["budget"] and "smiles 1.2e+13" in grown["budget"]
+    assert "star-tiny 8e+12" in grown["budget"] and "smiles 1.6e+14" in grown["budget"]
