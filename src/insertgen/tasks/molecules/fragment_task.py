@@ -54,7 +54,7 @@ from insertgen.tasks.molecules.fragments import (
     FragmentQuery,
 )
 from insertgen.tasks.molecules.plots import plot_molecule_samples
-from insertgen.tasks.molecules.task import BLOCKS, MoleculeTask, _cached_lines
+from insertgen.tasks.molecules.task import BLOCKS, MoleculeTask
 from insertgen.tasks.molecules.tokens import SAFE_TOKENS, tokenize
 
 BENCHMARK_FILE = Path(__file__).parent / "data" / "fragment_prompts.jsonl"
@@ -155,7 +155,7 @@ class FragmentTask(MoleculeTask):
 
         what = (f"the {self.name} training prompts from {len(smiles):,} MOSES molecules (BRICS cuts, a few "
                 f"minutes per 100,000)")
-        return [line for line in _cached_lines(name, build, what) if line]
+        return [line for line in moses.cached_lines(name, build, what) if line]
 
     def _build(self) -> dict[str, list[Example]]:
         if self._examples is None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from insertgen.core.errors import InsertgenError
+from insertgen.core.io import write_text_atomic
 from insertgen.tasks.molecules.requirements import DEV_INSTALL
 from insertgen.tasks.molecules.tokens import is_tokenizable, tokenize
 
@@ -55,6 +56,18 @@ def announce_build(what: str, path: Path) -> None:
     """Say on stderr what a first use is building and where it will be kept (it may take minutes; a
     progress bar follows)."""
     print(f"building {what} (first use only; cached as {path})", file=sys.stderr, flush=True)
+
+
+def cached_lines(name: str, compute, what: str) -> list[str]:
+    """Lines of cache file ``name`` in :func:`cache_dir`, computed by ``compute()`` (a list of strings) and
+    written atomically when absent, after saying so (``what`` it builds: :func:`announce_build`)."""
+    path = cache_dir() / name
+    if path.is_file():
+        return path.read_text(encoding="utf-8").split("\n")
+    announce_build(what, path)
+    lines = compute()
+    write_text_atomic(path, "\n".join(lines))
+    return lines
 
 
 def strings_digest(strings: list[str]) -> str:

@@ -66,18 +66,15 @@ def shipped_rewrites(stored: list[str]) -> dict[str, str | None] | None:
 def canonical_training_set() -> frozenset[str]:
     """Canonical SMILES of the MOSES training set: from the cache, else from the shipped rewrites, else
     canonicalised now (about four minutes, said on stderr) and cached."""
-    path = moses.cache_dir() / CACHE_NAME
-    if path.is_file():
-        return frozenset(path.read_text(encoding="utf-8").split("\n")) - {""}
-    stored = moses.read_split("train").strings
-    rewritten = shipped_rewrites(stored)
-    if rewritten is not None:
-        return from_rewrites(stored, rewritten)
-    moses.announce_build(f"the canonical SMILES of the MOSES training set (novelty; RDKit {rdkit_version()} is not the "
-                   "version the package's list of rewrites was made with)", path)
-    canonical = canonicalise_all(stored)
-    write_text_atomic(path, "\n".join(c or "" for c in canonical))
-    return frozenset(c for c in canonical if c)
+    if not (moses.cache_dir() / CACHE_NAME).is_file():
+        stored = moses.read_split("train").strings
+        rewritten = shipped_rewrites(stored)
+        if rewritten is not None:
+            return from_rewrites(stored, rewritten)
+    what = (f"the canonical SMILES of the MOSES training set (novelty; RDKit {rdkit_version()} is not the "
+            "version the package's list of rewrites was made with)")
+    lines = moses.cached_lines(CACHE_NAME, lambda: [c or "" for c in canonicalise_all(stored)], what)
+    return frozenset(lines) - {""}
 
 
 def write_shipped_rewrites(path: Path = REWRITES) -> dict:
@@ -92,4 +89,3 @@ def write_shipped_rewrites(path: Path = REWRITES) -> dict:
             "rewrites": rewrites(stored, canonical)}
     write_text_atomic(path, json.dumps(data, indent=0, sort_keys=True) + "\n")
     return data
-

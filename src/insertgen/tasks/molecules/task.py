@@ -27,7 +27,6 @@ import torch
 from tqdm import tqdm
 
 from insertgen.core.errors import InsertgenError
-from insertgen.core.io import write_text_atomic
 from insertgen.core.vocab import Vocab
 from insertgen.tasks.base import SPLITS, Example, Task
 from insertgen.tasks.molecules import bracket_safe, metrics, moses
@@ -39,18 +38,6 @@ KINDS = ("smiles", "safe")
 BLOCKS = {"smiles": 64, "safe": 80}
 VALIDATION_SIZE = 1_000
 KL_REFERENCE_SIZE = 10_000
-
-
-def _cached_lines(name: str, compute, what: str) -> list[str]:
-    """Lines of cache file ``name``, computed by ``compute()`` (a list of strings) when absent, after saying
-    so (``what`` it builds: :func:`moses.announce_build`)."""
-    path = moses.cache_dir() / name
-    if path.is_file():
-        return path.read_text(encoding="utf-8").split("\n")
-    moses.announce_build(what, path)
-    lines = compute()
-    write_text_atomic(path, "\n".join(lines))
-    return lines
 
 
 class MoleculeTask(Task):
@@ -108,7 +95,7 @@ class MoleculeTask(Task):
 
             return [bracket_safe.encode(s) or "" for s in tqdm(smiles, desc=f"SAFE {split}", mininterval=5)]
 
-        return _cached_lines(name, convert, f"the bracket-SAFE forms of the {len(smiles):,} {split} molecules")
+        return moses.cached_lines(name, convert, f"the bracket-SAFE forms of the {len(smiles):,} {split} molecules")
 
     def _build(self) -> dict[str, list[Example]]:
         if self._examples is None:
