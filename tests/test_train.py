@@ -186,6 +186,35 @@ def test_warm_start_copies_matching_weights_and_refuses_mismatches(tiny_run, tmp
                     {**small, "d_model": 48, "n_heads": 4, "init_from": str(tiny_run)}, resume=False)
 
 
+def test_warm_start_across_families_renames_the_trunk(tmp_path):
+    """init_rename: an IP run's policy trunk seeds a FlexMDM trunk tensor for tensor (policy.trunk.X ->
+    trunk.X); FlexMDM's time modulation and heads, absent from IP, keep their fresh initialisation; without
+    the rename nothing matches and the error names the option; a malformed rename is refused, named."""
+    small = {"d_model": 32, "n_layers": 1, "n_heads": 2, "eval_every": 0, "posterior_d_model": 16,
+             "posterior_n_layers": 1, "posterior_n_heads": 2}
+    _, ip = prepare_run("star-easy", "ip", None, 1, tmp_path / "ip", 0, small, resume=False)
+    ip.train(progress=False)
+    source = load_run(tmp_path / "ip").state_dict()
+    flex = {k: v for k, v in small.items() if not k.startswith("posterior")}
+    warm = {**flex, "init_from": str(tmp_path / "ip"), "init_rename": "policy.trunk:trunk"}
+    _, trainer = prepare_run("star-easy", "flexmdm", None, 1, tmp_path / "warm", 0, warm, resume=False)
+    _, fresh = prepare_run("star-easy", "flexmdm", None, 1, tmp_path / "cold", 0, flex, resume=False)
+    target, cold = trainer.model.state_dict(), fresh.model.state_dict()
+    copied = {"trunk." + k[len("policy.trunk."):]: v for k, v in source.items() if k.startswith("policy.trunk.")}
+    copied = {k: v for k, v in copied.items() if k in target}
+    assert {"trunk.embed.weight", "trunk.blocks.0.qkv.weight", "trunk.norm.weight"} <= set(copied)
+    assert all(torch.equal(target[k], v) for k, v in copied.items())
+    untouched = [k for k in target if k not in copied]
+    assert any("modulation" in k for k in untouched) and any(k.startswith("token_head") for k in untouched)
+    assert all(torch.equal(target[k], cold[k]) for k in untouched)
+    with pytest.raises(InsertgenError, match="may need init_rename"):
+        prepare_run("star-easy", "flexmdm", None, 1, tmp_path / "x", 0, {**flex, "init_from": str(tmp_path / "ip")},
+                    resume=False)
+    with pytest.raises(InsertgenError, match="each item is SOURCE_PREFIX:TARGET_PREFIX"):
+        prepare_run("star-easy", "flexmdm", None, 1, tmp_path / "y", 0, {**warm, "init_rename": "policy.trunk"},
+                    resume=False)
+
+
 def test_every_preset_names_a_known_task_model_and_valid_options():
     from insertgen.engine.presets import PRESETS
     from insertgen.models.registry import get_family

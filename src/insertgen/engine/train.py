@@ -87,6 +87,7 @@ class TrainConfig:
     time_budget_s: float | None = None  # stop (with a checkpoint) once training has run this long
     init_from: str | None = None  # warm start: a run directory whose (EMA) weights seed the matching parameters
     init_map_tokens: bool = False  # warm start from another vocabulary: token rows copied by name (warm_start)
+    init_rename: str | None = None  # warm start from another family: "SRC:DST[,SRC:DST]" name prefixes (warm_start)
     grad_accum: int = 1  # micro-batches per rank and step (batch_size is the global batch of one step)
     on_nonfinite: str = "stop"  # non-finite loss / gradient: "stop" (keep the last good checkpoint) or "skip"
     max_nonfinite_skips: int = 10  # with "skip": stop after this many failed steps in a row

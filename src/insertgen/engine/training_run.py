@@ -48,7 +48,31 @@ def _apply_overrides(model: str, model_config: dict, train_config: dict, overrid
                 f"{model!r} ({', '.join(sorted(model_keys))}); a task option is written task.KEY")
 
 
-def warm_start(model: torch.nn.Module, task, source: Path, map_tokens: bool = False) -> Path:
+def renamed(weights: dict, rename: str | None) -> dict:
+    """``weights`` with every name that starts with a source prefix ``SRC.`` of ``rename`` (``"SRC:DST"`` pairs,
+    comma-separated, e.g. ``"policy.trunk:trunk"``: an IP policy's trunk as a FlexMDM / MDM trunk) written
+    ``DST.`` instead; other names stay. A malformed ``rename`` is refused, named."""
+    if not rename:
+        return weights
+    pairs = []
+    for item in rename.split(","):
+        src, sep, dst = item.strip().partition(":")
+        if not sep or not src or not dst:
+            raise InsertgenError(f"init_rename={rename!r}: each item is SOURCE_PREFIX:TARGET_PREFIX "
+                                 "(e.g. policy.trunk:trunk), comma-separated")
+        pairs.append((src.rstrip("."), dst.rstrip(".")))
+    out = {}
+    for name, value in weights.items():
+        for src, dst in pairs:
+            if name.startswith(src + "."):
+                name = dst + name[len(src):]
+                break
+        out[name] = value
+    return out
+
+
+def warm_start(model: torch.nn.Module, task, source: Path, map_tokens: bool = False,
+               rename: str | None = None) -> Path:
     """Copy into ``model`` the weights of run ``source`` (its EMA weights when it has them) for every
     parameter or buffer of the same name, e.g. a FlexMDM run's trunk and heads into a LoFlexMDM generator,
     or a de novo ``safe`` run into a fragment task (fine-tuning). The source must be a run of a task with
@@ -57,7 +81,10 @@ def warm_start(model: torch.nn.Module, task, source: Path, map_tokens: bool = Fa
     the vocabularies may differ: in every tensor indexed by token (embeddings, output heads: first dimension
     the vocabulary's size, e.g. a de novo SMILES run into a bracket-SAFE fragment task) row ``j`` of the new
     vocabulary's token ``w`` is the source's row of ``w`` where the source has ``w``, else stays fresh
-    (:func:`rows_by_token`). Returns the resolved source path."""
+    (:func:`rows_by_token`). With ``rename`` (training option ``init_rename``) the source's names are first
+    re-prefixed (:func:`renamed`), so another family's trunk can seed this one's (an IP policy's
+    ``policy.trunk`` as a FlexMDM ``trunk``; its time modulation, absent there, starts at zero: identity).
+    Returns the resolved source path."""
 
     config = read_config(source)
     vocabulary = config.get("task_config", {}).get("vocabulary")
@@ -72,7 +99,7 @@ def warm_start(model: torch.nn.Module, task, source: Path, map_tokens: bool = Fa
         raise InsertgenError(f"init_from={source}: its vocabulary and {task.name!r}'s have the same size but "
                              "other tokens, so the tensors indexed by token cannot be told apart by shape")
     tensors, _ = load_checkpoint(source / CHECKPOINT)
-    weights = {**split_prefix(tensors, "model"), **split_prefix(tensors, "ema")}
+    weights = renamed({**split_prefix(tensors, "model"), **split_prefix(tensors, "ema")}, rename)
     own = model.state_dict()
     if vocabulary != target:
         weights, shared = rows_by_token(weights, own, vocabulary, target)
@@ -85,7 +112,8 @@ def warm_start(model: torch.nn.Module, task, source: Path, map_tokens: bool = Fa
     matched = {k: v for k, v in weights.items() if k in own}
     if not matched:
         raise InsertgenError(f"init_from={source}: no parameter of its {config['model']!r} model has a "
-                             "name in this model")
+                             "name in this model (a model of another family may need init_rename, e.g. "
+                             "policy.trunk:trunk)")
     model.load_state_dict(matched, strict=False)
     print(f"warm start from {source}: {len(matched)} of {len(own)} tensors copied "
           f"({sum(v.numel() for v in matched.values()):,} values)")
@@ -180,7 +208,8 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         model_obj = build_model(config["model"], task_obj.vocab, config["model_config"])
         govern(model_obj)
         if from_start and train_cfg.init_from:
-            warm_start(model_obj, task_obj, Path(train_cfg.init_from), train_cfg.init_map_tokens)
+            warm_start(model_obj, task_obj, Path(train_cfg.init_from), train_cfg.init_map_tokens,
+                       train_cfg.init_rename)
         trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=config["seed"], device=device, world=world,
                           curriculum=_curriculum(task_obj, train_cfg))
         if from_start:
@@ -224,7 +253,8 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
     model_obj = build_model(model, task_obj.vocab, model_config)
     govern(model_obj)
     if train_cfg.init_from:
-        train_cfg.init_from = str(warm_start(model_obj, task_obj, Path(train_cfg.init_from), train_cfg.init_map_tokens))
+        train_cfg.init_from = str(warm_start(model_obj, task_obj, Path(train_cfg.init_from),
+                                             train_cfg.init_map_tokens, train_cfg.init_rename))
     if out is None and world.distributed:
         raise InsertgenError("give --out RUN_DIR when training with several processes")
     out = out or Path("runs") / f"{task}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
