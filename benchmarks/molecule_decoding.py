@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 from pathlib import Path
 
 import torch
@@ -35,12 +34,20 @@ def run_directory(path: Path) -> Path:
     return path / "run" if (path / "run" / "config.json").is_file() else path
 
 
+def checkpoint_step(run: Path) -> int:
+    """The training step of the weights sampled: the checkpoint's own (a run stopped between checkpoints has
+    logged steps past it)."""
+    from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint
+
+    return int(load_checkpoint(run / CHECKPOINT)[1]["step"])
+
+
 def sweep(run: Path, temperatures, top_ps, confidences, n: int, steps: int, seed: int = 0) -> list[dict]:
     from insertgen.engine.run import load_run
 
     model = load_run(run_directory(run))
     model_id, task = model.model_id, model.task
-    step = json.loads((run_directory(run) / "metrics.jsonl").read_text().splitlines()[-1]).get("step")
+    step = checkpoint_step(run_directory(run))
     rows = []
     for temperature, top_p, confidence in itertools.product(temperatures, top_ps, confidences):
         choices = {} if confidence in (None, "none") else {"confidence": confidence}
