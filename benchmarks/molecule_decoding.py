@@ -34,20 +34,12 @@ def run_directory(path: Path) -> Path:
     return path / "run" if (path / "run" / "config.json").is_file() else path
 
 
-def checkpoint_step(run: Path) -> int:
-    """The training step of the weights sampled: the checkpoint's own (a run stopped between checkpoints has
-    logged steps past it)."""
-    from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint
-
-    return int(load_checkpoint(run / CHECKPOINT)[1]["step"])
-
-
 def sweep(run: Path, temperatures, top_ps, confidences, n: int, steps: int, seed: int = 0) -> list[dict]:
     from insertgen.engine.run import load_run
 
     model = load_run(run_directory(run))
     model_id, task = model.model_id, model.task
-    step = checkpoint_step(run_directory(run))
+    step = model.checkpoint_step  # the weights' own step (a run stopped between checkpoints logged steps past it)
     rows = []
     for temperature, top_p, confidence in itertools.product(temperatures, top_ps, confidences):
         choices = {} if confidence in (None, "none") else {"confidence": confidence}

@@ -24,9 +24,10 @@ def run_sampler_options(run_config: dict | None, default_greedy: bool, steps: in
     """The sampler options of a run's family: the choices given, then the run's ``sampler_defaults`` (a
     shipped model's measured settings, written by scripts/ship_pretrained.py, e.g. ``{"grid": "unmask",
     "confidence": "top_prob"}`` or ``{"temperature": 0.5}``; its top-k / top-p apply when neither is given),
-    then its evaluation settings (``eval_sampler_steps`` / ``eval_sampler_order`` of its config) and the sampler's own defaults; greedy (top-k 1) when asked,
-    or by ``default_greedy`` when no top-k / top-p is given. Choices the family's sampler does not take
-    (e.g. ``order`` for IP) do not apply. A bad choice raises InsertgenError."""
+    then its evaluation settings (``eval_sampler_steps`` / ``eval_sampler_order`` of its config) and the
+    sampler's own defaults; greedy (top-k 1) when asked, or by ``default_greedy`` when no top-k / top-p is
+    given. Choices the family's sampler does not take (e.g. ``order`` for IP) do not apply. A bad choice
+    raises InsertgenError."""
     run_config = run_config or {}
     train = run_config.get("train", {})
     shipped = run_config.get("sampler_defaults", {})

@@ -29,7 +29,8 @@ def model_from_config(config: dict):
 def load_run(run_dir, weights: str = "ema", device: str | torch.device = "cpu"):
     """The trained model of ``run_dir`` in eval mode with EMA weights (``weights="raw"`` for the raw ones).
 
-    The model carries ``model.task`` (the task object), ``model.vocab`` and ``model.run_dir``.
+    The model carries ``model.task`` (the task object), ``model.vocab``, ``model.run_dir``, ``model.run_config``
+    and ``model.checkpoint_step`` (the training step its weights were saved at).
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
@@ -47,5 +48,6 @@ def load_run(run_dir, weights: str = "ema", device: str | torch.device = "cpu"):
     model.task = task
     model.run_dir = run_dir
     model.run_config = config
+    model.checkpoint_step = state.get("step")
     govern(model)  # an adaptive thread count follows the load while this model computes (threads.py)
     return model.to(device).eval()
