@@ -53,10 +53,10 @@ SAMPLER_STEPS = 64
 
 def default_preset(task: str, model: str) -> str:
     """The task's own CPU preset of ``model`` where there is one (``star-tiny-ip-cpu``), else star-easy's."""
-    from insertgen.engine.presets import PRESETS, cpu_preset_name
+    from insertgen.engine.presets import cpu_preset_name, has_preset
 
     own = cpu_preset_name(task, model)
-    return own if own in PRESETS else cpu_preset_name("star-easy", model)
+    return own if has_preset(own) else cpu_preset_name("star-easy", model)
 
 
 def flops_per_step(task: str, model: str, preset: str, seed: int, overrides: dict) -> float:
@@ -257,28 +257,35 @@ def plot(record: dict, path: Path) -> None:
 
 
 def ladder(rungs: list[str], models: list[str], steps: int, every: int, out: Path, seed: int, overrides: dict,
-           eval_n: int, stop_at: float | None = None) -> dict:
+           eval_n: int, stop_at: float | None = None, curve=StarCurve) -> dict:
+    """Every model on every rung (:func:`learn`, points as ``curve`` records them), then per model and rung
+    the first step (and FLOPs) at which ``curve.headline`` reached each of ``curve.thresholds``:
+    ``OUT/ladder.json`` and the table ``OUT/ladder.md``."""
+    key = curve.headline
     rows = []
     for rung in rungs:
         for model in models:
             record = learn(rung, model, steps, every, out / rung / model, seed=seed, overrides=overrides,
-                           eval_n=eval_n, stop_at=stop_at)
-            best = max(record["points"], key=lambda p: p["exact_match"])
+                           eval_n=eval_n, stop_at=stop_at, curve=curve)
+            best = max(record["points"], key=lambda p: p[key])
             rows.append({"task": rung, "model": model, "time_to_solve": record["time_to_solve"],
-                         "best_exact_match": best["exact_match"], "best_step": best["step"],
+                         f"best_{key}": best[key], "best_step": best["step"],
                          "flops_per_step": record["flops_per_step"], "budget_steps": steps})
     summary = {"settings": {"rungs": rungs, "models": models, "steps": steps, "every": every, "seed": seed,
-                            "overrides": overrides, "eval_n": eval_n}, "machine": machine(), "rows": rows}
+                            "overrides": overrides, "eval_n": eval_n, "headline": key}, "machine": machine(),
+               "rows": rows}
     write_text_atomic(out / "ladder.json", to_json(summary, indent=1) + "\n")
-    lines = ["| task | model | 50% exact match | 95% exact match | best (step) |", "|---|---|---|---|---|"]
+    label = key.replace("_", " ")
+    lines = ["| task | model | " + " | ".join(f"{t:.0%} {label}" for t in curve.thresholds) + " | best (step) |",
+             "|---|---|" + "---|" * len(curve.thresholds) + "---|"]
     for r in rows:
         cells = []
-        for threshold in ("0.5", "0.95"):
+        for threshold in (f"{t:g}" for t in curve.thresholds):
             hit = r["time_to_solve"][threshold]
             cells.append(f"step {hit['step']:,} ({hit['flops']:.2e} FLOPs)" if hit else
                          f"not within {steps:,} steps")
-        lines.append(f"| {r['task']} | {r['model']} | {cells[0]} | {cells[1]} | "
-                     f"{r['best_exact_match']:.1%} ({r['best_step']:,}) |")
+        lines.append(f"| {r['task']} | {r['model']} | {' | '.join(cells)} | "
+                     f"{r[f'best_{key}']:.1%} ({r['best_step']:,}) |")
     write_text_atomic(out / "ladder.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return summary

@@ -19,8 +19,8 @@ from insertgen.tasks.maze.generator import (
     closed_passages,
     make_maze,
 )
-from insertgen.tasks.maze.paths import ShortestPaths, plan_problem
-from insertgen.tasks.maze.task import SPLIT_SIZES, TIERS, MazeTask
+from insertgen.tasks.maze.paths import FAILURE_KINDS, ShortestPaths, plan_failures, plan_problem
+from insertgen.tasks.maze.task import ENUMERATE_AT_MOST, SPLIT_SIZES, TIERS, MazeTask, tier_params
 
 SIZES = (5, 9, 13, 17, 41)
 
@@ -168,6 +168,66 @@ def test_validator_rejects_a_skipped_subgoal(maze_and_plan):
         raise AssertionError("no wrong-order example found")
 
 
+def test_failure_kinds_of_hand_made_plans(maze_and_plan):
+    """Each fault is named, several at once where a plan has several, none for the shortest plan."""
+    maze, paths, subgoals, plan = maze_and_plan
+    shortest = len(plan)
+
+    def kinds(p):
+        return plan_failures(maze, subgoals, p, shortest)
+
+    assert kinds(plan) == set()
+    r, c = maze.cell(plan[3])
+    wall = next(maze.index(r + dr, c + dc) for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0))
+                if not maze.open[r + dr, c + dc])
+    assert kinds(plan[:4] + [wall] + plan[3:]) == {"wall", "too_long"}  # a step into the wall and back
+    assert kinds(plan[:-3]) == {"goal", "too_short"}  # stops short of the goal
+    assert kinds(paths.path(subgoals[0], subgoals[2])) == {"subgoal", "too_short"}  # skips subgoal 1
+    i = next(i for i in range(1, len(plan) - 1) if plan[i] not in subgoals)
+    assert kinds(plan[:i] + plan[i + 1:]) == {"jump", "too_short"}
+    assert kinds(plan[1:]) == {"start", "too_short"} and kinds([]) == {"empty", "too_short"}
+    detour = [plan[0], maze.neighbours(plan[0])[0]] + plan
+    assert kinds(detour) == {"too_long"} and plan_problem(maze, subgoals, detour) is None
+    assert set().union(*(kinds(p) for p in ([], plan[:4] + [wall] + plan[3:], plan[1:], plan[:-3]))) <= set(FAILURE_KINDS)
+
+
+def test_failure_kinds_agree_with_the_validator():
+    """A plan is valid exactly when it has no fault but being too long (random edits of shortest plans)."""
+    maze = make_maze("imperfect", 13, 5)
+    paths = ShortestPaths(maze)
+    cells, rng = maze.open_cells(), np.random.default_rng(2)
+    valid = invalid = 0
+    for _ in range(400):
+        subgoals = [cells[i] for i in rng.choice(len(cells), size=int(rng.integers(2, 5)), replace=False)]
+        plan = paths.through(subgoals)
+        for _ in range(int(rng.integers(0, 3))):  # delete, duplicate, replace or detour at a random place
+            i, edit = int(rng.integers(len(plan))), int(rng.integers(4))
+            if edit == 0 and len(plan) > 1:
+                plan = plan[:i] + plan[i + 1:]
+            elif edit == 1:
+                plan = plan[:i] + [plan[i]] + plan[i:]
+            elif edit == 2:
+                plan = plan[:i] + [int(rng.integers(maze.size ** 2))] + plan[i + 1:]
+            else:
+                plan = plan[:i + 1] + [maze.neighbours(plan[i])[0], plan[i]] + plan[i + 1:] if maze.is_open(plan[i]) else plan
+        kinds = plan_failures(maze, subgoals, plan, paths.optimal_length(subgoals))
+        ok = plan_problem(maze, subgoals, plan) is None
+        assert ok == (kinds <= {"too_long"}), (subgoals, plan, kinds)
+        valid, invalid = valid + ok, invalid + (not ok)
+    assert valid > 50 and invalid > 50  # both sides of the equivalence were tried
+
+
+def test_order_reference_is_the_distance_along_the_plan_to_a_subgoal():
+    task = get_task("maze-perfect-easy")
+    ex = task.examples("test")[0]
+    target = list(ex.target)
+    distances = task.order_reference(list(ex.prompt), target)
+    visits = [i for i, tok in enumerate(target) if tok in ex.prompt]
+    assert len(distances) == len(target) and [distances[i] for i in visits] == [0] * len(visits)
+    assert distances[1] == 1 and max(distances) <= len(target) // 2
+    assert task.order_reference(list(ex.prompt), [t for t in target if t not in ex.prompt]) is None
+
+
 def test_validator_rejects_wrong_endpoints(maze_and_plan):
     maze, _, subgoals, plan = maze_and_plan
     assert "starts at" in plan_problem(maze, subgoals, plan[1:])
@@ -193,7 +253,8 @@ def test_splits_sizes_disjoint_conditions_and_optimal_targets(easy_task):
     p = TIERS["easy"]
     test = splits["test"]
     metrics = easy_task.evaluate(test, [list(ex.target) for ex in test])
-    assert metrics == {"n": len(test), "success": 1.0, "optimal": 1.0, "exact_match": 1.0, "token_accuracy": 1.0}
+    assert metrics == {"n": len(test), "success": 1.0, "optimal": 1.0, "exact_match": 1.0, "token_accuracy": 1.0,
+                       **{f"failure_{kind}": 0.0 for kind in FAILURE_KINDS}}
     assert all(p["min_subgoals"] <= len(ex.prompt) <= p["max_subgoals"] for ex in splits["train"])
     assert max(len(ex.target) for ex in splits["train"]) <= easy_task.target_block == p["max_plan"]
     assert easy_task.examples("test") == get_task(easy_task.name).examples("test")  # cached, but equal
@@ -256,3 +317,57 @@ def test_every_model_trains_samples_and_evaluates_on_a_maze(model, tmp_path, cap
     assert json.loads((run / "eval-test.json").read_text())["sampler"]["top_k"] == 1  # greedy plans
     png = run / "eval-test.png"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+# ----------------------------------------------------------------------------------------------
+# ladder rungs: maze-FAMILY-NxN-kK
+# ----------------------------------------------------------------------------------------------
+
+
+def test_a_rung_has_its_size_and_exactly_k_subgoal_cells():
+    task = get_task("maze-braided-11x11-k3")
+    assert task.size == 11 and task.prompt_block == 3 and task.target_block == 1 + 17 * 2
+    train = task.examples("train")
+    assert {len(ex.prompt) for ex in train} == {3} and max(len(ex.target) for ex in train) <= task.target_block
+    test = task.examples("test")
+    assert task.evaluate(test, [list(ex.target) for ex in test])["success"] == 1.0
+    assert tier_params("9x9-k4")["max_plan"] == 43  # about the easy tier's 40 for 9 x 9 with up to 4 cells
+
+
+def test_a_small_rung_lists_every_problem_once_and_splits_them():
+    """7 x 7 with 3 subgoal cells has fewer ordered lists than the default splits hold: every one whose plan
+    fits is used once, in disjoint splits of a fifth / a fiftieth / the rest."""
+    task = get_task("maze-perfect-7x7-k3")
+    n_open = len(task.maze.open_cells())
+    assert n_open * (n_open - 1) * (n_open - 2) <= ENUMERATE_AT_MOST
+    splits = {name: task.examples(name) for name in SPLIT_SIZES}
+    keys = [ex.prompt for v in splits.values() for ex in v]
+    fitting = sum(1 for ex in task._every_problem())
+    assert len(set(keys)) == len(keys) == fitting
+    assert len(splits["test"]) == fitting // 5 and len(splits["validation"]) == fitting // 50
+    assert task.config()["splits"] == {name: len(v) for name, v in splits.items()}
+    assert len(task.fresh_examples(64, seed=1)) == 64
+    with pytest.raises(InsertgenError, match="distinct problems"):
+        task.fresh_examples(fitting + 1, seed=1)
+
+
+@pytest.mark.parametrize("name, fragment", [("maze-perfect-8x8-k2", "N odd"), ("maze-perfect-9x11-k2", "N x N"),
+                                            ("maze-perfect-45x45-k2", "5 to 41"), ("maze-perfect-9x9-k1", "2 to 12"),
+                                            ("maze-twisty-9x9-k2", "unknown task")])
+def test_bad_rungs_are_named(name, fragment):
+    with pytest.raises(InsertgenError, match=fragment):
+        get_task(name)
+
+
+def test_a_rung_trains_with_the_preset_of_the_nearest_tier(tmp_path):
+    from insertgen.engine.presets import get_preset
+
+    assert get_preset("maze-imperfect-15x15-k4-ip-cpu") == {
+        **get_preset("maze-imperfect-medium-ip-cpu"), "task": "maze-imperfect-15x15-k4"}
+    assert get_preset("maze-perfect-21x21-k2-cpu")["model_config"] == get_preset("maze-perfect-hard-cpu")["model_config"]
+    run = tmp_path / "run"
+    assert call_main(["train", "--task", "maze-perfect-7x7-k2", "--model", "arm", "--steps", "1", "--out", run,
+                      "--set", "d_model=16", "--set", "n_layers=1", "--set", "batch_size=4", "--quiet"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["task"] == "maze-perfect-7x7-k2" and config["train"]["lr"] == get_preset(
+        "maze-perfect-easy-arm-cpu")["train"]["lr"]

@@ -206,12 +206,29 @@ def _derived(name: str) -> dict | None:
     return None
 
 
+MAZE_RUNG_PRESET = re.compile(r"maze-(perfect|imperfect|braided)-(\d+)x\d+-k\d+(-.+)?-cpu")
+
+
+def _maze_rung(name: str) -> dict | None:
+    """The CPU preset ``name`` of a maze ladder rung (``maze-perfect-11x11-k3-ip-cpu``): that of the named tier
+    of the nearest size (easy 9 x 9 up to 11 x 11, medium 13 x 13 up to 15 x 15, hard above) with the
+    rung as its task; None when ``name`` is not of that form."""
+    match = MAZE_RUNG_PRESET.fullmatch(name)
+    if match is None:
+        return None
+    size = int(match[2])
+    tier = "easy" if size <= 11 else "medium" if size <= 15 else "hard"
+    base = f"maze-{match[1]}-{tier}{match[3] or ''}-cpu"
+    preset = PRESETS.get(base) or _derived(base)
+    return None if preset is None else {**preset, "task": name[: -len(f"{match[3] or ''}-cpu")]}
+
+
 def has_preset(name: str) -> bool:
-    return name in PRESETS or _derived(name) is not None
+    return name in PRESETS or _derived(name) is not None or _maze_rung(name) is not None
 
 
 def get_preset(name: str) -> dict:
-    preset = PRESETS.get(name) or _derived(name)
+    preset = PRESETS.get(name) or _derived(name) or _maze_rung(name)
     if preset is None:
         raise InsertgenError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
     return {k: (dict(v) if isinstance(v, dict) else v) for k, v in preset.items()}

@@ -18,7 +18,7 @@ from insertgen.core.distributed import World, barrier, check_same_on_every_rank
 from insertgen.core.errors import InsertgenError
 from insertgen.core.rundir import CONFIG, environment, read_config, write_config
 from insertgen.core.threads import govern, thread_report
-from insertgen.engine.presets import PRESETS, get_preset
+from insertgen.engine.presets import get_preset, has_preset
 from insertgen.engine.train import TrainConfig, Trainer
 from insertgen.models.registry import build_model, get_family, task_defaults
 from insertgen.tasks import get_task
@@ -225,7 +225,7 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         return out, trainer
 
     if preset is None and task is not None:  # the task's CPU preset for this model, else the task's
-        preset = next((name for name in (f"{task}-{model}-cpu", f"{task}-cpu") if name in PRESETS), None)
+        preset = next((name for name in (f"{task}-{model}-cpu", f"{task}-cpu") if has_preset(name)), None)
     spec = get_preset(preset) if preset else {"model_config": {}, "train": {}}
     task = task or spec.get("task")
     model = model or spec.get("model")

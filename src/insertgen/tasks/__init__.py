@@ -6,6 +6,8 @@ them (``task_options``)."""
 
 from __future__ import annotations
 
+import re
+
 from insertgen.core.errors import InsertgenError
 from insertgen.tasks.base import SPLITS, Example, Task
 from insertgen.tasks.maze.task import MazeTask
@@ -55,17 +57,26 @@ TASKS.update({f"fragment-{which}": _fragments(which)
               for which in ("linker", "motif", "scaffold", "superstructure", "all")})
 
 
+# maze ladder rungs: maze-FAMILY-NxN-kK (tasks/maze/task.py), a family of ids rather than a list
+MAZE_RUNG = re.compile(r"maze-(perfect|imperfect|braided)-(\d+x\d+-k\d+)")
+
+
 def get_task(name: str, options: dict | None = None) -> Task:
     """The task with id ``name`` built with ``options``; an unknown id or option raises InsertgenError
     naming it."""
-    try:
-        make = TASKS[name]
-    except KeyError:
-        raise InsertgenError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
+    rung = MAZE_RUNG.fullmatch(name)
+    make = TASKS.get(name) or (_maze(*rung.groups()) if rung else None)
+    if make is None:
+        raise InsertgenError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}, and the maze "
+                             "ladder rungs maze-FAMILY-NxN-kK (e.g. maze-perfect-11x11-k3)")
     try:
         return make(**(options or {}))
     except TypeError as e:
         raise InsertgenError(f"bad option for task {name!r}: {e}") from None
+    except ValueError as e:
+        if rung is None:
+            raise
+        raise InsertgenError(str(e)) from None
 
 
 __all__ = ["SPLITS", "Example", "Task", "TASKS", "get_task"]

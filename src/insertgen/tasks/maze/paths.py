@@ -11,11 +11,15 @@ Its length is its number of cells. The shortest plan has ``1 + sum_i d(s_i, s_{i
 the BFS distance (in moves): any plan splits at the first visits of the subgoals into segments each
 at least as long as the shortest path between their ends, and the concatenated shortest paths attain
 the bound. A plan is *optimal* when it is valid and no longer than that.
+
+A plan that is not valid can be wrong in several ways at once; :func:`plan_failures` names each of them
+(:data:`FAILURE_KINDS`), and says whether its length differs from the shortest plan's.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from itertools import pairwise
 
 from insertgen.tasks.maze.generator import Maze
 
@@ -67,13 +71,13 @@ class ShortestPaths:
     def through(self, subgoals: list[int]) -> list[int]:
         """Shortest plan visiting ``subgoals`` in order: the consecutive shortest paths joined."""
         plan = [subgoals[0]]
-        for a, b in zip(subgoals, subgoals[1:]):
+        for a, b in pairwise(subgoals):
             plan.extend(self.path(a, b)[1:])
         return plan
 
     def optimal_length(self, subgoals: list[int]) -> int:
         """Cells in a shortest plan through ``subgoals``: ``1 + sum d(s_i, s_{i+1})``."""
-        return 1 + sum(self.distance(a, b) for a, b in zip(subgoals, subgoals[1:]))
+        return 1 + sum(self.distance(a, b) for a, b in pairwise(subgoals))
 
 
 def plan_problem(maze: Maze, subgoals: list[int], plan: list[int]) -> str | None:
@@ -84,7 +88,7 @@ def plan_problem(maze: Maze, subgoals: list[int], plan: list[int]) -> str | None
         if not maze.is_open(cell):
             return f"cell {cell} at position {i} is a wall or outside the maze"
     size = maze.size
-    for i, (a, b) in enumerate(zip(plan, plan[1:])):
+    for i, (a, b) in enumerate(pairwise(plan)):
         (ra, ca), (rb, cb) = divmod(a, size), divmod(b, size)
         if abs(ra - rb) + abs(ca - cb) != 1:
             return f"move {i} from cell {a} to cell {b} is not a step to a 4-neighbour"
@@ -99,3 +103,45 @@ def plan_problem(maze: Maze, subgoals: list[int], plan: list[int]) -> str | None
     if k < len(subgoals):
         return f"the plan does not visit subgoal {k} (cell {subgoals[k]}) after the ones before it"
     return None
+
+
+# What can be wrong with a plan (:func:`plan_failures`); a plan may have several, or none.
+FAILURE_KINDS = {
+    "empty": "no cell at all",
+    "wall": "a cell that is a wall or outside the grid (the plan breaks a wall)",
+    "jump": "a move to a cell that is not a 4-neighbour",
+    "start": "the first cell is not the start",
+    "goal": "the last cell is not the goal (e.g. the plan stops short)",
+    "subgoal": "an intermediate subgoal not visited in its turn (skipped, or visited out of order)",
+    "too_short": "fewer cells than the shortest plan through the subgoals",
+    "too_long": "more cells than the shortest plan (a valid plan that is not optimal has only this one)",
+}
+
+
+def plan_failures(maze: Maze, subgoals: list[int], plan: list[int], optimal_length: int) -> set[str]:
+    """Every kind of :data:`FAILURE_KINDS` that ``plan`` has for ``subgoals`` (``optimal_length``: the cells
+    of the shortest plan); the empty set exactly for an optimal plan. A plan is valid (``plan_problem`` None)
+    exactly when it has no kind but ``too_long``: the intermediate subgoals in order, then the start and
+    the goal at the ends, make every subgoal visited in its turn (the subgoals distinct, as in every drawn
+    problem)."""
+    if not plan:
+        return {"empty", "too_short"}
+    kinds = set()
+    if any(not maze.is_open(cell) for cell in plan):
+        kinds.add("wall")
+    size = maze.size
+    if any(abs(a // size - b // size) + abs(a % size - b % size) != 1 for a, b in pairwise(plan)):
+        kinds.add("jump")
+    if plan[0] != subgoals[0]:
+        kinds.add("start")
+    if plan[-1] != subgoals[-1]:
+        kinds.add("goal")
+    between, k = subgoals[1:-1], 0
+    for cell in plan:
+        if k < len(between) and cell == between[k]:
+            k += 1
+    if k < len(between):
+        kinds.add("subgoal")
+    if len(plan) != optimal_length:
+        kinds.add("too_short" if len(plan) < optimal_length else "too_long")
+    return kinds

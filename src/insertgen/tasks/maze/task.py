@@ -16,17 +16,34 @@ hard     17x17  2-6       128 cells       8 x 8 rooms; CPU scale
 paper    41x41  4-12      400 cells       the IP / FlexMDM hard setting (GPU scale)
 =======  =====  ========  ==============  ============================================
 
+**Ladder rungs** (for learning-speed ladders over maze size and subgoal count): the tier ``NxN-kK``
+(task id e.g. ``maze-perfect-11x11-k3``) is an N x N grid (N odd, 5 to 41) with exactly K subgoal
+cells (start and goal included, 2 to 12) and plans of at most ``1 + ceil(1.5 N) (K - 1)`` cells (about
+the named tiers' cap: 43 for 9 x 9 with 4 cells, where easy allows 40). Its CPU presets are those of
+the named tier of the nearest size (engine/presets.py).
+
 Data: the maze of a tier is ``make_maze(family, size, seed=42)`` (recursive division; imperfect
 opens 30% of the remaining room walls; braided opens every dead end), so the three families of a tier
 share their perfect maze. Examples come from ``numpy.random.default_rng(43)``: a subgoal count
 uniform in the tier's range and that many open cells drawn uniformly, rejected when two coincide,
 when the plan is longer than the tier allows or when the subgoal list was drawn before (so short
 lists, of which there are few, are rarer than the uniform count suggests); train (50,000), validation (100) and test
-(5,000) are drawn in that order from one stream, so no subgoal list appears in two splits.
+(5,000) are drawn in that order from one stream, so no subgoal list appears in two splits. A tier with
+few distinct subgoal lists (at most :data:`ENUMERATE_AT_MOST` ordered lists of distinct open cells, e.g.
+a 7 x 7 rung) instead lists every one whose plan fits, shuffles them with the same generator and splits
+them: test a fifth (at most 5,000), validation a fiftieth (1 to 100), train the rest (at most 50,000).
+
+Order statistic (:meth:`MazeTask.order_reference`): a plan cell's distance, in moves along the plan, to
+the nearest subgoal cell in it. A model that fills each segment from its two fixed ends decides cells
+near the subgoals first (a positive correlation of generation step with that distance); a left-to-right
+model none.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +52,7 @@ from insertgen.core.errors import InsertgenError
 from insertgen.core.vocab import Vocab
 from insertgen.tasks.base import SPLITS, Example, Task
 from insertgen.tasks.maze.generator import FAMILIES, Maze, make_maze
-from insertgen.tasks.maze.paths import ShortestPaths, plan_problem
+from insertgen.tasks.maze.paths import FAILURE_KINDS, ShortestPaths, plan_failures, plan_problem
 from insertgen.tasks.maze.plots import plot_maze_plans
 
 MAZE_SEED = 42
@@ -48,7 +65,28 @@ TIERS: dict[str, dict] = {
     "paper": {"size": 41, "min_subgoals": 4, "max_subgoals": 12, "max_plan": 400},
 }
 
+ENUMERATE_AT_MOST = 4 * sum(SPLIT_SIZES.values())  # ordered subgoal lists: below this, list them all
+RUNG = re.compile(r"(\d+)x(\d+)-k(\d+)")
+
 _SPLIT_CACHE: dict[str, dict[str, list[Example]]] = {}
+
+
+def tier_params(tier: str) -> dict:
+    """The parameters of a named tier (:data:`TIERS`) or of a ladder rung ``NxN-kK`` (module docstring);
+    ValueError naming the problem for anything else."""
+    if tier in TIERS:
+        return dict(TIERS[tier])
+    match = RUNG.fullmatch(tier)
+    if match is None:
+        raise ValueError(f"unknown maze tier {tier!r}; tiers: {', '.join(TIERS)}, or a rung NxN-kK "
+                         "(e.g. 11x11-k3: an 11 x 11 grid, 3 subgoal cells)")
+    size, other, cells = (int(g) for g in match.groups())
+    if size != other or size % 2 == 0 or not 5 <= size <= 41:
+        raise ValueError(f"maze rung {tier!r}: the grid is N x N with N odd, 5 to 41")
+    if not 2 <= cells <= 12:
+        raise ValueError(f"maze rung {tier!r}: K (subgoal cells, start and goal included) is 2 to 12")
+    return {"size": size, "min_subgoals": cells, "max_subgoals": cells,
+            "max_plan": 1 + (3 * size + 1) // 2 * (cells - 1)}  # 1 + ceil(1.5 N) (K - 1)
 
 
 class MazeTask(Task):
@@ -61,10 +99,8 @@ class MazeTask(Task):
     def __init__(self, family: str, tier: str, imperfect_fraction: float = 0.3):
         if family not in FAMILIES:
             raise ValueError(f"unknown maze family {family!r}; families: {', '.join(FAMILIES)}")
-        if tier not in TIERS:
-            raise ValueError(f"unknown maze tier {tier!r}; tiers: {', '.join(TIERS)}")
         self.family, self.tier = family, tier
-        self.params = dict(TIERS[tier])
+        self.params = tier_params(tier)
         self.name = f"maze-{family}-{tier}"
         self.size: int = self.params["size"]
         self.maze: Maze = make_maze(family, self.size, MAZE_SEED, imperfect_fraction=imperfect_fraction)
@@ -74,6 +110,9 @@ class MazeTask(Task):
         self.prompt_block: int = self.params["max_subgoals"]
         self.target_block: int = self.params["max_plan"]
         self._open = self.maze.open_cells()
+        lists = sum(math.perm(len(self._open), k)
+                    for k in range(self.params["min_subgoals"], self.params["max_subgoals"] + 1))
+        self._enumerated = lists <= ENUMERATE_AT_MOST  # every subgoal list is listed (module docstring)
 
     # -- data ------------------------------------------------------------------------------
 
@@ -92,20 +131,51 @@ class MazeTask(Task):
         offset = self.vocab.num_special
         return Example(tuple(c + offset for c in subgoals), tuple(c + offset for c in plan))
 
+    def _every_problem(self) -> list[list[int]]:
+        """Every subgoal list of the tier whose plan fits, in a fixed order (a small tier only)."""
+        p = self.params
+        return [list(key) for k in range(p["min_subgoals"], p["max_subgoals"] + 1)
+                for key in itertools.permutations(self._open, k)
+                if self.paths.optimal_length(list(key)) <= p["max_plan"]]
+
+    def _splits(self) -> dict[str, list[Example]]:
+        rng = np.random.default_rng(EXAMPLE_SEED)
+        if not self._enumerated:
+            seen: set = set()
+            return {name: [self._encode(*self._draw(rng, seen)) for _ in range(SPLIT_SIZES[name])]
+                    for name in SPLITS}
+        problems = self._every_problem()
+        order = rng.permutation(len(problems))
+        test = min(SPLIT_SIZES["test"], len(problems) // 5)
+        validation = min(SPLIT_SIZES["validation"], max(1, len(problems) // 50))
+        sizes = {"train": min(SPLIT_SIZES["train"], len(problems) - test - validation), "validation": validation,
+                 "test": test}
+        out, start = {}, 0
+        for name in SPLITS:
+            chosen = [problems[i] for i in order[start : start + sizes[name]]]
+            out[name] = [self._encode(subgoals, self.paths.through(subgoals)) for subgoals in chosen]
+            start += sizes[name]
+        return out
+
     def examples(self, split: str) -> list[Example]:
         """The split's examples (all three splits are drawn on first use and cached per process)."""
         if split not in SPLITS:
             raise InsertgenError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
         if self.name not in _SPLIT_CACHE:
-            rng, seen = np.random.default_rng(EXAMPLE_SEED), set()
-            _SPLIT_CACHE[self.name] = {
-                name: [self._encode(*self._draw(rng, seen)) for _ in range(SPLIT_SIZES[name])] for name in SPLITS}
+            _SPLIT_CACHE[self.name] = self._splits()
         return list(_SPLIT_CACHE[self.name][split])
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(self.examples(name)) for name in SPLITS} if self._enumerated else dict(SPLIT_SIZES)
 
     def fresh_examples(self, n: int, seed: int) -> list[Example]:
         """``n`` subgoal lists from ``default_rng(seed)`` (distinct from each other, not from the splits)."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
+        if self._enumerated and n > sum(self.split_sizes.values()):
+            raise InsertgenError(f"{self.name} has {sum(self.split_sizes.values()):,} distinct problems, fewer than "
+                                 f"the {n:,} asked for")
         rng, seen = np.random.default_rng(seed), set()
         return [self._encode(*self._draw(rng, seen)) for _ in range(n)]
 
@@ -162,22 +232,40 @@ class MazeTask(Task):
         * optimal: valid and no longer than the shortest plan through the subgoals;
         * exact_match: the output equals the reference plan (meaningful for perfect mazes only, where
           the shortest plan is unique);
-        * token_accuracy: positions where output and reference agree over the longer of the two.
+        * token_accuracy: positions where output and reference agree over the longer of the two;
+        * ``failure_<kind>`` for each kind of :data:`maze_paths.FAILURE_KINDS` (a wall broken, a move that
+          is not a step, the wrong start or goal, a subgoal skipped, too short or too long): the share of
+          outputs with that fault (an output may have several).
         """
         if len(examples) != len(outputs):
             raise InsertgenError(f"{len(examples)} examples but {len(outputs)} outputs")
         success = optimal = exact = acc = 0.0
+        failures = dict.fromkeys(FAILURE_KINDS, 0)
         for ex, out in zip(examples, outputs):
             output = [int(i) for i in out]
             target = list(ex.target)
             exact += output == target
             acc += sum(a == b for a, b in zip(output, target)) / max(len(target), len(output), 1)
-            if self.plan_problem(ex, output) is None:
+            subgoals, plan = self._cells_of(ex.prompt), self._cells_of(output)
+            shortest = self.paths.optimal_length(subgoals)
+            for kind in plan_failures(self.maze, subgoals, plan, shortest):
+                failures[kind] += 1
+            if plan_problem(self.maze, subgoals, plan) is None:
                 success += 1
-                optimal += len(output) <= self.paths.optimal_length(self._cells_of(ex.prompt))
+                optimal += len(output) <= shortest
         n = max(len(examples), 1)
         return {"n": len(examples), "success": success / n, "optimal": optimal / n,
-                "exact_match": exact / n, "token_accuracy": acc / n}
+                "exact_match": exact / n, "token_accuracy": acc / n,
+                **{f"failure_{kind}": count / n for kind, count in failures.items()}}
+
+    def order_reference(self, prompt: list[int], output: list[int]) -> list[int] | None:
+        """Per plan cell, the moves along the plan to the nearest cell of it that is a subgoal (0 at the
+        subgoals); None when the plan holds none."""
+        subgoals = {int(t) for t in prompt}
+        at = [i for i, tok in enumerate(output) if int(tok) in subgoals]
+        if not at:
+            return None
+        return [min(abs(i - j) for j in at) for i in range(len(output))]
 
     def save_figure(self, examples: list[Example], outputs: list[list[int]], path: Path) -> Path | None:
         """A PNG of the maze with the first few generated plans drawn over it."""
@@ -193,6 +281,6 @@ class MazeTask(Task):
         return {"task": self.name, "family": self.family, "tier": self.tier, **self.params,
                 "imperfect_fraction": self.imperfect_fraction, "maze_seed": MAZE_SEED,
                 "maze_method": "recursive_division", "example_seed": EXAMPLE_SEED,
-                "rng": "numpy.random.default_rng", "splits": dict(SPLIT_SIZES),
+                "rng": "numpy.random.default_rng", "splits": self.split_sizes,
                 "open_cells": len(self._open), "prompt_block": self.prompt_block, "target_block": self.target_block,
                 "maze": self.maze.to_text().splitlines()}

@@ -1,0 +1,65 @@
+"""The maze learning-speed benchmark (benchmarks/maze_learning.py): its smallest run and ladder write the
+documented keys, continue when rerun, and refuse what is not a maze task."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from insertgen.tasks.maze.paths import FAILURE_KINDS
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=8"]
+
+
+def _run(args, cwd, check=True):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "maze_learning.py"), *args, "--threads", "1"],
+                          check=False, capture_output=True, text=True, timeout=600, cwd=cwd)
+    assert not check or proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_smallest_maze_run_writes_its_documented_keys_and_continues(tmp_path):
+    out = tmp_path / "one"
+    args = ["--task", "maze-perfect-7x7-k3", "--model", "ip", "--steps", "4", "--every", "2", "--eval-n", "8",
+            *TINY, "--out", str(out)]
+    _run(args, tmp_path)
+    record = json.loads((out / "learning.json").read_text())
+    assert set(record) == {"settings", "machine", "flops_per_step", "points", "time_to_solve"}
+    assert record["settings"]["preset"] == "maze-perfect-7x7-k3-ip-cpu"  # the easy tier's, for this rung
+    assert [p["step"] for p in record["points"]] == [0, 2, 4] and set(record["time_to_solve"]) == {"0.5", "0.95"}
+    for point in record["points"]:
+        assert {"success", "optimal", "exact_match", "token_accuracy", "model_evals_per_seq", "loss", "flops",
+                *(f"failure_{k}" for k in FAILURE_KINDS)} <= set(point)
+        assert all(0.0 <= point[f"failure_{k}"] <= 1.0 for k in FAILURE_KINDS)
+        # every plan that is not a success has a fault other than being too long
+        assert 1 - point["success"] <= sum(point[f"failure_{k}"] for k in FAILURE_KINDS if k != "too_long") + 1e-9
+        corr = point.get("order_corr_unmask")
+        assert corr is None or -1.0 <= corr <= 1.0
+    assert "NaN" not in (out / "learning.json").read_text()
+    assert (out / "learning.png").read_bytes()[:4] == b"\x89PNG"
+    _run([*args[:5], "6", *args[6:]], tmp_path)  # a larger budget continues the run
+    assert [p["step"] for p in json.loads((out / "learning.json").read_text())["points"]] == [0, 2, 4, 6]
+
+
+def test_smallest_maze_ladder_reports_time_to_success(tmp_path):
+    out = tmp_path / "ladder"
+    _run(["--ladder", "maze-perfect-7x7-k2,maze-braided-9x9-k3", "--models", "arm", "--steps", "2", "--every", "2",
+          "--eval-n", "8", *TINY, "--out", str(out)], tmp_path)
+    summary = json.loads((out / "ladder.json").read_text())
+    assert [(r["task"], r["model"]) for r in summary["rows"]] == [("maze-perfect-7x7-k2", "arm"),
+                                                                  ("maze-braided-9x9-k3", "arm")]
+    assert all("best_success" in r for r in summary["rows"]) and summary["settings"]["headline"] == "success"
+    table = (out / "ladder.md").read_text().splitlines()
+    assert table[0] == "| task | model | 50% success | 95% success | best (step) |" and len(table) == 4
+
+
+def test_the_maze_benchmark_refuses_other_tasks_and_bad_budgets(tmp_path):
+    proc = _run(["--task", "star-tiny", "--model", "ip", "--steps", "2", "--every", "2", "--out", str(tmp_path / "x")],
+                tmp_path, check=False)
+    assert proc.returncode == 2 and "maze tasks only" in proc.stderr and not (tmp_path / "x").exists()
+    proc = _run(["--task", "maze-perfect-easy", "--model", "ip", "--steps", "2", "--every", "2", "--stop-at", "2",
+                 "--out", str(tmp_path / "x")], tmp_path, check=False)
+    assert proc.returncode == 2 and "--stop-at" in proc.stderr
