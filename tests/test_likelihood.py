@@ -157,3 +157,32 @@ def test_likelihood_table_benchmark_measures_shipped_runs():
     assert all(r["nats_per_seq"] > 0 and r["nats_per_token"] == pytest.approx(r["nats_per_seq"] / 9) for r in rows)
     table = bench.markdown(rows).splitlines()
     assert len(table) == 4 and table[2].startswith("| star-easy | arm | exact |")
+
+
+@pytest.mark.parametrize("model_id", ["flexmdm", "loflexmdm"])
+def test_the_elbo_parts_add_up_to_the_elbo(model_id):
+    """benchmarks/elbo_parts.py: unmask + insert is the ELBO the library scores (same times and states),
+    and the ten time bins of each part add up to that part."""
+    import importlib.util
+    from pathlib import Path
+
+    from insertgen.engine.evaluate import scored_tokens
+    from insertgen.models.flexmdm.elbo import elbo
+
+    spec = importlib.util.spec_from_file_location(
+        "elbo_parts", Path(__file__).resolve().parent.parent / "benchmarks" / "elbo_parts.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model = tiny(model_id)
+    ex = TASK.examples("test")[3]
+    parts = bench.elbo_parts(model, [ex], samples=8, seed=5)
+    reference = elbo(model, list(ex.prompt), list(ex.target), 8, torch.Generator().manual_seed(5))
+    tokens = scored_tokens(list(ex.target))
+    nats = parts["nats_per_token"]
+    assert nats["total"] * tokens == pytest.approx(-float(reference), rel=1e-5)
+    assert nats["total"] == pytest.approx(nats["unmask"] + nats["insert"]) and nats["insert"] > 0
+    for name in ("unmask", "insert"):
+        assert sum(parts["by_time"][name]) == pytest.approx(nats[name])
+    assert nats["cross_entropy"] <= nats["unmask"] + 1e-9  # the unmask part adds a non-negative rate term
+    with pytest.raises(SystemExit, match="flexmdm and loflexmdm only"):
+        bench.elbo_parts(tiny("arm"), [ex], samples=2)

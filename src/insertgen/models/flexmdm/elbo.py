@@ -41,19 +41,27 @@ SCHEDULES = ("learned", "uniform")
 def elbo_integrand(model, x1: Tensor, fixed: Tensor, t: Tensor, t_in: Tensor, t_um: Tensor,
                    b_in: Tensor | None = None, b_um: Tensor | None = None) -> Tensor:
     """``l(t, z_t)`` per row (B,) of the noised state given by the event times (module docstring)."""
+    parts = elbo_integrand_parts(model, x1, fixed, t, t_in, t_um, b_in, b_um)
+    return parts["unmask"] + parts["insert"]
+
+
+def elbo_integrand_parts(model, x1: Tensor, fixed: Tensor, t: Tensor, t_in: Tensor, t_um: Tensor,
+                         b_in: Tensor | None = None, b_um: Tensor | None = None) -> dict[str, Tensor]:
+    """The two sums of ``l(t, z_t)`` per row (B,): ``unmask`` (the masked slots' terms) and ``insert`` (the
+    open gaps'), with ``cross_entropy``, the unmask part's log-loss alone."""
     st = noise(x1, fixed, t, t_in, t_um, model.vocab.pad_id, model.vocab.mask_id)
     logits, g, b_um_model = model.generator_rates(st.x_t, t)
     h = model.schedule.hazard(t)[:, None].expand(g.shape)
     open_from = (x1 == model.vocab.bos_id).long().argmax(1) + 1  # no insertion left of BOS (as in sampling)
     open_gap = st.valid & (torch.arange(g.shape[1], device=g.device)[None] >= open_from[:, None])
-    per_row, _ = rate_matching_loss(
+    _, parts = rate_matching_loss(
         logits, st.clean_tokens, st.masked, open_gap,
         unmask_rate_target=h if b_um is None else h * b_um.float().gather(1, st.s_t),
         unmask_rate_model=h if b_um_model is None else h * b_um_model,
         insert_rate_target=h * (st.gap_count if b_in is None else st.gap_sums(b_in)),
         insert_rate_model=h * g, norm_length=1.0, normalisation="none",
     )
-    return per_row
+    return parts
 
 
 @torch.no_grad()
