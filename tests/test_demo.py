@@ -130,6 +130,24 @@ def test_molecule_demo_shows_the_molecule_table_grids_and_string_trajectories(tm
     assert text.count("one generation trajectory") == 1 and "ip: one generation trajectory" in text
 
 
+def test_maze_demo_shows_plans_side_by_side_and_a_plan_growing(tmp_path, capsys):
+    """`demo --task maze-perfect-easy --train` (tiny budgets): the maze columns (success, optimal, exact match,
+    token accuracy, order against the distance to a subgoal, evaluations per plan) on the same fresh problems,
+    every model's plan for one problem on the maze, and the insertion model's plan growing, as text and frames."""
+    out = tmp_path / "maze"
+    assert run_cli("demo", "--task", "maze-perfect-easy", "--train", "--train-seconds", "2", "--out", str(out), "-n",
+                   "8", "--models", "ip,arm") == 0
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["task"] == "maze-perfect-easy" and summary["n"] == 8 and list(summary["models"]) == ["ip", "arm"]
+    for metrics in summary["models"].values():
+        assert {"success", "optimal", "exact_match", "token_accuracy", "failure_wall", "failure_subgoal"} <= set(metrics)
+    assert (out / "demo_plans.png").stat().st_size > 5_000 and (out / "demo_trajectory_ip.png").stat().st_size > 5_000
+    assert not (out / "demo_trajectory_arm.png").exists()  # the left-to-right model has no insertion order to show
+    text = capsys.readouterr().out
+    assert "8 fresh maze-perfect-easy problems" in text and "success" in text and "evals/plan" in text
+    assert text.count("one generation trajectory") == 1 and "ip: one generation trajectory" in text
+
+
 def test_molecule_trajectories_are_written_as_growing_strings():
     pytest.importorskip("rdkit")
     from insertgen.apps.demo import render_trajectory

@@ -155,7 +155,7 @@ def cli():
               help="Comma-separated models to compare (default: every model shipped for the task); the first "
                    "one's run is --out.")
 @click.option("--task", default="star-easy", show_default=True, type=click.Choice(list(DEMO_TASKS)),
-              help="Task whose shipped models to compare (star levels, de novo molecules, fragment linking).")
+              help="Task whose shipped models to compare (star levels, de novo molecules, fragment linking, mazes).")
 @THREADS
 def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: float, models: str | None, task: str,
          threads):
@@ -535,7 +535,7 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
     if profile:
         what = ("median rank in IP's posterior orders" if profile["kind"] == "posterior_rank"
                 else "learned median insertion time")
-        click.echo(f"{what} by distance from the junction: " +
+        click.echo(f"{what} by {task.order_reference_label}: " +
                    ", ".join(f"{d}: {v['q50']:.2f}" for d, v in profile["by_distance"].items()))
     click.echo(f"wrote {json_path} and {png_path}")
 

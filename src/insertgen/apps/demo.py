@@ -14,6 +14,11 @@ this CPU under the same wall-clock budget, and evaluates them side by side:
   atom tokens, model evaluations per molecule and the training budget; ``demo_molecules_MODEL.png`` (a
   grid of sampled molecules drawn by RDKit, beside the length histograms) and ``demo_order.png`` (the
   generation step per token class, one bar group per model);
+* mazes (``maze-{perfect,imperfect,braided}-{easy,medium}``): on the same fresh subgoal lists, greedy tokens:
+  success, optimal, exact match, token accuracy, the order correlation (step against the distance along the
+  plan to the nearest subgoal), evaluations per plan and the training budget; ``demo_plans.png`` (every
+  model's plan for the first problem on the maze) and ``demo_trajectory_MODEL.png`` (an insertion model's
+  plan growing);
 
 then one generation trajectory per insertion model (molecules: the string growing, ``_`` a mask).
 ``--out RUN_DIR`` is the first model's run (usable by ``sample``, ``eval`` and ``score``); the other
@@ -48,12 +53,17 @@ from insertgen.engine.evaluate import evaluate_model, family_samplers, spread
 from insertgen.engine.run import load_run
 from insertgen.engine.training_run import prepare_run, run_training
 from insertgen.models.registry import get_family, model_ids
+from insertgen.tasks.maze.plots import plot_maze_plans, plot_plan_growth
+from insertgen.tasks.maze.task import MazeTask
 from insertgen.tasks.molecules.task import MoleculeTask
 
 STAR_TASKS = ("star-easy", "star-medium")
 MOLECULE_TASKS = ("smiles", "safe", "fragment-linker")
-DEMO_TASKS = STAR_TASKS + MOLECULE_TASKS  # the tasks the demo shows (shipped models, or --train)
+MAZE_TASKS = tuple(f"maze-{family}-{tier}" for tier in ("easy", "medium") for family in ("perfect", "imperfect", "braided"))
+DEMO_TASKS = STAR_TASKS + MOLECULE_TASKS + MAZE_TASKS  # the tasks the demo shows (shipped models, or --train)
 MOLECULE_DEMO_N = 500  # molecules sampled per model by default (FCD and RDKit scoring included, within a minute)
+MAZE_DEMO_N = 500  # fresh maze problems per model by default
+GROWTH_FRAMES = 8  # frames of a maze plan growing (demo_trajectory_MODEL.png)
 DEMO_TASK = "star-easy"
 TRAIN_MODELS = ("flexmdm", "loflexmdm")  # --train without --models, when nothing ships for the task
 FRESH_SEED_OFFSET = 10_000  # fresh graphs use seeds far from the splits' seed (42)
@@ -231,7 +241,8 @@ def order_panels_figure(results: dict, task, examples, path: Path) -> Path | Non
         if c is not None:
             classes[model_id] = c
     if stats:
-        return plot_order_panels(stats, path, title=f"generation order on {len(examples):,} fresh {task.name} graphs")
+        what = "problems" if isinstance(task, MazeTask) else "graphs"
+        return plot_order_panels(stats, path, title=f"generation order on {len(examples):,} fresh {task.name} {what}")
     if classes:
         return plot_class_order_models(classes, path, title=f"generation order by token class, {task.name}")
     return None
@@ -284,6 +295,42 @@ def print_molecule_table(results: dict, n: int, task_obj) -> None:
                "FCD: Frechet ChemNet distance to the MOSES test set on the n valid molecules)")
 
 
+def print_maze_table(results: dict, n: int, task: str) -> None:
+    click.echo(f"\n{n:,} fresh {task} problems (subgoal lists), greedy tokens:")
+    click.echo(f"  {'model':<10} {'sampler':<14} {'success':>8} {'optimal':>8} {'exact':>6} {'token acc.':>10} "
+               f"{'order corr.':>11} {'evals/plan':>10}   trained")
+    for model_id, res in results.items():
+        m = res["metrics"]
+        click.echo(f"  {model_id:<10} {res['sampler']:<14} {m['success']:>8.1%} {m['optimal']:>8.1%} "
+                   f"{m['exact_match']:>6.1%} {m['token_accuracy']:>10.1%} {m.get('order_corr_unmask', float('nan')):>11.2f} "
+                   f"{m['model_evals_per_seq']:>10.1f}   {res['budget']}")
+    click.echo("  (success: a valid plan through the subgoals in order; optimal: valid and shortest; order corr.: "
+               "Spearman correlation between the step a cell is decided and its distance along the plan to the "
+               "nearest subgoal, positive = segments filled from their ends)")
+
+
+def maze_figures(results: dict, task_obj, examples, out: Path) -> list[Path]:
+    """``demo_plans.png``: every model's plan for the first problem, side by side on its maze; and for each
+    insertion model ``demo_trajectory_MODEL.png``: that plan growing (:data:`GROWTH_FRAMES` frames spread
+    over its steps, the last included)."""
+    ex = examples[0]
+    subgoals = task_obj._cells_of(ex.prompt)
+    panels = [{"label": model_id, "subgoals": subgoals, "plan": task_obj._cells_of(res["pairs"][0][0]),
+               "reference": task_obj._cells_of(ex.target), "problem": task_obj.plan_problem(ex, res["pairs"][0][0])}
+              for model_id, res in results.items()]
+    paths = [plot_maze_plans(task_obj.maze, panels, out / "demo_plans.png", title=f"{task_obj.name}, one fresh problem")]
+    for model_id, res in results.items():
+        if not get_family(model_id).can("trajectory"):
+            continue
+        frames = trajectory_frames(task_obj, res["pairs"][0][1])
+        keep = sorted({round(i * (len(frames) - 1) / max(1, GROWTH_FRAMES - 1)) for i in range(GROWTH_FRAMES)})
+        growth = [(step, [None if state in ("mask", "new") else int(tok) for tok, state in shown])
+                  for step, shown, _ in (frames[i] for i in keep)]
+        paths.append(plot_plan_growth(task_obj.maze, subgoals, growth, out / f"demo_trajectory_{model_id}.png",
+                                      title=f"{model_id}: the plan growing (cells decided by each step; masks not drawn)"))
+    return paths
+
+
 def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: int | None = None, seed: int = 0,
              train_seconds: float = 300.0, models: tuple[str, ...] | None = None) -> dict:
     """The demo (module docstring); ``models`` None: every model shipped for ``task``; ``n_graphs`` None: 1,000
@@ -291,7 +338,7 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
 
     out = Path(out)
     models = _choose_models(task, train, models)
-    n_graphs = n_graphs or (MOLECULE_DEMO_N if task in MOLECULE_TASKS else 1000)
+    n_graphs = n_graphs or (MOLECULE_DEMO_N if task in MOLECULE_TASKS else MAZE_DEMO_N if task in MAZE_TASKS else 1000)
     primary = models[0]
     budgets = {m: _prepare(out, task, m, primary, train, seed, train_seconds) for m in models}
     results: dict[str, dict] = {}
@@ -320,9 +367,11 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
             {"n": n_graphs, "model": model_id, **metrics, "sampler": sampler_name, "sampler_options": options.__dict__,
              "budget": budgets[model_id]}, indent=2) + "\n")
 
-    molecules = isinstance(task_obj, MoleculeTask)
+    molecules, mazes = isinstance(task_obj, MoleculeTask), isinstance(task_obj, MazeTask)
     if molecules:
         print_molecule_table(results, n_graphs, task_obj)
+    elif mazes:
+        print_maze_table(results, n_graphs, task)
     else:
         print_star_table(results, n_graphs, task)
     for model_id, res in results.items():
@@ -334,6 +383,8 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
             path = out / f"demo_molecules_{model_id}.png"
             task_obj.save_figure(examples, [o for o, _ in res["pairs"]], path)
             figures.append(path)
+    if mazes:
+        figures += maze_figures(results, task_obj, examples, out)
     for model_id, res in results.items():
         if not get_family(model_id).can("trajectory"):  # the insertion models show one trajectory
             continue
@@ -362,7 +413,8 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
     click.echo(f"\nrun directory {out} ({models[0]})" +
                "".join(f", {_model_dir(out, m, primary)} ({m})" for m in models[1:]) +
                (f"; order figure {figure}" if figure else "") +
-               (f"; molecule grids {', '.join(str(f) for f in figures)}" if figures else "") +
+               (f"; {'maze plans' if mazes else 'molecule grids'} {', '.join(str(f) for f in figures)}"
+                if figures else "") +
                f": try `{command} eval --run {out} --limit 200` or `{command} analysis --run {out}`")
     return summary
 

@@ -129,7 +129,7 @@ def evaluate_model(model, task, examples: list[Example], options, seed: int = 0,
     metrics["sample_seconds"] = time.time() - start
     order = order_statistics(task, examples, outputs, records)
     if order is not None:
-        metrics.update({k: v for k, v in order.items() if k != "per_example"})
+        metrics.update({k: v for k, v in order.items() if k not in ("per_example", "reference")})
     classes = class_order_statistics(task, outputs, records)
     if classes is not None:
         metrics.update({f"order_step_{name}": v["unmask"] for name, v in classes["classes"].items()})

@@ -85,6 +85,8 @@ class Task(ABC):
     def evaluate(self, examples: list[Example], outputs: list[list[int]]) -> dict[str, float]:
         """Metrics of ``outputs`` (data-token ids) against ``examples``; includes ``n``."""
 
+    order_reference_label = "reference distance"  # what order_reference measures, for axis labels
+
     def order_reference(self, prompt: list[int], output: list[int]) -> list[int] | None:
         """Per output token, a task-defined distance used to study generation order (star graphs: the
         distance along the path from the junction); None when the task or the output has none."""

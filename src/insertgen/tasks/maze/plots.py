@@ -9,7 +9,8 @@ from insertgen.core.figures import pyplot
 
 def plot_maze_plans(maze, panels: list[dict], path: Path, title: str = "") -> Path:
     """One panel per plan: the maze (walls dark), the reference plan dashed, the generated plan in green
-    when valid and red otherwise, the subgoals numbered in order (0 = start)."""
+    when valid and red otherwise, the subgoals numbered in order (0 = start). A panel may carry a
+    ``label`` (e.g. the model), written before its verdict."""
     n = max(1, len(panels))
     cols = min(3, n)
     rows = (n + cols - 1) // cols
@@ -19,19 +20,51 @@ def plot_maze_plans(maze, panels: list[dict], path: Path, title: str = "") -> Pa
         ax.axis("off")
     for ax, panel in zip(axes.flat, panels):
         ax.imshow(~maze.open, cmap="Greys", vmin=0, vmax=1.6, interpolation="nearest")
-        for key, style in (("reference", dict(color="tab:blue", lw=1.2, ls="--", alpha=0.7)),
-                           ("plan", dict(color="tab:red" if panel["problem"] else "tab:green", lw=2.0))):
+        for key, style in (("reference", {"color": "tab:blue", "lw": 1.2, "ls": "--", "alpha": 0.7}),
+                           ("plan", {"color": "tab:red" if panel["problem"] else "tab:green", "lw": 2.0})):
             cells = [divmod(c, maze.size) for c in panel[key] if 0 <= c < maze.size * maze.size]
             if cells:
                 ax.plot([c for _, c in cells], [r for r, _ in cells], **style)
         for k, cell in enumerate(panel["subgoals"]):
             r, c = divmod(cell, maze.size)
             ax.text(c, r, str(k), ha="center", va="center", fontsize=7, color="white",
-                    bbox=dict(boxstyle="circle,pad=0.15", fc="tab:purple", ec="none"))
+                    bbox={"boxstyle": "circle,pad=0.15", "fc": "tab:purple", "ec": "none"})
         verdict = "valid" if panel["problem"] is None else panel["problem"]
+        verdict = f"{panel['label']}: {verdict}" if panel.get("label") else verdict
         ax.set_title(verdict if len(verdict) < 48 else verdict[:45] + "...", fontsize=7)
     if title:
         fig.suptitle(f"{title}: generated plan (green valid / red invalid), reference dashed", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_plan_growth(maze, subgoals: list[int], frames: list[tuple[int, list[int | None]]], path: Path,
+                     title: str = "") -> Path:
+    """A generation trajectory drawn as the plan growing: one panel per frame ``(step, cells)``, the plan's
+    cells in canvas order as squares (``None``: a mask, a cell not yet decided, drawn at neither place), those
+    decided by that step filled, the subgoals numbered in order."""
+    n = max(1, len(frames))
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    plt = pyplot()
+    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (step, cells) in zip(axes.flat, frames):
+        ax.imshow(~maze.open, cmap="Greys", vmin=0, vmax=1.6, interpolation="nearest")
+        shown = [divmod(c, maze.size) for c in cells if c is not None and 0 <= c < maze.size * maze.size]
+        if shown:
+            ax.scatter([c for _, c in shown], [r for r, _ in shown], marker="s", s=28, color="tab:orange")
+        for k, cell in enumerate(subgoals):
+            r, c = divmod(cell, maze.size)
+            ax.text(c, r, str(k), ha="center", va="center", fontsize=6, color="white",
+                    bbox={"boxstyle": "circle,pad=0.15", "fc": "tab:purple", "ec": "none"})
+        masks = sum(1 for c in cells if c is None)
+        ax.set_title(f"step {step}: {len(shown)} cells" + (f", {masks} masks" if masks else ""), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -258,6 +258,8 @@ class MazeTask(Task):
                 "exact_match": exact / n, "token_accuracy": acc / n,
                 **{f"failure_{kind}": count / n for kind, count in failures.items()}}
 
+    order_reference_label = "distance along the plan to the nearest subgoal (moves)"
+
     def order_reference(self, prompt: list[int], output: list[int]) -> list[int] | None:
         """Per plan cell, the moves along the plan to the nearest cell of it that is a subgoal (0 at the
         subgoals); None when the plan holds none."""

@@ -267,6 +267,8 @@ class StarTask(Task):
             "plan_validity": float(valid / denom),
         }
 
+    order_reference_label = "distance from the junction (path nodes)"
+
     def order_reference(self, prompt: list[int], output: list[int]) -> list[int] | None:
         """Distance of each output token's node from the junction, counted in path nodes.
 
