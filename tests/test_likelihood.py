@@ -186,3 +186,31 @@ def test_the_elbo_parts_add_up_to_the_elbo(model_id):
     assert nats["cross_entropy"] <= nats["unmask"] + 1e-9  # the unmask part adds a non-negative rate term
     with pytest.raises(SystemExit, match="flexmdm and loflexmdm only"):
         bench.elbo_parts(tiny("arm"), [ex], samples=2)
+
+
+def test_the_alignment_floor_counts_every_alignment_and_vanishes_without_ambiguity():
+    """benchmarks/flexmdm_alignment_floor.py: its forward-backward counts give the same source posterior and
+    expected gap counts as listing every monotone alignment by hand; one token has no floor; repeated tokens
+    and masks do."""
+    import importlib.util
+    import itertools
+    from pathlib import Path
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location(
+        "floor", Path(__file__).resolve().parent.parent / "benchmarks" / "flexmdm_alignment_floor.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    x, canvas, mask = list("CCOCN"), ["C", "<m>", "C"], "<m>"
+    alignments = [a for a in itertools.combinations(range(len(x)), len(canvas))
+                  if all(c == mask or x[j] == c for c, j in zip(canvas, a))]
+    forward, backward, _ = bench.alignment_counts(canvas, x, mask)
+    posterior = forward * backward / forward[-1].sum()
+    for i in range(len(canvas)):
+        by_hand = [sum(a[i] == j for a in alignments) / len(alignments) for j in range(len(x))]
+        assert posterior[i] == pytest.approx(by_hand)
+    rng = np.random.default_rng(0)
+    assert bench.floor(["C"], 50, rng)["unmask"] == bench.floor(["C"], 50, rng)["insert"] == 0.0
+    repeated = bench.floor(list("CCCC"), 200, rng)
+    assert repeated["unmask"] > 0 and repeated["insert"] > 0
