@@ -65,35 +65,36 @@ def table(root: Path) -> str:
 
 def figure(root: Path, path: Path) -> Path:
     """Validity against training FLOPs for every run (solid: temperature 1; dashed: its lowest extra
-    temperature), and the order statistic (skeleton - atoms) against FLOPs."""
+    temperature), and the order statistic (skeleton - atoms) against FLOPs; one legend entry per run, named by
+    its directory."""
     from insertgen.core.figures import pyplot
 
     plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
-    for k, record in enumerate(json.loads(p.read_text()) for p in sorted(root.glob("*/learning.json"))):
-        s, points = record["settings"], record["points"]
-        label = f"{s['task']} {s['model']} s{s['seed']}"
-        color = f"C{k}"
+    fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5))
+    colors = plt.get_cmap("tab20")
+    for k, path_k in enumerate(sorted(root.glob("*/learning.json"))):
+        record = json.loads(path_k.read_text())
+        points = record["points"]
+        color = colors(k % 20)
         flops = [p["flops"] for p in points]
-        left.plot(flops, [p["validity"] for p in points], color=color, label=f"{label}, T=1")
+        left.plot(flops, [p["validity"] for p in points], color=color, label=path_k.parent.name)
         temps = sorted({t for p in points for t in p.get("at_temperature", {})}, key=float)
         if temps:
             low = [(p["flops"], p["at_temperature"][temps[0]]["validity"]) for p in points
                    if temps[0] in p.get("at_temperature", {})]
-            left.plot(*zip(*low), color=color, ls="--", marker=".", label=f"{label}, T={temps[0]}")
+            left.plot(*zip(*low), color=color, ls="--", marker=".")
         right.plot(flops, [p.get("scaffold_minus_atom") if p.get("scaffold_minus_atom") is not None else float("nan")
-                           for p in points], color=color, label=label)
+                           for p in points], color=color)
     left.set_xlabel("training FLOPs")
     left.set_ylabel("valid molecules (500 samples)")
     left.set_ylim(0, 1)
-    left.legend(fontsize=7)
-    left.set_title("validity against compute")
+    left.set_title("validity against compute (solid T = 1, dashed the run's lower T)", fontsize=10)
     right.axhline(0, color="grey", lw=0.6)
     right.set_xlabel("training FLOPs")
     right.set_ylabel("mean step: ring + branch tokens - atoms")
-    right.set_title("generation order (negative: the skeleton first), T = 1")
-    right.legend(fontsize=7)
-    fig.tight_layout()
+    right.set_title("generation order (negative: the skeleton first), T = 1", fontsize=10)
+    fig.legend(*left.get_legend_handles_labels(), loc="center right", fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.78, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
