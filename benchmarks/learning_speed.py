@@ -201,6 +201,19 @@ def time_to_solve(points: list[dict], key: str = "exact_match", thresholds=THRES
     return out
 
 
+def draw_training_loss(ax, points: list[dict]):
+    """The points' training loss on a log-scaled twin of ``ax`` (grey, dotted); the twin axis, or None when
+    no point has a loss yet."""
+    losses = [(p["step"], p["loss"]) for p in points if p["loss"] is not None]
+    if not losses:
+        return None
+    twin = ax.twinx()
+    twin.plot(*zip(*losses), color="grey", ls=":", label="training loss")
+    twin.set_yscale("log")
+    twin.set_ylabel("training loss")
+    return twin
+
+
 def plot(record: dict, path: Path) -> None:
     import matplotlib
 
@@ -215,12 +228,7 @@ def plot(record: dict, path: Path) -> None:
     for name in points[-1].get("exact_match_other_samplers", {}):
         left.plot(steps, [p.get("exact_match_other_samplers", {}).get(name, float("nan")) for p in points],
                   ls="--", label=f"exact match, {name} sampler")
-    losses = [(p["step"], p["loss"]) for p in points if p["loss"] is not None]
-    if losses:
-        twin = left.twinx()
-        twin.plot(*zip(*losses), color="grey", ls=":", label="training loss")
-        twin.set_yscale("log")
-        twin.set_ylabel("training loss")
+    draw_training_loss(left, points)
     left.set_ylim(0, 1.02)
     left.set_xlabel("step")
     left.legend(loc="upper left")

@@ -47,9 +47,9 @@ from insertgen.core.threads import use_threads
 from insertgen.tasks.maze.paths import FAILURE_KINDS
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.maze_learning by the tests
-    from learning_speed import add_run_options, ladder, learn
+    from learning_speed import add_run_options, draw_training_loss, ladder, learn
 except ImportError:  # pragma: no cover
-    from benchmarks.learning_speed import add_run_options, ladder, learn
+    from benchmarks.learning_speed import add_run_options, draw_training_loss, ladder, learn
 
 SUCCESS_THRESHOLDS = (0.5, 0.95)
 KEEP = ("success", "optimal", "exact_match", "token_accuracy", "order_corr_unmask", "order_corr_insert",
@@ -108,11 +108,8 @@ def plot(record: dict, path: Path) -> None:
     for key, style in (("success", {"lw": 2.5, "color": "k"}), ("optimal", {}), ("exact_match", {}),
                        ("token_accuracy", {"ls": "--"})):
         left.plot(steps, [p.get(key, nan) for p in points], label=key.replace("_", " "), **style)
-    losses = [(p["step"], p["loss"]) for p in points if p["loss"] is not None]
-    if losses:
-        twin = left.twinx()
-        twin.plot(*zip(*losses), color="grey", ls=":", label="training loss")
-        twin.set_yscale("log")
+    twin = draw_training_loss(left, points)
+    if twin is not None:
         twin.legend(loc="upper right", fontsize=7)
     s = record["settings"]
     left.set_ylim(0, 1.02)

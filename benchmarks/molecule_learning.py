@@ -45,9 +45,9 @@ from insertgen.core.options import parse_assignments
 from insertgen.core.threads import use_threads
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.molecule_learning by the tests
-    from learning_speed import add_run_options, learn
+    from learning_speed import add_run_options, draw_training_loss, learn
 except ImportError:  # pragma: no cover
-    from benchmarks.learning_speed import add_run_options, learn
+    from benchmarks.learning_speed import add_run_options, draw_training_loss, learn
 
 VALIDITY_THRESHOLDS = (0.5, 0.9)
 SIGNALS = ("rings_paired", "branches_balanced", "valences_legal", "attachments_matched")
@@ -162,14 +162,11 @@ def plot(record: dict, path: Path) -> None:
     for t in sorted({t for p in points for t in p.get("at_temperature", {})}):
         left.plot(steps, [p.get("at_temperature", {}).get(t, {}).get("validity", nan) for p in points], ls="--",
                   marker=".", label=f"validity at T={t}")
-    losses = [(p["step"], p["loss"]) for p in points if p["loss"] is not None]
-    if losses:
-        twin = left.twinx()
-        twin.plot(*zip(*losses), color="grey", ls=":", label="training loss")
+    twin = draw_training_loss(left, points)
+    if twin is not None:
         nats = [(p["step"], p["nats_per_token"]) for p in points if p.get("nats_per_token") is not None]
         if nats:
             twin.plot(*zip(*nats), color="brown", ls="--", label="held-out nats/token")
-        twin.set_yscale("log")
         twin.legend(loc="upper right", fontsize=7)
     s = record["settings"]
     left.set_ylim(0, 1.02)

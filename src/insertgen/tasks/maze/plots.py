@@ -7,6 +7,14 @@ from pathlib import Path
 from insertgen.core.figures import pyplot
 
 
+def _number_subgoals(ax, maze, subgoals: list[int], fontsize: int) -> None:
+    """The subgoals on ``ax`` as numbered circles, in order (0 = start)."""
+    for k, cell in enumerate(subgoals):
+        r, c = divmod(cell, maze.size)
+        ax.text(c, r, str(k), ha="center", va="center", fontsize=fontsize, color="white",
+                bbox={"boxstyle": "circle,pad=0.15", "fc": "tab:purple", "ec": "none"})
+
+
 def plot_maze_plans(maze, panels: list[dict], path: Path, title: str = "") -> Path:
     """One panel per plan: the maze (walls dark), the reference plan dashed, the generated plan in green
     when valid and red otherwise, the subgoals numbered in order (0 = start). A panel may carry a
@@ -25,10 +33,7 @@ def plot_maze_plans(maze, panels: list[dict], path: Path, title: str = "") -> Pa
             cells = [divmod(c, maze.size) for c in panel[key] if 0 <= c < maze.size * maze.size]
             if cells:
                 ax.plot([c for _, c in cells], [r for r, _ in cells], **style)
-        for k, cell in enumerate(panel["subgoals"]):
-            r, c = divmod(cell, maze.size)
-            ax.text(c, r, str(k), ha="center", va="center", fontsize=7, color="white",
-                    bbox={"boxstyle": "circle,pad=0.15", "fc": "tab:purple", "ec": "none"})
+        _number_subgoals(ax, maze, panel["subgoals"], fontsize=7)
         verdict = "valid" if panel["problem"] is None else panel["problem"]
         verdict = f"{panel['label']}: {verdict}" if panel.get("label") else verdict
         ax.set_title(verdict if len(verdict) < 48 else verdict[:45] + "...", fontsize=7)
@@ -57,10 +62,7 @@ def plot_plan_growth(maze, subgoals: list[int], frames: list[tuple[int, list[int
         shown = [divmod(c, maze.size) for c in cells if c is not None and 0 <= c < maze.size * maze.size]
         if shown:
             ax.scatter([c for _, c in shown], [r for r, _ in shown], marker="s", s=28, color="tab:orange")
-        for k, cell in enumerate(subgoals):
-            r, c = divmod(cell, maze.size)
-            ax.text(c, r, str(k), ha="center", va="center", fontsize=6, color="white",
-                    bbox={"boxstyle": "circle,pad=0.15", "fc": "tab:purple", "ec": "none"})
+        _number_subgoals(ax, maze, subgoals, fontsize=6)
         masks = sum(1 for c in cells if c is None)
         ax.set_title(f"step {step}: {len(shown)} cells" + (f", {masks} masks" if masks else ""), fontsize=7)
     if title:
