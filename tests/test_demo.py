@@ -7,6 +7,9 @@ import torch
 
 from insertgen import load_run
 from insertgen.apps.demo import (
+    FRAGMENT_DEMO_TASKS,
+    FRAGMENT_MIXTURE,
+    default_demo_n,
     demo_examples,
     demo_sampler,
     pretrained_dir,
@@ -188,7 +191,7 @@ def test_demo_refuses_a_model_that_is_not_shipped(tmp_path, capsys, monkeypatch)
 
 # the docs table of each task's demo; its third column is the headline (exact match; molecules: validity)
 DEMO_MARKERS = {"star-easy": "demo", "star-medium": "demo-star-medium", "smiles": "demo-smiles", "safe": "demo-safe",
-                "fragment-linker": "demo-fragment-linker"}
+                **{task: f"demo-{task}" for task in FRAGMENT_DEMO_TASKS}}
 
 
 def _documented_demo(task: str = "star-easy") -> dict[str, float]:
@@ -255,21 +258,41 @@ def test_star_medium_demo_reproduces_its_documented_figures(tmp_path, capsys):
 
 MOLECULE_DEMOS = [pytest.param(task, marks=pytest.mark.skipif(not shipped_models(task),
                                                                reason=f"no {task} model shipped in this checkout"))
-                  for task in ("smiles", "safe", "fragment-linker")]
+                  for task in ("smiles", "safe", *FRAGMENT_DEMO_TASKS)]
+
+
+def test_a_fragment_task_without_its_own_model_is_served_by_the_fragment_all_model(tmp_path, monkeypatch):
+    """The demo of a fragment task shows the models shipped for that task, and for each family without one the
+    model trained on the four tasks' mixture (fragment-all); other tasks never borrow another task's model."""
+    from insertgen.apps import demo
+
+    for name in ("fragment-all-ip", "fragment-all-arm", "fragment-linker-ip", "smiles-arm"):
+        (tmp_path / "pretrained" / name).mkdir(parents=True)
+        (tmp_path / "pretrained" / name / "checkpoint.safetensors").write_bytes(b"")
+    monkeypatch.setattr(demo.resources, "files", lambda package: tmp_path)
+    assert pretrained_dir("ip", "fragment-motif").name == "fragment-all-ip"
+    assert pretrained_dir("ip", "fragment-linker").name == "fragment-linker-ip"  # its own model comes first
+    assert pretrained_dir("arm", "fragment-linker").name == "fragment-all-arm"
+    assert pretrained_dir("mdm", "fragment-scaffold").name == "fragment-scaffold-mdm"  # nothing ships: its own name
+    assert pretrained_dir("ip", "smiles").name == "smiles-ip"
+    assert set(shipped_models("fragment-superstructure")) == {"ip", "arm"}
+    assert shipped_models("safe") == ()
 
 
 @pytest.mark.parametrize("task", MOLECULE_DEMOS)
 def test_molecule_demo_reproduces_its_documented_figures(task, tmp_path, capsys):
-    """`insertgen demo --task TASK` samples 500 molecules per shipped model (seed 0, each with its shipped
-    sampler settings; the fragment task on 500 of its benchmark prompts) and gives each model's validity within
+    """`insertgen demo --task TASK` samples 500 molecules per shipped model (smiles: 200; seed 0, each with its
+    shipped sampler settings; a fragment task on 500 of its benchmark prompts) and gives each model's validity within
     three points of docs/results.md; novelty is measured against all 1.58M MOSES training molecules (rebuilt
     from the shipped rewrites in seconds)."""
     out = tmp_path / task
-    summary = _run_documented_demo(task, out, "validity", 500, 0.03)
+    n = default_demo_n(task)
+    assert n == (200 if task == "smiles" else 500)
+    summary = _run_documented_demo(task, out, "validity", n, 0.03)
     for model, measured in summary["models"].items():
         assert (out / f"demo_molecules_{model}.png").is_file()
-        if task != "fragment-linker":  # a linker is scored on validity (no FCD); a prompt fixes most of the molecule
-            assert measured["fcd_n"] == round(measured["validity"] * 500), model
+        if task not in FRAGMENT_DEMO_TASKS:  # scored on validity (no FCD): a prompt fixes most of the molecule
+            assert measured["fcd_n"] == round(measured["validity"] * n), model
             assert measured["uniqueness"] >= 0.9, model
         else:
             assert measured["uniqueness"] >= 0.6 and "fcd_n" not in measured, model
@@ -290,8 +313,8 @@ def test_a_shipped_molecule_model_writes_a_valid_molecule_on_a_fixed_seed(task):
         assert sum(s is not None for s in smiles) >= 10, (model_id, [model.task.format(o) for o in outputs])
 
 
-SHIPPED = [(task, model) for task in ("star-easy", "star-medium", "smiles", "safe", "fragment-linker")
-           for model in shipped_models(task)]
+SHIPPED = [(task, model) for task in ("star-easy", "star-medium", "smiles", "safe", *FRAGMENT_DEMO_TASKS, FRAGMENT_MIXTURE)
+           for model in shipped_models(task) if pretrained_dir(model, task).name == f"{task}-{model}"]  # each once
 
 
 @pytest.mark.parametrize("task,model", SHIPPED)

@@ -8,7 +8,8 @@ this CPU under the same wall-clock budget, and evaluates them side by side:
   match, plan validity, token accuracy, the generation-order correlation, model evaluations per graph and
   each model's training budget; ``demo_order.png`` (generation step against the distance from the junction,
   one panel per model);
-* molecules (``smiles``, ``safe``; the fragment tasks on their benchmark prompts, spread evenly): tokens
+* molecules (``smiles``, ``safe``; the fragment tasks on their benchmark prompts, spread evenly, each with
+  the models shipped for it or else those trained on the four tasks' mixture, ``fragment-all``): tokens
   drawn with each model's shipped sampler settings: validity, uniqueness, novelty, quality, FCD (with the
   number of molecules it was computed on), the mean normalised generation step of ring, branch, bond and
   atom tokens, model evaluations per molecule and the training budget; ``demo_molecules_MODEL.png`` (a
@@ -42,7 +43,7 @@ import torch
 from insertgen.core.checkpoint import CHECKPOINT
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import to_json, write_jsonl
-from insertgen.core.rundir import CONFIG
+from insertgen.core.rundir import CONFIG, write_config
 from insertgen.engine.analysis import (
     class_order_statistics,
     order_statistics,
@@ -58,10 +59,14 @@ from insertgen.tasks.maze.task import MazeTask
 from insertgen.tasks.molecules.task import MoleculeTask
 
 STAR_TASKS = ("star-easy", "star-medium")
-MOLECULE_TASKS = ("smiles", "safe", "fragment-linker")
+FRAGMENT_DEMO_TASKS = ("fragment-linker", "fragment-motif", "fragment-scaffold", "fragment-superstructure")
+FRAGMENT_MIXTURE = "fragment-all"  # a model trained on the four tasks' mixture serves each task it has no own model for
+MOLECULE_TASKS = ("smiles", "safe", *FRAGMENT_DEMO_TASKS)
 MAZE_TASKS = tuple(f"maze-{family}-{tier}" for tier in ("easy", "medium") for family in ("perfect", "imperfect", "braided"))
 DEMO_TASKS = STAR_TASKS + MOLECULE_TASKS + MAZE_TASKS  # the tasks the demo shows (shipped models, or --train)
 MOLECULE_DEMO_N = 500  # molecules sampled per model by default (FCD and RDKit scoring included, within a minute)
+# fewer where the shipped models' samplers take hundreds of steps (FlexMDM: 256), to stay within a minute
+MOLECULE_DEMO_N_BY_TASK = {"smiles": 200}
 MAZE_DEMO_N = 500  # fresh maze problems per model by default
 GROWTH_FRAMES = 8  # frames of a maze plan growing (demo_trajectory_MODEL.png)
 DEMO_TASK = "star-easy"
@@ -71,7 +76,14 @@ DEMO_SAMPLER_STEPS = 40  # unless a shipped model names its own (sampler_default
 
 
 def pretrained_dir(model: str = "flexmdm", task: str = DEMO_TASK) -> Path:
-    return Path(str(resources.files("insertgen") / "pretrained" / f"{task}-{model}"))
+    """The package directory of the ``model`` shipped for ``task``; for a fragment task without its own, the
+    model trained on the mixture of the four (``fragment-all-MODEL``) where that ships."""
+    own = Path(str(resources.files("insertgen") / "pretrained" / f"{task}-{model}"))
+    if task in FRAGMENT_DEMO_TASKS and not (own / CHECKPOINT).is_file():
+        mixture = own.with_name(f"{FRAGMENT_MIXTURE}-{model}")
+        if (mixture / CHECKPOINT).is_file():
+            return mixture
+    return own
 
 
 def shipped_models(task: str = DEMO_TASK) -> tuple[str, ...]:
@@ -206,8 +218,19 @@ def _prepare(out: Path, task: str, model: str, primary: str, train: bool, seed: 
         if (source / name).is_file():
             shutil.copyfile(source / name, run_dir / name)
     config = json.loads((source / CONFIG).read_text())
+    if config["task"] != task:  # a fragment-all model evaluated on one of its four tasks (same vocabulary)
+        config = {**config, "task": task, "trained_on": config["task"]}
+        write_config(run_dir, config)
     note = config.get("budget_note")  # written by scripts/ship_pretrained.py; it starts with the steps
     return f"shipped: {note}" if note else f"shipped, {config['train']['steps']:,} steps (see docs/results.md)"
+
+
+def default_demo_n(task: str) -> int:
+    """Examples per model when ``-n`` is not given: 1,000 star graphs, :data:`MAZE_DEMO_N` maze problems,
+    :data:`MOLECULE_DEMO_N` molecules (:data:`MOLECULE_DEMO_N_BY_TASK` where the demo would take over a minute)."""
+    if task in MOLECULE_TASKS:
+        return MOLECULE_DEMO_N_BY_TASK.get(task, MOLECULE_DEMO_N)
+    return MAZE_DEMO_N if task in MAZE_TASKS else 1000
 
 
 def _choose_models(task: str, train: bool, models: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -334,11 +357,11 @@ def maze_figures(results: dict, task_obj, examples, out: Path) -> list[Path]:
 def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: int | None = None, seed: int = 0,
              train_seconds: float = 300.0, models: tuple[str, ...] | None = None) -> dict:
     """The demo (module docstring); ``models`` None: every model shipped for ``task``; ``n_graphs`` None: 1,000
-    star graphs or :data:`MOLECULE_DEMO_N` molecules."""
+    star graphs, :data:`MAZE_DEMO_N` maze problems or :func:`default_demo_n` molecules."""
 
     out = Path(out)
     models = _choose_models(task, train, models)
-    n_graphs = n_graphs or (MOLECULE_DEMO_N if task in MOLECULE_TASKS else MAZE_DEMO_N if task in MAZE_TASKS else 1000)
+    n_graphs = n_graphs or default_demo_n(task)
     primary = models[0]
     budgets = {m: _prepare(out, task, m, primary, train, seed, train_seconds) for m in models}
     results: dict[str, dict] = {}
