@@ -86,6 +86,8 @@ def measure(model, task, model_id: str, eval_n: int, options, likelihood_example
                       if likelihood_examples else {})
     texts = [task.format(out) for out, _ in pairs]
     point = {k: metrics[k] for k in KEEP if k in metrics}  # an undefined one (NaN) is written as null
+    # fragment-all: each task's metrics under its name (linker/validity, ...); KEEP's are their mean
+    point.update({k: metrics[k] for k in metrics if k.split("/")[-1] in KEEP and "/" in k})
     point.update(progress_signals(texts, safe="." in task.vocab.tokens))
     point.update({f"order_step_{c}": metrics[f"order_step_{c}"] for c in TOKEN_CLASSES
                   if f"order_step_{c}" in metrics})

@@ -127,3 +127,21 @@ def test_json_outputs_write_undefined_numbers_as_null():
     assert json.loads(text) == {"distance": None, "fcd": None, "groups": [1.0, None], "pair": [0.5, None],
                                 "nested": {"x": None}, "ok": 0.25}
     assert "NaN" not in text and "Infinity" not in text
+
+
+def test_benchmark_reports_each_fragment_task_of_the_mixture(tmp_path):
+    """On fragment-all the learning benchmark's point keeps each task's metrics under its name, and its
+    validity is their mean (what the per-task demos and the shipped fragment-all models are judged by)."""
+    from insertgen.tasks.molecules.fragments import FRAGMENT_TASKS
+
+    out = tmp_path / "run"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "molecule_learning.py"), "--task", "fragment-all",
+                    "--model", "arm", "--steps", "1", "--every", "1", "--eval-n", "16", "--threads", "1",
+                    "--out", str(out), "--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2",
+                    "--set", "batch_size=4", "--set", "task.train_size=200"],
+                   check=True, cwd=ROOT, capture_output=True, text=True)
+    point = json.loads((out / "learning.json").read_text())["points"][-1]
+    per_task = [point[f"{t}/validity"] for t in FRAGMENT_TASKS]
+    assert all(0.0 <= v <= 1.0 for v in per_task)
+    assert point["validity"] == pytest.approx(sum(per_task) / len(per_task))
+    assert {f"{t}/uniqueness" for t in FRAGMENT_TASKS} <= set(point)
