@@ -56,6 +56,9 @@ def test_matching_rdkit_uses_the_shipped_rewrites_and_builds_nothing(monkeypatch
     cache = fake_moses(monkeypatch, tmp_path, novelty_reference.rdkit_version())
     assert novelty_reference.canonical_training_set() == canonical_set(STORED)
     assert not cache.exists() and "building" not in capsys.readouterr().err
+    # built once per process: the next model a demo scores reuses it
+    monkeypatch.setattr(novelty_reference, "from_rewrites", lambda *a: pytest.fail("rebuilt in the same process"))
+    assert novelty_reference.canonical_training_set() == canonical_set(STORED)
 
 
 def test_another_rdkit_or_other_training_strings_canonicalise_once_and_cache(monkeypatch, tmp_path, capsys):
@@ -64,6 +67,7 @@ def test_another_rdkit_or_other_training_strings_canonicalise_once_and_cache(mon
     assert "building the canonical SMILES of the MOSES training set" in capsys.readouterr().err
     assert cache.is_file()
     monkeypatch.setattr(novelty_reference, "canonicalise_all", lambda stored: pytest.fail("cache not used"))
+    novelty_reference._CANONICAL.clear()  # a new process: the file cache, not the process's copy
     assert novelty_reference.canonical_training_set() == canonical_set(STORED)
 
 

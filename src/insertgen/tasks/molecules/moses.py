@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -84,6 +85,9 @@ class MosesSplit:
     malformed: list[tuple[int, str, str]] = field(default_factory=list)
 
 
+_WHITESPACE = re.compile(r"\s")  # the characters str.isspace() accepts
+
+
 def parse_lines(lines, source: str) -> MosesSplit:
     """Check a ``SMILES`` CSV given as lines (header first); see the module docstring."""
     lines = iter(lines)
@@ -95,7 +99,7 @@ def parse_lines(lines, source: str) -> MosesSplit:
         text = line.rstrip("\r\n")
         if not text.strip():
             malformed.append((lineno, text, "empty line"))
-        elif "," in text or any(ch.isspace() for ch in text):
+        elif "," in text or _WHITESPACE.search(text):
             malformed.append((lineno, text, "more than one field or whitespace inside the SMILES"))
         elif is_tokenizable(text):
             strings.append(text)
@@ -134,12 +138,20 @@ def subsample(strings: list[str], size: int, seed: int) -> list[str]:
     return [strings[int(i)] for i in keep]
 
 
+_FCD_STATS: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def test_stats_fcd() -> tuple[np.ndarray, np.ndarray]:
     """The FCD reference statistics (ChemNet activations' mean and covariance) of the MOSES test set,
     as shipped in ``test_stats.npz`` (an object array: it is read with ``allow_pickle`` from the
-    installed molsets package only)."""
-    stats = np.load(data_dir() / "test_stats.npz", allow_pickle=True)["stats"].item()
-    return np.asarray(stats["FCD"]["mu"]), np.asarray(stats["FCD"]["sigma"])
+    installed molsets package only); read once per process and data directory (read-only arrays)."""
+    path = data_dir() / "test_stats.npz"
+    if path not in _FCD_STATS:
+        stats = np.load(path, allow_pickle=True)["stats"].item()
+        mu, sigma = np.array(stats["FCD"]["mu"]), np.array(stats["FCD"]["sigma"])
+        mu.flags.writeable = sigma.flags.writeable = False
+        _FCD_STATS[path] = (mu, sigma)
+    return _FCD_STATS[path]
 
 
 def print_smiles_tokens() -> None:  # pragma: no cover - the command that produced tokens.SMILES_TOKENS

@@ -63,9 +63,20 @@ def shipped_rewrites(stored: list[str]) -> dict[str, str | None] | None:
     return data["rewrites"]
 
 
+_CANONICAL: dict[tuple[Path, Path], frozenset[str]] = {}
+
+
 def canonical_training_set() -> frozenset[str]:
     """Canonical SMILES of the MOSES training set: from the cache, else from the shipped rewrites, else
-    canonicalised now (about four minutes, said on stderr) and cached."""
+    canonicalised now (about four minutes, said on stderr) and cached; built once per process (per data and
+    cache directory: every model a demo scores reuses it)."""
+    key = (moses.data_dir(), moses.cache_dir())
+    if key not in _CANONICAL:
+        _CANONICAL[key] = _canonical_training_set()
+    return _CANONICAL[key]
+
+
+def _canonical_training_set() -> frozenset[str]:
     if not (moses.cache_dir() / CACHE_NAME).is_file():
         stored = moses.read_split("train").strings
         rewritten = shipped_rewrites(stored)
