@@ -461,3 +461,15 @@ def test_order_statistics_leave_out_the_given_prompt_tokens(task):
     stats = class_order_statistics(task, [out], [record])["classes"]
     assert stats["fragment"]["unmask"] == 1.0 and stats["atom"]["unmask"] == 0.0
     assert stats["attachment"] == {"unmask": 0.5, "insert": 0.5, "tokens": 1}
+
+
+def test_evaluating_a_fragment_task_never_builds_its_training_prompts(monkeypatch):
+    """The test split is the shipped benchmark and is built alone: the demo and `eval` of a fragment task do not
+    pay the minutes of cutting 100,000 training molecules; an unknown split is named."""
+    task = get_task("fragment-motif")
+    monkeypatch.setattr(task, "_train_records", lambda: pytest.fail("training prompts built for evaluation"))
+    test = task.examples("test")
+    assert len(test) == task.prompts * task.samples_per_prompt
+    assert task.examples("test") == test  # built once
+    with pytest.raises(InsertgenError, match="unknown split 'dev'"):
+        task.examples("dev")

@@ -114,6 +114,7 @@ class FragmentTask(MoleculeTask):
         self.prompt_block = self.target_block - 1  # the prompt is inside the target, with room to generate
         self.eval_size = None
         self._groups: dict[str, tuple[str, FragmentQuery, str]] = {}  # group -> (task, query, source)
+        self._split_examples: dict[str, list[Example]] = {}
 
     # -- data ------------------------------------------------------------------------------
 
@@ -157,31 +158,46 @@ class FragmentTask(MoleculeTask):
                 f"minutes per 100,000)")
         return [line for line in moses.cached_lines(name, build, what) if line]
 
-    def _build(self) -> dict[str, list[Example]]:
-        if self._examples is None:
-            bench = benchmark_prompts()
-            test = [ex for t in self.tasks for i, p in enumerate(bench[t][: self.prompts])
-                    for ex in [self._example(p, f"{t}:{i}")] * self.samples_per_prompt]
-            metrics.quiet_rdkit()
-            rebuilt = fragments.build_benchmark(moses.read_split("test").strings, fits, tasks=self.tasks)
-            validation = [self._example(p, f"{t}:validation-{i}") for t in self.tasks
-                          for i, p in enumerate(rebuilt[t]["validation"])]
-            train, skipped = [], {"not_encodable": 0, "too_long": 0}
-            counts: dict[str, int] = {}
-            for line in self._train_records():
-                r = json.loads(line)
-                tokens = tokenize(r["target"])
-                if len(tokens) > self.target_block:
-                    skipped["too_long"] += 1
-                    continue
-                if any(self.vocab._index.get(t, -1) < self.vocab.num_special for t in tokens):
-                    skipped["not_encodable"] += 1
-                    continue
-                train.append(Example(tuple(self.vocab.encode(tokenize(r["prompt"]))), tuple(self.vocab.encode(tokens))))
-                counts[r["task"]] = counts.get(r["task"], 0) + 1
-            self.skipped = {"train": skipped, "train_examples_by_task": counts}
-            self._examples = {"train": train, "validation": validation, "test": test}
-        return self._examples
+    def examples(self, split: str) -> list[Example]:
+        """One split, built on first use only (the demo and evaluation never pay for the training prompts,
+        whose first build takes minutes)."""
+        builders = {"train": self._train_examples, "validation": self._validation_examples,
+                    "test": self._test_examples}
+        if split not in builders:
+            raise InsertgenError(f"unknown split {split!r}; splits are {', '.join(builders)}")
+        if split not in self._split_examples:
+            self._split_examples[split] = builders[split]()
+        return list(self._split_examples[split])
+
+    def _test_examples(self) -> list[Example]:
+        """The shipped benchmark: the first ``prompts`` of each task, each ``samples_per_prompt`` times."""
+        bench = benchmark_prompts()
+        return [ex for t in self.tasks for i, p in enumerate(bench[t][: self.prompts])
+                for ex in [self._example(p, f"{t}:{i}")] * self.samples_per_prompt]
+
+    def _validation_examples(self) -> list[Example]:
+        """The next 100 prompts per task, rebuilt from the MOSES test molecules as the benchmark was."""
+        metrics.quiet_rdkit()
+        rebuilt = fragments.build_benchmark(moses.read_split("test").strings, fits, tasks=self.tasks)
+        return [self._example(p, f"{t}:validation-{i}") for t in self.tasks
+                for i, p in enumerate(rebuilt[t]["validation"])]
+
+    def _train_examples(self) -> list[Example]:
+        train, skipped = [], {"not_encodable": 0, "too_long": 0}
+        counts: dict[str, int] = {}
+        for line in self._train_records():
+            r = json.loads(line)
+            tokens = tokenize(r["target"])
+            if len(tokens) > self.target_block:
+                skipped["too_long"] += 1
+                continue
+            if any(self.vocab._index.get(t, -1) < self.vocab.num_special for t in tokens):
+                skipped["not_encodable"] += 1
+                continue
+            train.append(Example(tuple(self.vocab.encode(tokenize(r["prompt"]))), tuple(self.vocab.encode(tokens))))
+            counts[r["task"]] = counts.get(r["task"], 0) + 1
+        self.skipped = {"train": skipped, "train_examples_by_task": counts}
+        return train
 
     def fresh_examples(self, n: int, seed: int) -> list[Example]:
         """``n`` prompts cut from MOSES test molecules taken in the order of ``default_rng(seed)``."""
