@@ -281,13 +281,13 @@ def test_a_fragment_task_without_its_own_model_is_served_by_the_fragment_all_mod
 
 @pytest.mark.parametrize("task", MOLECULE_DEMOS)
 def test_molecule_demo_reproduces_its_documented_figures(task, tmp_path, capsys):
-    """`insertgen demo --task TASK` samples 500 molecules per shipped model (smiles: 200; seed 0, each with its
+    """`insertgen demo --task TASK` samples 500 molecules per shipped model (smiles: 120; seed 0, each with its
     shipped sampler settings; a fragment task on 500 of its benchmark prompts) and gives each model's validity within
     three points of docs/results.md; novelty is measured against all 1.58M MOSES training molecules (rebuilt
     from the shipped rewrites in seconds)."""
     out = tmp_path / task
     n = default_demo_n(task)
-    assert n == (200 if task == "smiles" else 500)
+    assert n == (120 if task == "smiles" else 500)
     summary = _run_documented_demo(task, out, "validity", n, 0.03)
     for model, measured in summary["models"].items():
         assert (out / f"demo_molecules_{model}.png").is_file()
@@ -301,8 +301,15 @@ def test_molecule_demo_reproduces_its_documented_figures(task, tmp_path, capsys)
 @pytest.mark.parametrize("task", MOLECULE_DEMOS)
 def test_a_shipped_molecule_model_writes_a_valid_molecule_on_a_fixed_seed(task):
     """Regression: of the 16 molecules each shipped model of TASK samples with seed 0 and its shipped sampler
-    settings (fragment tasks: on 16 benchmark prompts, the whole molecule), at least 10 are valid."""
+    settings (fragment tasks: on 16 benchmark prompts, the whole molecule), no fewer are valid than three binomial
+    standard deviations below its documented validity p (16p - 3 sqrt(16p(1 - p)), at least 1: 12 for a 95% model,
+    3 for a 60% one); an untrained or wrongly loaded model writes none."""
+    import math
+
+    documented = _documented_demo(task)
     for model_id in shipped_models(task):
+        p = documented[model_id]
+        bound = max(1, math.floor(16 * p - 3 * math.sqrt(16 * p * (1 - p))))
         model = load_run(pretrained_dir(model_id, task))
         _, options = demo_sampler(model_id, model.run_config, greedy=False)
         prompts = [list(e.prompt) for e in demo_examples(model.task, 16, 0)]
@@ -310,7 +317,7 @@ def test_a_shipped_molecule_model_writes_a_valid_molecule_on_a_fixed_seed(task):
             outputs = model.sample(prompts, options, torch.Generator().manual_seed(0),
                                    prompt_in_target=model.task.prompt_in_target)  # fragments: the whole molecule
         smiles = [model.task.to_smiles(o) for o in outputs]
-        assert sum(s is not None for s in smiles) >= 10, (model_id, [model.task.format(o) for o in outputs])
+        assert sum(s is not None for s in smiles) >= bound, (model_id, [model.task.format(o) for o in outputs])
 
 
 SHIPPED = [(task, model) for task in ("star-easy", "star-medium", "smiles", "safe", *FRAGMENT_DEMO_TASKS, FRAGMENT_MIXTURE)

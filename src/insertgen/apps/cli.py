@@ -148,7 +148,7 @@ def cli():
               help="Train fresh models on this CPU (same budget each) instead of loading the shipped ones.")
 @click.option("-n", "n_graphs", type=click.IntRange(min=1), default=None,
               help="Fresh test graphs (default 1,000), maze problems (500), or molecules sampled per model "
-                   "(500; smiles 200, whose FlexMDM takes 256 steps a molecule).")
+                   "(500; smiles 120: its FlexMDM and LoFlexMDM take 256 steps a molecule).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--train-seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
               help="Training budget of --train, per model.")

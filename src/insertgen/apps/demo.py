@@ -66,7 +66,7 @@ MAZE_TASKS = tuple(f"maze-{family}-{tier}" for tier in ("easy", "medium") for fa
 DEMO_TASKS = STAR_TASKS + MOLECULE_TASKS + MAZE_TASKS  # the tasks the demo shows (shipped models, or --train)
 MOLECULE_DEMO_N = 500  # molecules sampled per model by default (FCD and RDKit scoring included, within a minute)
 # fewer where the shipped models' samplers take hundreds of steps (FlexMDM: 256), to stay within a minute
-MOLECULE_DEMO_N_BY_TASK = {"smiles": 200}
+MOLECULE_DEMO_N_BY_TASK = {"smiles": 120}
 MAZE_DEMO_N = 500  # fresh maze problems per model by default
 GROWTH_FRAMES = 8  # frames of a maze plan growing (demo_trajectory_MODEL.png)
 DEMO_TASK = "star-easy"
