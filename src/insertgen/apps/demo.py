@@ -283,17 +283,27 @@ def _pct(value) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.1%}"
 
 
-def print_star_table(results: dict, n: int, task: str) -> None:
-    click.echo(f"\n{n:,} fresh {task} graphs, greedy tokens:")
-    click.echo(f"  {'model':<10} {'sampler':<14} {'exact match':>11} {'plan validity':>13} {'token accuracy':>14} "
-               f"{'order corr.':>11} {'evals/graph':>11}   trained")
+def _print_model_table(title: str, columns: list[tuple[str, int, str, str]], results: dict, note: str) -> None:
+    """One row per model: its name, sampler, the ``columns`` (header, width, metric key, format spec; a missing
+    metric is NaN) and its training budget; ``note`` explains the columns."""
+    click.echo(title)
+    click.echo(f"  {'model':<10} {'sampler':<14} " + " ".join(f"{head:>{width}}" for head, width, _, _ in columns)
+               + "   trained")
     for model_id, res in results.items():
         m = res["metrics"]
-        click.echo(f"  {model_id:<10} {res['sampler']:<14} {m['exact_match']:>11.1%} {m['plan_validity']:>13.1%} "
-                   f"{m['token_accuracy']:>14.1%} {m.get('order_corr_unmask', float('nan')):>11.2f} "
-                   f"{m['model_evals_per_seq']:>11.1f}   {res['budget']}")
-    click.echo("  (order corr.: Spearman correlation between the step a token is revealed and its distance from the "
-               "junction; negative = the path is built from its far end)")
+        cells = " ".join(f"{m.get(key, float('nan')):>{width}{spec}}" for _, width, key, spec in columns)
+        click.echo(f"  {model_id:<10} {res['sampler']:<14} {cells}   {res['budget']}")
+    click.echo(note)
+
+
+def print_star_table(results: dict, n: int, task: str) -> None:
+    _print_model_table(
+        f"\n{n:,} fresh {task} graphs, greedy tokens:",
+        [("exact match", 11, "exact_match", ".1%"), ("plan validity", 13, "plan_validity", ".1%"),
+         ("token accuracy", 14, "token_accuracy", ".1%"), ("order corr.", 11, "order_corr_unmask", ".2f"),
+         ("evals/graph", 11, "model_evals_per_seq", ".1f")], results,
+        "  (order corr.: Spearman correlation between the step a token is revealed and its distance from the "
+        "junction; negative = the path is built from its far end)")
 
 
 ORDER_CLASSES = ("ring", "branch", "bond", "atom")
@@ -319,17 +329,14 @@ def print_molecule_table(results: dict, n: int, task_obj) -> None:
 
 
 def print_maze_table(results: dict, n: int, task: str) -> None:
-    click.echo(f"\n{n:,} fresh {task} problems (subgoal lists), greedy tokens:")
-    click.echo(f"  {'model':<10} {'sampler':<14} {'success':>8} {'optimal':>8} {'exact':>6} {'token acc.':>10} "
-               f"{'order corr.':>11} {'evals/plan':>10}   trained")
-    for model_id, res in results.items():
-        m = res["metrics"]
-        click.echo(f"  {model_id:<10} {res['sampler']:<14} {m['success']:>8.1%} {m['optimal']:>8.1%} "
-                   f"{m['exact_match']:>6.1%} {m['token_accuracy']:>10.1%} {m.get('order_corr_unmask', float('nan')):>11.2f} "
-                   f"{m['model_evals_per_seq']:>10.1f}   {res['budget']}")
-    click.echo("  (success: a valid plan through the subgoals in order; optimal: valid and shortest; order corr.: "
-               "Spearman correlation between the step a cell is decided and its distance along the plan to the "
-               "nearest subgoal, positive = segments filled from their ends)")
+    _print_model_table(
+        f"\n{n:,} fresh {task} problems (subgoal lists), greedy tokens:",
+        [("success", 8, "success", ".1%"), ("optimal", 8, "optimal", ".1%"), ("exact", 6, "exact_match", ".1%"),
+         ("token acc.", 10, "token_accuracy", ".1%"), ("order corr.", 11, "order_corr_unmask", ".2f"),
+         ("evals/plan", 10, "model_evals_per_seq", ".1f")], results,
+        "  (success: a valid plan through the subgoals in order; optimal: valid and shortest; order corr.: "
+        "Spearman correlation between the step a cell is decided and its distance along the plan to the "
+        "nearest subgoal, positive = segments filled from their ends)")
 
 
 def maze_figures(results: dict, task_obj, examples, out: Path) -> list[Path]:
