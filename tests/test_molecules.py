@@ -203,6 +203,42 @@ def test_safe_task_examples_and_augmentation():
     assert get_task("smiles", {"train_size": 10}).augment(batch, (0, 5)) is batch
 
 
+def test_renumbered_attachments_count_up_along_every_shuffled_string():
+    def labels(toks):
+        return [int(t[1:-1]) for t in toks if t.startswith("<")]
+
+    def first_appearance(seq):
+        return list(dict.fromkeys(seq))
+
+    label_of = {f"<{k}>": k for k in range(1, 10)}
+    token_of = {k: t for t, k in label_of.items()}
+    tokens = tokenize("c1<2>ccccc1.C<1>C<2>=O.N<1>C")
+    out = bracket_safe.renumber_attachments(tokens, label_of, token_of)
+    assert "".join(out) == "c1<1>ccccc1.C<2>C<1>=O.N<2>C"
+    assert bracket_safe.decode("".join(out)) == bracket_safe.decode("".join(tokens)) is not None
+
+    task = get_task("safe", {"train_size": 300, "test_size": 50, "renumber_attachments": True})
+    plain = get_task("safe", {"train_size": 300, "test_size": 50})
+    from insertgen.core.data import collate
+
+    train = task.examples("train")
+    batch = collate(train[:32], task.vocab, task.target_block + 2).tokens
+    renumbered, shuffled = task.augment(batch, (0, 5)), plain.augment(batch, (0, 5))
+    counted_up = 0
+    for row, other, ex in zip(renumbered.tolist(), shuffled.tolist(), train[:32]):
+        inner, moved = row[1:1 + len(ex.target)], other[1:1 + len(ex.target)]
+        seq = labels(task.vocab.tokens[i] for i in inner)
+        assert first_appearance(seq) == list(range(1, len(set(seq)) + 1))  # 1, 2, ... in order of first use
+        assert [t.startswith("<") for t in map(task.vocab.tokens.__getitem__, inner)] == \
+            [t.startswith("<") for t in map(task.vocab.tokens.__getitem__, moved)]  # the same shuffle
+        assert task.to_smiles(inner) == task.to_smiles(ex.target) is not None
+        counted_up += first_appearance(labels(plain.vocab.tokens[i] for i in moved)) != first_appearance(seq)
+    assert counted_up > 0  # without renumbering, some shuffled strings do not count up
+    assert task.config()["renumber_attachments"] is True
+    with pytest.raises(InsertgenError, match="bracket SAFE only"):
+        get_task("smiles", {"renumber_attachments": True})
+
+
 def test_smiles_train_sample_eval(tmp_path, capsys):
     run = tmp_path / "run"
     assert call_main(["train", "--task", "smiles", "--model", "arm", "--steps", "2", "--out", run,

@@ -9,7 +9,8 @@ the two kinds cannot be confused. Our converter (written from that description):
   (a number closes the bond it opened last time, across ``.`` too); a pair whose two ends lie in
   different fragments is an attachment. Write each attachment as ``<k>``, numbering attachments
   ``1, 2, ...`` in order of first appearance (each label is used by exactly two tokens, so fragment
-  order no longer matters: :func:`shuffle_fragments` may permute fragments freely).
+  order no longer matters: :func:`shuffle_fragments` may permute fragments freely; after a shuffle the
+  labels no longer count up along the string, and :func:`renumber_attachments` makes them do so again).
 * **decode**: give each attachment label an unused ring number (``%50`` upward), join, and parse with
   RDKit; the result is the canonical SMILES, or None when the string is not a molecule (a label that
   does not occur exactly twice, an unclosed ring, a valence error, ...).
@@ -108,4 +109,22 @@ def shuffle_fragments(tokens: list, separator, rng: np.random.Generator) -> list
         if k:
             out.append(separator)
         out.extend(fragments[int(j)])
+    return out
+
+
+def renumber_attachments(tokens: list, label_of: dict, token_of: dict) -> list:
+    """``tokens`` with their attachment labels renamed in order of first appearance along the list: the
+    first distinct attachment token becomes label 1, the next new one 2, ... (both ends of a pair are the
+    same token, so pairs stay pairs). ``label_of`` maps each attachment token to its label number, and
+    ``token_of`` a label number back to its token; other tokens pass through. The molecule is unchanged:
+    a label names only which two points bond."""
+    rename: dict = {}
+    out = []
+    for tok in tokens:
+        if tok in label_of:
+            if tok not in rename:
+                rename[tok] = token_of[len(rename) + 1]
+            out.append(rename[tok])
+        else:
+            out.append(tok)
     return out

@@ -2,8 +2,10 @@
 
 * ``smiles``: the MOSES SMILES, split by the atom-level regex of :mod:`tokens` (24 tokens).
 * ``safe``: the same molecules as **bracket SAFE** (:mod:`bracket_safe`); at training time the
-  fragments of every sequence are put in a random order (``augment``, on by default), as SAFE-GPT and
-  GenMol train. Molecules SAFE cannot encode (about 0.5%) are counted and left out.
+  fragments of every sequence are put in a random order (``augment``, on by default, as SAFE-GPT and
+  GenMol train; ``renumber_attachments`` [off] then renames the attachment labels in order of first
+  appearance, so that label numbers count up along every training string as in the canonical ones).
+  Molecules SAFE cannot encode (about 0.5%) are counted and left out.
 
 Splits (options in brackets; ``--set task.KEY=VALUE``): train = ``train_size`` MOSES training
 molecules drawn with ``default_rng(seed)`` [100,000; 0 = all 1,584,663], validation = 1,000 and test =
@@ -32,7 +34,7 @@ from insertgen.tasks.base import SPLITS, Example, Task
 from insertgen.tasks.molecules import bracket_safe, metrics, moses
 from insertgen.tasks.molecules.novelty_reference import canonical_training_set
 from insertgen.tasks.molecules.plots import plot_molecule_samples
-from insertgen.tasks.molecules.tokens import SAFE_TOKENS, SMILES_TOKENS, tokenize
+from insertgen.tasks.molecules.tokens import MAX_ATTACHMENTS, SAFE_TOKENS, SMILES_TOKENS, tokenize
 
 KINDS = ("smiles", "safe")
 BLOCKS = {"smiles": 64, "safe": 80}
@@ -48,7 +50,8 @@ class MoleculeTask(Task):
     headline_metrics = ("validity", "quality_all", "uniqueness", "novelty", "diversity")
 
     def __init__(self, kind: str, train_size: int = 100_000, test_size: int = 5_000, seed: int = 0,
-                 augment: bool = True, novelty_reference: str = "moses", kl_reference_size: int = KL_REFERENCE_SIZE):
+                 augment: bool = True, novelty_reference: str = "moses", kl_reference_size: int = KL_REFERENCE_SIZE,
+                 renumber_attachments: bool = False):
         if kind not in KINDS:
             raise ValueError(f"unknown molecule task {kind!r}; tasks: {', '.join(KINDS)}")
         if novelty_reference not in ("moses", "train"):
@@ -60,6 +63,9 @@ class MoleculeTask(Task):
         self.kind, self.name = kind, kind
         self.train_size, self.test_size, self.seed = int(train_size), int(test_size), int(seed)
         self.augment_fragments = bool(augment) and kind == "safe"
+        if renumber_attachments and kind != "safe":
+            raise InsertgenError("renumber_attachments applies to bracket SAFE only (task safe)")
+        self.renumber_attachments = bool(renumber_attachments)
         self.novelty_reference = novelty_reference
         self.kl_reference_size = int(kl_reference_size)
         self.vocab = Vocab(SAFE_TOKENS if kind == "safe" else SMILES_TOKENS)
@@ -130,7 +136,9 @@ class MoleculeTask(Task):
 
     def augment(self, tokens: torch.Tensor, seed: tuple[int, int], fixed=None) -> torch.Tensor:
         """Training-time augmentation of a batch ``[BOS, x, EOS, PAD...]``: for SAFE, the fragments of
-        each sequence in a random order drawn from ``default_rng(seed)`` (same tokens, same length)."""
+        each sequence in a random order drawn from ``default_rng(seed)`` (same tokens, same length), their
+        attachment labels then renamed in order of first appearance when ``renumber_attachments`` is set
+        (so the first attachment of every training string is ``<1>``, as in the canonical strings)."""
         if not self.augment_fragments:
             return tokens
         rng = np.random.default_rng(list(seed))
@@ -138,8 +146,16 @@ class MoleculeTask(Task):
         out = tokens.clone()
         for i, row in enumerate(tokens.tolist()):
             start, end = row.index(bos) + 1, row.index(eos)
-            out[i, start:end] = torch.tensor(bracket_safe.shuffle_fragments(row[start:end], dot, rng))
+            shuffled = bracket_safe.shuffle_fragments(row[start:end], dot, rng)
+            if self.renumber_attachments:
+                shuffled = bracket_safe.renumber_attachments(shuffled, *self._attachment_ids())
+            out[i, start:end] = torch.tensor(shuffled)
         return out
+
+    def _attachment_ids(self) -> tuple[dict[int, int], dict[int, int]]:
+        """The vocabulary's attachment tokens ``<k>``: id -> k and k -> id."""
+        label_of = {self.vocab.token_to_id(f"<{k}>"): k for k in range(1, MAX_ATTACHMENTS + 1)}
+        return label_of, {k: i for i, k in label_of.items()}
 
     # -- text --------------------------------------------------------------------------------
 
@@ -227,7 +243,8 @@ class MoleculeTask(Task):
     def config(self) -> dict:
         return {"task": self.name, "kind": self.kind, "data": "MOSES (molsets 0.3.1 data files)",
                 "train_size": self.train_size, "test_size": self.test_size, "validation_size": VALIDATION_SIZE,
-                "seed": self.seed, "augment": self.augment_fragments, "novelty_reference": self.novelty_reference,
+                "seed": self.seed, "augment": self.augment_fragments,
+                "renumber_attachments": self.renumber_attachments, "novelty_reference": self.novelty_reference,
                 "kl_reference_size": self.kl_reference_size,
                 "target_block": self.target_block, "vocabulary": list(self.vocab.tokens),
                 "skipped": json.loads(json.dumps(self.skipped))}
