@@ -17,23 +17,22 @@ import argparse
 import json
 from pathlib import Path
 
-EVALUATION_KEYS = {"eval_every", "log_every", "checkpoint_every"}
+try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.molecule_table
+    from study_table import change, splice
+    from study_table import first_at as _first_point
+except ImportError:  # pragma: no cover
+    from benchmarks.study_table import change, splice
+    from benchmarks.study_table import first_at as _first_point
 HEADER = ("| task | model | seed | change | steps | FLOPs | valid (T=1) | valid (low T) | unique / novel (low T) | "
           "50% / 90% valid at (T=1) | 50% / 90% at (low T) | nats/token | rings / branches / valences | "
           "skeleton - atoms |")
 
 
-def change(settings: dict) -> str:
-    sets = {k: v for k, v in settings["overrides"].items() if k not in EVALUATION_KEYS}
-    return ", ".join(f"{k}={v}" for k, v in sorted(sets.items())) or "(preset)"
-
-
 def first_at(points: list[dict], threshold: float, temperature: str | None = None) -> str:
-    for p in points:
-        value = p["validity"] if temperature is None else p.get("at_temperature", {}).get(temperature, {}).get("validity")
-        if value is not None and value >= threshold:
-            return f"{p['step']:,} ({p['flops']:.1e})"
-    return "-"
+    """The first step (and FLOPs) at which validity (at ``temperature``; None = 1) reached ``threshold``."""
+    p = _first_point(points, threshold, lambda p: p["validity"] if temperature is None else
+                     p.get("at_temperature", {}).get(temperature, {}).get("validity"))
+    return "-" if p is None else f"{p['step']:,} ({p['flops']:.1e})"
 
 
 def row(record: dict) -> str:
@@ -111,11 +110,7 @@ def main(argv=None) -> None:
     text = table(args.root)
     print(text)
     if args.docs:
-        doc = args.docs.read_text()
-        begin, end = "<!-- molecule-table:begin -->", "<!-- molecule-table:end -->"
-        head, rest = doc.split(begin)
-        _, tail = rest.split(end)
-        args.docs.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+        splice(args.docs, "molecule-table", text)
 
 
 if __name__ == "__main__":

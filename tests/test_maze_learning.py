@@ -43,6 +43,30 @@ def test_smallest_maze_run_writes_its_documented_keys_and_continues(tmp_path):
     _run([*args[:5], "6", *args[6:]], tmp_path)  # a larger budget continues the run
     assert [p["step"] for p in json.loads((out / "learning.json").read_text())["points"]] == [0, 2, 4, 6]
 
+    # the study table: one row for the run, written between the document's markers
+    last = json.loads((out / "learning.json").read_text())["points"][-1]
+    doc = tmp_path / "doc.md"
+    doc.write_text("before\n<!-- maze-table:begin -->\nold\n<!-- maze-table:end -->\nafter\n")
+    _table([str(tmp_path), "--docs", str(doc), "--figure", str(tmp_path / "t.png")], tmp_path)
+    lines = doc.read_text().splitlines()
+    assert lines[0] == "before" and lines[-1] == "after" and "old" not in lines
+    row = next(line for line in lines if line.startswith("| maze-perfect-7x7-k3 |")).split(" | ")
+    assert row[1:5] == ["ip", "0", "batch_size=8, d_model=32, n_heads=2, n_layers=1", "6"]
+    assert row[7] == f"{last['success']:.1%}"
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    no_markers = tmp_path / "plain.md"
+    no_markers.write_text("nothing here\n")
+    proc = _table([str(tmp_path), "--docs", str(no_markers)], tmp_path, check=False)
+    assert proc.returncode != 0 and "no <!-- maze-table:begin -->" in proc.stderr
+    assert no_markers.read_text() == "nothing here\n"
+
+
+def _table(args, cwd, check=True):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "maze_table.py"), *args],
+                          check=False, capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert not check or proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
 
 def test_smallest_maze_ladder_reports_time_to_success(tmp_path):
     out = tmp_path / "ladder"
@@ -54,6 +78,8 @@ def test_smallest_maze_ladder_reports_time_to_success(tmp_path):
     assert (out / "maze-braided-7x7-k2" / "arm" / "learning.json").is_file()
     table = (out / "ladder.md").read_text().splitlines()
     assert table[0] == "| task | model | 50% success | 95% success | best (step) |" and len(table) == 3
+    study = _table([str(tmp_path)], tmp_path).stdout.splitlines()  # the study table reads the ladder's runs
+    assert len(study) == 3 and study[2].startswith("| maze-braided-7x7-k2 | arm | 0 |")
 
 
 def test_the_maze_benchmark_refuses_other_tasks_and_bad_budgets(tmp_path):

@@ -1,0 +1,42 @@
+"""What the study tables (benchmarks/molecule_table.py, benchmarks/maze_table.py) share: a run's change as
+its ``--set`` options, the first point at which a metric reached a threshold, and writing a table into a
+document between its markers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+EVALUATION_KEYS = {"eval_every", "log_every", "checkpoint_every"}
+
+
+def change(settings: dict) -> str:
+    """The run's ``--set`` options without the benchmark's own logging and evaluation ones, "(preset)" if
+    none (the preset itself is named by its task and model)."""
+    sets = {k: v for k, v in settings["overrides"].items() if k not in EVALUATION_KEYS}
+    return ", ".join(f"{k}={v}" for k, v in sorted(sets.items())) or "(preset)"
+
+
+def first_at(points: list[dict], threshold: float, value) -> dict | None:
+    """The first point whose ``value(point)`` (None = not measured there) is at least ``threshold``."""
+    for p in points:
+        v = value(p)
+        if v is not None and v >= threshold:
+            return p
+    return None
+
+
+def records(root: Path) -> list[dict]:
+    """Every ``learning.json`` directly under ``root``'s subdirectories, with its directory as ``_dir``."""
+    return [{**json.loads(p.read_text()), "_dir": p.parent.name} for p in sorted(root.glob("*/learning.json"))]
+
+
+def splice(doc: Path, name: str, text: str) -> None:
+    """Replace the text of ``doc`` between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` with ``text``."""
+    content = doc.read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in content or end not in content:
+        raise SystemExit(f"error: {doc} has no {begin} ... {end} markers")
+    head, rest = content.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
