@@ -320,3 +320,22 @@ def test_a_smiles_ip_run_samples_at_its_presets_temperature(tmp_path, capsys):
     for flags, expected in (([], 0.5), (["--temperature", "0.9"], 0.9)):
         assert call_main(["eval", "--run", tmp_path / "ip", "--limit", "4", "--json", *flags]) == 0
         assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sampler"]["temperature"] == expected
+
+
+def test_evaluating_a_de_novo_task_never_reads_the_training_molecules(monkeypatch):
+    """The test and validation splits come from MOSES's test file alone: `eval` and the demo of smiles / safe do
+    not read (and tokenise) the 1.6M training molecules; a training run's config still counts all three splits."""
+    read = []
+    real = moses.read_split
+
+    def spy(split):
+        read.append(split)
+        return real(split)
+
+    monkeypatch.setattr(moses, "read_split", spy)
+    task = get_task("smiles", {"train_size": 200, "test_size": 50})
+    test = task.examples("test")
+    assert len(test) + sum(task.skipped["test"].values()) == 50 and read == ["test"]
+    assert task.examples("validation") and read == ["test"] and "train" not in task.skipped  # one read for both
+    assert set(task.config()["skipped"]) == {"malformed_lines", "train", "validation", "test"}
+    assert "train" in read and len(task.examples("train")) + sum(task.skipped["train"].values()) == 200

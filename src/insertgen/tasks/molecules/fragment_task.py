@@ -114,7 +114,6 @@ class FragmentTask(MoleculeTask):
         self.prompt_block = self.target_block - 1  # the prompt is inside the target, with room to generate
         self.eval_size = None
         self._groups: dict[str, tuple[str, FragmentQuery, str]] = {}  # group -> (task, query, source)
-        self._split_examples: dict[str, list[Example]] = {}
 
     # -- data ------------------------------------------------------------------------------
 
@@ -158,16 +157,12 @@ class FragmentTask(MoleculeTask):
                 f"minutes per 100,000)")
         return [line for line in moses.cached_lines(name, build, what) if line]
 
-    def examples(self, split: str) -> list[Example]:
-        """One split, built on first use only (the demo and evaluation never pay for the training prompts,
-        whose first build takes minutes)."""
+    def _build_split(self, split: str) -> list[Example]:
+        """One split, which :meth:`MoleculeTask.examples` builds on first use only (the demo and evaluation
+        never pay for the training prompts, whose first build takes minutes)."""
         builders = {"train": self._train_examples, "validation": self._validation_examples,
                     "test": self._test_examples}
-        if split not in builders:
-            raise InsertgenError(f"unknown split {split!r}; splits are {', '.join(builders)}")
-        if split not in self._split_examples:
-            self._split_examples[split] = builders[split]()
-        return list(self._split_examples[split])
+        return builders[split]()
 
     def _test_examples(self) -> list[Example]:
         """The shipped benchmark: the first ``prompts`` of each task, each ``samples_per_prompt`` times."""

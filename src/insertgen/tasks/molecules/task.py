@@ -70,25 +70,31 @@ class MoleculeTask(Task):
         self.kl_reference_size = int(kl_reference_size)
         self.vocab = Vocab(SAFE_TOKENS if kind == "safe" else SMILES_TOKENS)
         self.prompt_block, self.target_block = 0, BLOCKS[kind]
-        self._examples: dict[str, list[Example]] | None = None
+        self._split_examples: dict[str, list[Example]] = {}  # each split built on first use
         self.skipped: dict[str, dict[str, int]] = {}
         self._smiles: dict[str, list[str]] = {}
 
     # -- data ------------------------------------------------------------------------------
 
-    def _split_smiles(self) -> dict[str, list[str]]:
-        if not self._smiles:
-            train = moses.read_split("train")
-            test = moses.read_split("test")
-            self.skipped["malformed_lines"] = {"train": len(train.malformed), "test": len(test.malformed)}
-            rest = test.strings
-            order = np.random.default_rng(self.seed).permutation(len(rest))
-            val_idx = np.sort(order[:VALIDATION_SIZE])
-            test_idx = order[VALIDATION_SIZE:] if self.test_size == 0 else order[VALIDATION_SIZE:VALIDATION_SIZE + self.test_size]
-            self._smiles = {"train": moses.subsample(train.strings, self.train_size, self.seed),
-                            "validation": [rest[int(i)] for i in val_idx],
-                            "test": [rest[int(i)] for i in np.sort(test_idx)]}
-        return self._smiles
+    def _split_smiles(self, split: str) -> list[str]:
+        """The MOSES SMILES of ``split``: the training split reads MOSES's training file, validation and test
+        its test file (so evaluating a model never reads the 1.6M training molecules)."""
+        if split not in self._smiles:
+            malformed = self.skipped.setdefault("malformed_lines", {})
+            if split == "train":
+                train = moses.read_split("train")
+                malformed["train"] = len(train.malformed)
+                self._smiles["train"] = moses.subsample(train.strings, self.train_size, self.seed)
+            else:
+                test = moses.read_split("test")
+                malformed["test"] = len(test.malformed)
+                rest = test.strings
+                order = np.random.default_rng(self.seed).permutation(len(rest))
+                val_idx = np.sort(order[:VALIDATION_SIZE])
+                test_idx = order[VALIDATION_SIZE:] if self.test_size == 0 else order[VALIDATION_SIZE:VALIDATION_SIZE + self.test_size]
+                self._smiles["validation"] = [rest[int(i)] for i in val_idx]
+                self._smiles["test"] = [rest[int(i)] for i in np.sort(test_idx)]
+        return self._smiles[split]
 
     def _strings(self, split: str, smiles: list[str]) -> list[str]:
         """The task strings of ``smiles`` ("" where SAFE cannot encode one); SAFE conversions are cached."""
@@ -103,29 +109,28 @@ class MoleculeTask(Task):
 
         return moses.cached_lines(name, convert, f"the bracket-SAFE forms of the {len(smiles):,} {split} molecules")
 
-    def _build(self) -> dict[str, list[Example]]:
-        if self._examples is None:
-            examples = {}
-            for split, smiles in self._split_smiles().items():
-                rows, unencodable, too_long = [], 0, 0
-                for text in self._strings(split, smiles):
-                    if not text:
-                        unencodable += 1
-                        continue
-                    ids = self.vocab.encode(tokenize(text))
-                    if len(ids) > self.target_block:
-                        too_long += 1
-                        continue
-                    rows.append(Example((), tuple(ids)))
-                examples[split] = rows
-                self.skipped[split] = {"not_encodable": unencodable, "too_long": too_long}
-            self._examples = examples
-        return self._examples
+    def _build_split(self, split: str) -> list[Example]:
+        """The examples of ``split``; strings SAFE cannot encode and sequences longer than the block are
+        counted in ``skipped[split]`` and left out."""
+        rows, unencodable, too_long = [], 0, 0
+        for text in self._strings(split, self._split_smiles(split)):
+            if not text:
+                unencodable += 1
+                continue
+            ids = self.vocab.encode(tokenize(text))
+            if len(ids) > self.target_block:
+                too_long += 1
+                continue
+            rows.append(Example((), tuple(ids)))
+        self.skipped[split] = {"not_encodable": unencodable, "too_long": too_long}
+        return rows
 
     def examples(self, split: str) -> list[Example]:
         if split not in SPLITS:
             raise InsertgenError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
-        return list(self._build()[split])
+        if split not in self._split_examples:
+            self._split_examples[split] = self._build_split(split)
+        return list(self._split_examples[split])
 
     def fresh_examples(self, n: int, seed: int) -> list[Example]:
         """``n`` test-set molecules drawn with ``default_rng(seed)`` (an unconditional task has no
@@ -202,7 +207,7 @@ class MoleculeTask(Task):
     def training_set(self) -> frozenset[str]:
         """Canonical SMILES the novelty is measured against (see ``novelty_reference``)."""
         if self.novelty_reference == "train":
-            smiles = self._split_smiles()["train"]
+            smiles = self._split_smiles("train")
             return frozenset(c for c in (metrics.canonical(s) for s in smiles) if c)
         return canonical_training_set()
 
@@ -241,6 +246,10 @@ class MoleculeTask(Task):
                                      title=f"{self.name}: samples")
 
     def config(self) -> dict:
+        """What the run's config.json records of the task (every split is built first, so that ``skipped``
+        counts all three)."""
+        for split in SPLITS:
+            self.examples(split)
         return {"task": self.name, "kind": self.kind, "data": "MOSES (molsets 0.3.1 data files)",
                 "train_size": self.train_size, "test_size": self.test_size, "validation_size": VALIDATION_SIZE,
                 "seed": self.seed, "augment": self.augment_fragments,
