@@ -191,7 +191,7 @@ def test_demo_refuses_a_model_that_is_not_shipped(tmp_path, capsys, monkeypatch)
 
 # the docs table of each task's demo; its third column is the headline (exact match; molecules: validity)
 DEMO_MARKERS = {"star-easy": "demo", "star-medium": "demo-star-medium", "smiles": "demo-smiles", "safe": "demo-safe",
-                **{task: f"demo-{task}" for task in FRAGMENT_DEMO_TASKS}}
+                "maze-perfect-easy": "demo-maze-perfect-easy", **{task: f"demo-{task}" for task in FRAGMENT_DEMO_TASKS}}
 
 
 def _documented_demo(task: str = "star-easy") -> dict[str, float]:
@@ -254,6 +254,48 @@ def test_star_medium_demo_reproduces_its_documented_figures(tmp_path, capsys):
     out = tmp_path / "medium"
     _run_documented_demo("star-medium", out, "exact_match", 1000, 0.02)
     assert "star-medium" in json.loads((out / "config.json").read_text())["task"]
+
+
+@pytest.mark.skipif(not shipped_models("maze-perfect-easy"), reason="no maze model shipped in this checkout")
+def test_maze_demo_reproduces_its_documented_figures(tmp_path, capsys):
+    """`insertgen demo --task maze-perfect-easy` plans 500 fresh subgoal lists with each shipped maze model (no
+    --train), each model's success within two points of docs/results.md, and draws the plans and a plan growing."""
+    out = tmp_path / "maze"
+    summary = _run_documented_demo("maze-perfect-easy", out, "success", 500, 0.02)
+    assert (out / "demo_plans.png").is_file()
+    for model in summary["models"]:
+        assert summary["models"][model]["optimal"] <= summary["models"][model]["success"]
+        if model in ("flexmdm", "loflexmdm", "ip", "ao-ip"):
+            assert (out / f"demo_trajectory_{model}.png").is_file()
+
+
+# Subgoal lists written by hand for maze-perfect-easy's maze (open cells, start first, goal last), none of them in
+# the task's training or test split; the answer is the BFS plan through them in order.
+HAND_WRITTEN_MAZE = ["46 14 70", "12 68 25 55", "57 43 10 52", "70 46 16", "52 11 66 16"]
+
+
+@pytest.mark.parametrize("model", [m for m in shipped_models("maze-perfect-easy")
+                                   if _documented_demo("maze-perfect-easy").get(m, 0) >= 0.95])
+def test_shipped_maze_models_plan_hand_written_problems(model, tmp_path, capsys):
+    """Regression on a fixed maze: every shipped maze-perfect-easy model documented at 95% or more writes the
+    shortest plan for each hand-written subgoal list through `insertgen sample --greedy`."""
+    from insertgen.tasks import get_task
+    from insertgen.tasks.maze.paths import ShortestPaths
+
+    maze_task = get_task("maze-perfect-easy")
+    train = {tuple(e.prompt) for e in maze_task.examples("train")}
+    assert not any(tuple(maze_task.parse_prompt(p)) in train for p in HAND_WRITTEN_MAZE)  # the user's own
+    prompts = tmp_path / "mine.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in HAND_WRITTEN_MAZE))
+    out = tmp_path / "out.jsonl"
+    assert run_cli("sample", "--run", str(pretrained_dir(model, "maze-perfect-easy")), "--input", str(prompts),
+                   "--output", str(out), "--greedy") == 0
+    shortest = ShortestPaths(maze_task.maze)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == HAND_WRITTEN_MAZE
+    for row in rows:
+        cells = [int(c) for c in row["prompt"].split()]
+        assert row["output"] == " ".join(map(str, shortest.through(cells))), row
 
 
 MOLECULE_DEMOS = [pytest.param(task, marks=pytest.mark.skipif(not shipped_models(task),
@@ -320,7 +362,8 @@ def test_a_shipped_molecule_model_writes_a_valid_molecule_on_a_fixed_seed(task):
         assert sum(s is not None for s in smiles) >= bound, (model_id, [model.task.format(o) for o in outputs])
 
 
-SHIPPED = [(task, model) for task in ("star-easy", "star-medium", "smiles", "safe", *FRAGMENT_DEMO_TASKS, FRAGMENT_MIXTURE)
+SHIPPED = [(task, model) for task in ("star-easy", "star-medium", "smiles", "safe", *FRAGMENT_DEMO_TASKS, FRAGMENT_MIXTURE,
+                                      "maze-perfect-easy")
            for model in shipped_models(task) if pretrained_dir(model, task).name == f"{task}-{model}"]  # each once
 
 

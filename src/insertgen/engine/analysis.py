@@ -309,7 +309,8 @@ def plot_order_panels(stats_by_model: dict[str, dict], path: Path, title: str = 
     n = len(stats_by_model)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False, sharey=True)
+    width = max(4.6 * cols, 0.09 * len(title) + 1.0)  # a lone panel still fits the title
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 3.8 * rows), squeeze=False, sharey=True)
     from matplotlib.ticker import MaxNLocator  # heavy: loaded only when a figure is drawn
 
     for k, (ax, (model_id, stats)) in enumerate(zip(axes.flat, stats_by_model.items())):
