@@ -231,21 +231,27 @@ def test_every_preset_names_a_known_task_model_and_valid_options():
 
 def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
     """The star CPU presets switch on the input options of the study (presets.STAR_CPU_INPUTS) for
-    exactly the models it lists, and draw fresh graphs for every model; every other preset (other models,
-    mazes, molecules, the papers' scale) keeps the plain trunk and the fixed training set."""
-    from insertgen.engine.presets import PRESETS, STAR_CPU_INPUTS
+    exactly the models it lists, and draw fresh graphs for every model; the maze CPU presets those of the maze
+    study (presets.MAZE_CPU_INPUTS: IP's previous-token embedding); every other preset (other models,
+    molecules, the papers' scale) keeps the plain trunk and the fixed training set."""
+    from insertgen.engine.presets import MAZE_CPU_INPUTS, PRESETS, STAR_CPU_INPUTS, get_preset
     from insertgen.nn.backbone_config import BackboneConfig
 
     inputs = tuple(BackboneConfig().input_options())
     for name, preset in PRESETS.items():
         on = {k: v for k, v in preset["model_config"].items() if k in inputs and v}
         star_cpu = preset["task"].startswith("star-") and name.endswith("-cpu")
-        expected = STAR_CPU_INPUTS.get(preset["model"], {}) if star_cpu else {}
+        maze_cpu = preset["task"].startswith("maze-") and name.endswith("-cpu")
+        recipe = STAR_CPU_INPUTS if star_cpu else MAZE_CPU_INPUTS if maze_cpu else {}
+        expected = recipe.get(preset["model"], {})
         assert on == expected, name
         assert preset["train"].get("fresh_data", False) == star_cpu, name
     assert {f"star-{rung}-{m}-cpu" for rung in ("tiny", "small") for m in ("ip", "ao-ip", "arm", "mdm", "loflexmdm")} \
         <= set(PRESETS)
     assert PRESETS["star-easy-ao-ip-cpu"]["model_config"]["position_period"] == 2
+    assert PRESETS["maze-braided-medium-ip-cpu"]["model_config"]["token_shift"] is True
+    assert get_preset("maze-perfect-11x11-k3-ip-cpu")["model_config"]["token_shift"] is True  # a ladder rung's too
+    assert not PRESETS["maze-perfect-paper-ip-gpu"]["model_config"].get("token_shift")
     # FlexMDM's and LoFlexMDM's star CPU trunks get at least STAR_CPU_MIN_HEADS heads; the others keep the level's
     heads = {name: p["model_config"]["n_heads"] for name, p in PRESETS.items()}
     assert heads["star-easy-cpu"] == heads["star-tiny-loflexmdm-cpu"] == 4 and heads["star-hard-cpu"] == 6
