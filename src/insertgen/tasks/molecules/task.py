@@ -246,10 +246,12 @@ class MoleculeTask(Task):
                                      title=f"{self.name}: samples")
 
     def config(self) -> dict:
-        """What the run's config.json records of the task (every split is built first, so that ``skipped``
-        counts all three)."""
-        for split in SPLITS:
-            self.examples(split)
+        """What the run's config.json records of the task (de novo: every split is built first, so that
+        ``skipped`` counts all three; a fragment task records only its training split's counts, as its
+        validation prompts take a rebuild of the benchmark)."""
+        if not self.conditional:
+            for split in SPLITS:
+                self.examples(split)
         return {"task": self.name, "kind": self.kind, "data": "MOSES (molsets 0.3.1 data files)",
                 "train_size": self.train_size, "test_size": self.test_size, "validation_size": VALIDATION_SIZE,
                 "seed": self.seed, "augment": self.augment_fragments,
