@@ -15,13 +15,12 @@ and ``<!-- maze-table:end -->``; ``--figure`` draws success against training FLO
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.maze_table
-    from study_table import change, first_at, records, splice
+    from study_table import change, first_at, records, run_table_command
 except ImportError:  # pragma: no cover
-    from benchmarks.study_table import change, first_at, records, splice
+    from benchmarks.study_table import change, first_at, records, run_table_command
 
 HEADER = ("| task | model | seed | change | steps | FLOPs | minutes | success | optimal | best (step) | "
           "50% success at | 95% success at | wall / jump / subgoal / short / long | order | evals / plan |")
@@ -36,7 +35,7 @@ def row(record: dict) -> str:
     s, points = record["settings"], record["points"]
     last = points[-1]
     best = max(points, key=lambda p: p["success"])
-    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    pct = lambda v: "-" if v is None else f"{v:.1%}"
     order = last.get("order_corr_unmask")
     return (f"| {s['task']} | {s['model']} | {s['seed']} | {change(s)} | {last['step']:,} | {last['flops']:.1e} | "
             f"{last['seconds'] / 60:.0f} | {pct(last['success'])} | {pct(last['optimal'])} | "
@@ -88,17 +87,7 @@ def figure(root: Path, path: Path) -> Path:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", type=Path)
-    parser.add_argument("--docs", type=Path, default=None)
-    parser.add_argument("--figure", type=Path, default=None, help="Also draw success against FLOPs here.")
-    args = parser.parse_args(argv)
-    if args.figure:
-        print(f"wrote {figure(args.root, args.figure)}")
-    text = table(args.root)
-    print(text)
-    if args.docs:
-        splice(args.docs, "maze-table", text)
+    run_table_command(argv, __doc__, "maze-table", table, figure, "Also draw success against FLOPs here.")
 
 
 if __name__ == "__main__":

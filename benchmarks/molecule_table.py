@@ -13,15 +13,14 @@ per token, the partial-progress signals and the order (``scaffold_minus_atom``) 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.molecule_table
-    from study_table import change, splice
+    from study_table import change, run_table_command
     from study_table import first_at as _first_point
 except ImportError:  # pragma: no cover
-    from benchmarks.study_table import change, splice
+    from benchmarks.study_table import change, run_table_command
     from benchmarks.study_table import first_at as _first_point
 HEADER = ("| task | model | seed | change | steps | FLOPs | valid (T=1) | valid (low T) | unique / novel (low T) | "
           "50% / 90% valid at (T=1) | 50% / 90% at (low T) | nats/token | rings / branches / valences | "
@@ -100,17 +99,7 @@ def figure(root: Path, path: Path) -> Path:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", type=Path)
-    parser.add_argument("--docs", type=Path, default=None)
-    parser.add_argument("--figure", type=Path, default=None, help="Also draw validity and order against FLOPs here.")
-    args = parser.parse_args(argv)
-    if args.figure:
-        print(f"wrote {figure(args.root, args.figure)}")
-    text = table(args.root)
-    print(text)
-    if args.docs:
-        splice(args.docs, "molecule-table", text)
+    run_table_command(argv, __doc__, "molecule-table", table, figure, "Also draw validity and order against FLOPs here.")
 
 
 if __name__ == "__main__":

@@ -40,3 +40,21 @@ def splice(doc: Path, name: str, text: str) -> None:
     head, rest = content.split(begin, 1)
     _, tail = rest.split(end, 1)
     doc.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+
+
+def run_table_command(argv, doc: str, marker: str, table, figure, figure_help: str) -> None:
+    """The command line both study tables share: ``ROOT [--docs DOC] [--figure PNG]``; prints the table of
+    ``table(root)``, draws ``figure(root, png)`` when asked and writes the table between ``marker``'s markers."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--docs", type=Path, default=None)
+    parser.add_argument("--figure", type=Path, default=None, help=figure_help)
+    args = parser.parse_args(argv)
+    if args.figure:
+        print(f"wrote {figure(args.root, args.figure)}")
+    text = table(args.root)
+    print(text)
+    if args.docs:
+        splice(args.docs, marker, text)
