@@ -149,11 +149,12 @@ class MoleculeTask(Task):
         rng = np.random.default_rng(list(seed))
         dot, bos, eos = self.vocab.token_to_id("."), self.vocab.bos_id, self.vocab.eos_id
         out = tokens.clone()
+        labels = self._attachment_ids() if self.renumber_attachments else None
         for i, row in enumerate(tokens.tolist()):
             start, end = row.index(bos) + 1, row.index(eos)
             shuffled = bracket_safe.shuffle_fragments(row[start:end], dot, rng)
-            if self.renumber_attachments:
-                shuffled = bracket_safe.renumber_attachments(shuffled, *self._attachment_ids())
+            if labels:
+                shuffled = bracket_safe.renumber_attachments(shuffled, *labels)
             out[i, start:end] = torch.tensor(shuffled)
         return out
 
