@@ -173,6 +173,14 @@ def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str 
     if not record["points"]:  # the first point: step 0, or the step of a run directory continued here
         record["points"].append({"step": trainer.step, "flops": trainer.step * record["flops_per_step"],
                                  "loss": None, "seconds": 0.0, **curve.evaluate(trainer, eval_n, model)})
+    elif trainer.step > record["points"][-1]["step"]:  # stopped while scoring its last checkpoint: score it now
+        last = record["points"][-1]
+        record["points"].append({"step": trainer.step, "flops": trainer.step * record["flops_per_step"],
+                                 "loss": mean_loss_since(run_dir, last["step"]),
+                                 # its training time was not measured: the run's mean seconds a step
+                                 "seconds": last["seconds"] * trainer.step / max(last["step"], 1),
+                                 "seconds_estimated": True, **curve.evaluate(trainer, eval_n, model)})
+        write_text_atomic(path, to_json(record, indent=1) + "\n")
     while trainer.step < steps and not solved(record["points"], stop_at, curve.headline):
         start, before = time.time(), trainer.step
         trainer.cfg.steps = min(steps, (trainer.step // every + 1) * every)

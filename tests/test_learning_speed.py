@@ -118,12 +118,21 @@ def test_smallest_learning_run_writes_its_documented_keys_and_resumes(tmp_path):
     assert (out / "learning.png").stat().st_size > 0
     _run([*args[:5], "6", *args[6:]], tmp_path)  # two more steps: continues, does not start again
     assert [p["step"] for p in json.loads((out / "learning.json").read_text())["points"]] == [0, 2, 4, 6]
+    # stopped while scoring step 6 (its checkpoint written, its point not): the next invocation scores it first
+    record = json.loads((out / "learning.json").read_text())
+    record["points"].pop()
+    (out / "learning.json").write_text(json.dumps(record))
+    _run([*args[:5], "8", *args[6:]], tmp_path)
+    points = json.loads((out / "learning.json").read_text())["points"]
+    assert [p["step"] for p in points] == [0, 2, 4, 6, 8]
+    assert points[3].get("seconds_estimated") is True and "seconds_estimated" not in points[4]
+    assert points[3]["seconds"] == pytest.approx(points[2]["seconds"] * 6 / 4)
     table = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "learning_table.py"), str(tmp_path)],
                            capture_output=True, text=True, check=True).stdout.splitlines()
     # the trunk's input options as config.json recorded them (the preset's token_shift), not only the --set ones
     assert "posterior_order_corr" not in record["points"][-1]  # no posterior: no posterior order
     assert len(table) == 3 and table[2].startswith("| star-tiny | flexmdm | 0 | batch_size=8, d_model=32, fresh_data=True, "
-                                                   "n_heads=2, n_layers=1, token_shift=True | 6 |")
+                                                   "n_heads=2, n_layers=1, token_shift=True | 8 |")
     # --docs writes the same table between the markers of a Markdown file, keeping the rest of it
     docs = tmp_path / "learning.md"
     docs.write_text("intro\n<!-- learning-table:begin -->\nold row\n<!-- learning-table:end -->\noutro\n")
