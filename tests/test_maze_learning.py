@@ -89,3 +89,28 @@ def test_the_maze_benchmark_refuses_other_tasks_and_bad_budgets(tmp_path):
     proc = _run(["--task", "maze-perfect-easy", "--model", "ip", "--steps", "2", "--every", "2", "--stop-at", "2",
                  "--out", str(tmp_path / "x")], tmp_path, check=False)
     assert proc.returncode == 2 and "--stop-at" in proc.stderr
+
+
+def test_the_decoding_sweep_measures_each_distinct_sampler_once(tmp_path):
+    """benchmarks/maze_decoding.py: every combination that changes FlexMDM's sampler is one row; the ARM, whose
+    sampler takes none of the choices, gets one row; a row's evaluations per plan stay within its steps."""
+    for model in ("flexmdm", "arm"):
+        _run(["--task", "maze-perfect-7x7-k3", "--model", model, "--steps", "2", "--every", "2", "--eval-n", "4",
+              *TINY, "--out", str(tmp_path / model)], tmp_path)
+    out = tmp_path / "decoding.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "maze_decoding.py"), "--run",
+                           str(tmp_path / "flexmdm"), "--run", str(tmp_path / "arm"), "--steps", "3", "--steps", "6",
+                           "--confidence", "none", "--confidence", "top_prob", "--grid", "uniform", "--grid", "unmask",
+                           "-n", "6", "--threads", "1", "--out", str(out)],
+                          check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    flex = [r for r in rows if r["model"] == "flexmdm"]
+    assert len(flex) == 8 and len({json.dumps(r["sampler"], sort_keys=True) for r in flex}) == 8
+    assert [r["model"] for r in rows].count("arm") == 1
+    for r in rows:
+        assert r["n"] == 6 and 0 <= r["success"] <= r["exact_match"] + 1 and r["optimal"] <= r["success"]
+        assert {f"failure_{kind}" for kind in FAILURE_KINDS} <= set(r)
+    for r in flex:  # one evaluation a step, and at most one more to fill what is left
+        assert r["model_evals_per_seq"] <= r["sampler"]["steps"] + 1
+    assert "| success | optimal |" in proc.stdout
