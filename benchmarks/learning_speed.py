@@ -210,14 +210,14 @@ def time_to_solve(points: list[dict], key: str = "exact_match", thresholds=THRES
 
 
 def draw_training_loss(ax, points: list[dict]):
-    """The points' training loss on a log-scaled twin of ``ax`` (grey, dotted); the twin axis, or None when
-    no point has a loss yet."""
+    """The points' training loss on a twin of ``ax`` (grey, dotted), log-scaled unless a loss is not positive
+    (LoFlexMDM's objective may fall below zero); the twin axis, or None when no point has a loss yet."""
     losses = [(p["step"], p["loss"]) for p in points if p["loss"] is not None]
     if not losses:
         return None
     twin = ax.twinx()
     twin.plot(*zip(*losses), color="grey", ls=":", label="training loss")
-    twin.set_yscale("log")
+    twin.set_yscale("log" if all(loss > 0 for _, loss in losses) else "linear")
     twin.set_ylabel("training loss")
     return twin
 

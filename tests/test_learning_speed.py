@@ -265,3 +265,26 @@ def test_probes_and_failure_kinds_read_the_node_format(family):
     wrong[1] = ex.target[-1]  # the source's child decided first and wrong: the left-to-right look-up
     record = {"unmask_step": [-1] * (len(ex.prompt) + 1) + list(range(len(wrong))) + [-1]}
     assert failure_kinds([ex], [(wrong, record)], "nodes")["child"] == 1
+
+
+def test_the_loss_axis_is_logarithmic_only_for_positive_losses():
+    """A LoFlexMDM objective below zero is drawn on a linear axis (a log axis would drop it with a warning)."""
+    import warnings
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from learning_speed import draw_training_loss
+
+    for losses, scale in (([2.0, 0.5], "log"), ([0.3, -0.2], "linear")):
+        _, ax = plt.subplots()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            twin = draw_training_loss(ax, [{"step": 0, "loss": None}] + [{"step": i + 1, "loss": v}
+                                                                         for i, v in enumerate(losses)])
+        assert twin.get_yscale() == scale
+        plt.close("all")
+    assert draw_training_loss(plt.subplots()[1], [{"step": 0, "loss": None}]) is None
+
