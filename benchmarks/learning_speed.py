@@ -99,6 +99,11 @@ def evaluate_point(trainer, eval_n: int, model_id: str) -> dict:
     return {**{k: metrics[k] for k in keep if k in metrics}, "probes": probes, "failures": failures, **extra}
 
 
+def run_directory(path: Path) -> Path:
+    """The run of ``path``: its ``run/`` when ``path`` is a learning-benchmark directory, else ``path``."""
+    return path / "run" if (path / "run" / "config.json").is_file() else path
+
+
 def mean_loss_since(run_dir: Path, after: int) -> float | None:
     losses = []
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
@@ -170,31 +175,31 @@ def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str 
                              overrides={} if resume else overrides, resume=resume)
     if max_flops is not None:  # the FLOP budget as a step budget
         steps = min(steps, max(1, int(max_flops // record["flops_per_step"])))
+
+    def point(loss, seconds: float, **extra) -> dict:
+        return {"step": trainer.step, "flops": trainer.step * record["flops_per_step"], "loss": loss,
+                "seconds": seconds, **extra, **curve.evaluate(trainer, eval_n, model)}
+
     if not record["points"]:  # the first point: step 0, or the step of a run directory continued here
-        record["points"].append({"step": trainer.step, "flops": trainer.step * record["flops_per_step"],
-                                 "loss": None, "seconds": 0.0, **curve.evaluate(trainer, eval_n, model)})
+        record["points"].append(point(None, 0.0))
     elif trainer.step > record["points"][-1]["step"]:  # stopped while scoring its last checkpoint: score it now
         last = record["points"][-1]
-        record["points"].append({"step": trainer.step, "flops": trainer.step * record["flops_per_step"],
-                                 "loss": mean_loss_since(run_dir, last["step"]),
-                                 # its training time was not measured: the run's mean seconds a step
-                                 "seconds": last["seconds"] * trainer.step / max(last["step"], 1),
-                                 "seconds_estimated": True, **curve.evaluate(trainer, eval_n, model)})
+        # its training time was not measured: the run's mean seconds a step
+        record["points"].append(point(mean_loss_since(run_dir, last["step"]),
+                                      last["seconds"] * trainer.step / max(last["step"], 1), seconds_estimated=True))
         write_text_atomic(path, to_json(record, indent=1) + "\n")
     while trainer.step < steps and not solved(record["points"], stop_at, curve.headline):
         start, before = time.time(), trainer.step
         trainer.cfg.steps = min(steps, (trainer.step // every + 1) * every)
         trainer.train(progress=False)
-        point = {"step": trainer.step, "flops": trainer.step * record["flops_per_step"],
-                 "loss": mean_loss_since(run_dir, before),
-                 "seconds": record["points"][-1]["seconds"] + time.time() - start,
-                 **curve.evaluate(trainer, eval_n, model)}
-        record["points"].append(point)
+        record["points"].append(point(mean_loss_since(run_dir, before),
+                                      record["points"][-1]["seconds"] + time.time() - start))
         record["time_to_solve"] = time_to_solve(record["points"], curve.headline, curve.thresholds)
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, to_json(record, indent=1) + "\n")
         curve.plot(record, out / "learning.png")
-        report(f"{task} {model} step {point['step']}: loss {point['loss']:.4f} {curve.describe(point)}")
+        latest = record["points"][-1]
+        report(f"{task} {model} step {latest['step']}: loss {latest['loss']:.4f} {curve.describe(latest)}")
     record["time_to_solve"] = time_to_solve(record["points"], curve.headline, curve.thresholds)
     write_text_atomic(path, to_json(record, indent=1) + "\n")
     return record

@@ -29,16 +29,14 @@ from insertgen.core.threads import use_threads
 from insertgen.tasks.maze.paths import FAILURE_KINDS
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.maze_decoding by the tests
+    from learning_speed import run_directory
     from maze_learning import KEEP
 except ImportError:  # pragma: no cover
+    from benchmarks.learning_speed import run_directory
     from benchmarks.maze_learning import KEEP
 
 CHOICES = {"confidence": ("none", "top_prob", "prob_diff"), "order": ("joint", "insert_first"),
            "grid": ("uniform", "unmask")}
-
-
-def run_directory(path: Path) -> Path:
-    return path / "run" if (path / "run" / "config.json").is_file() else path
 
 
 def sweep(run: Path, steps: list[int], confidences: list[str], orders: list[str], grids: list[str], n: int,
@@ -62,7 +60,7 @@ def sweep(run: Path, steps: list[int], confidences: list[str], orders: list[str]
         with torch.no_grad():
             metrics, _ = evaluate_model(model, task, examples, options, seed=seed)
         row = {"run": str(run), "model": model.model_id, "task": task.name, "step": model.checkpoint_step,
-               "seed": seed, "n": len(examples), "sampler": {k: v for k, v in vars(options).items()},
+               "seed": seed, "n": len(examples), "sampler": dict(vars(options)),
                "sample_seconds": metrics["sample_seconds"], **{k: metrics[k] for k in KEEP if k in metrics}}
         rows.append(row)
         print(f"{run} {describe(row)}: success {row['success']:.3f} optimal {row['optimal']:.3f} "

@@ -25,13 +25,11 @@ from insertgen.core.io import to_json, write_text_atomic
 from insertgen.core.threads import use_threads
 
 try:
+    from learning_speed import run_directory
     from molecule_learning import family_sampler, measure
 except ImportError:  # pragma: no cover
+    from benchmarks.learning_speed import run_directory
     from benchmarks.molecule_learning import family_sampler, measure
-
-
-def run_directory(path: Path) -> Path:
-    return path / "run" if (path / "run" / "config.json").is_file() else path
 
 
 def sweep(run: Path, temperatures, top_ps, confidences, n: int, steps: int, seed: int = 0) -> list[dict]:
