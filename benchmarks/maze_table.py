@@ -9,13 +9,23 @@ FLOPs and minutes of training (one core, the run's own clock), success and optim
 minutes) at which success reached 50% and 95%, the failure kinds at the last point (wall / jump / skipped
 subgoal / too short / too long: the share of plans with each), the order statistic (Spearman's correlation of
 decision step with distance to the nearest subgoal; positive = segments filled from their fixed ends) and
-network evaluations per plan. With ``--docs`` the table replaces the text between ``<!-- maze-table:begin -->``
-and ``<!-- maze-table:end -->``; ``--figure`` draws success against training FLOPs for every run.
+network evaluations per plan.
+
+The frontier (target Z3 of issue 36), one row per model family: the largest maze (side length, then the most
+subgoal cells) on which one of its runs planned at least 90% of the test problems within two hours of its
+training clock (one core), the run and when, how many runs of that setting on that maze got there, and the
+largest maze the family was tried on with the best success it reached there within the two hours.
+
+With ``--docs`` the tables replace the text between ``<!-- maze-table:begin -->`` and ``<!-- maze-table:end -->``
+and between ``<!-- maze-frontier:begin -->`` and ``<!-- maze-frontier:end -->``; ``--figure`` draws success
+against training FLOPs for every run.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from insertgen.tasks.maze.task import tier_params
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.maze_table
     from study_table import change, first_at, records, run_table_command
@@ -25,6 +35,10 @@ except ImportError:  # pragma: no cover
 HEADER = ("| task | model | seed | change | steps | FLOPs | minutes | success | optimal | best (step) | "
           "50% success at | 95% success at | wall / jump / subgoal / short / long | order | evals / plan |")
 FAILURES = ("wall", "jump", "subgoal", "too_short", "too_long")
+FRONTIER_SUCCESS = 0.90  # Z3: plans at least this share of the test problems ...
+FRONTIER_SECONDS = 2 * 3600  # ... within this much of the run's training clock
+FRONTIER_HEADER = ("| model | largest maze planned >= 90% in 2 h | run | success | reached at | runs of that setting there | "
+                   "largest maze tried: best in 2 h |")
 
 
 def _when(point: dict | None) -> str:
@@ -61,6 +75,53 @@ def table(root: Path) -> str:
     return "\n".join([HEADER, "|" + "---|" * HEADER.count(" | ") + "---|", *(row(r) for r in rows)])
 
 
+def extent(task: str) -> tuple[int, int]:
+    """A maze task's size for the frontier: (side length, most subgoal cells), from its tier or rung name."""
+    params = tier_params(task.split("-", 2)[2])
+    return params["size"], params["max_subgoals"]
+
+
+def _describe(task: str) -> str:
+    size, cells = extent(task)
+    return f"{task} ({size} x {size}, <= {cells} subgoal cells)"
+
+
+def best_within(record: dict, seconds: float = FRONTIER_SECONDS) -> dict | None:
+    """The run's point of highest success among those measured within ``seconds`` of training."""
+    points = [p for p in record["points"] if p["seconds"] <= seconds]
+    return max(points, key=lambda p: p["success"], default=None)
+
+
+def frontier(root: Path) -> str:
+    """The Z3 table (module docstring): per model family, the largest maze planned at 90% within two hours."""
+    lines = [FRONTIER_HEADER, "|" + "---|" * FRONTIER_HEADER.count(" | ") + "---|"]
+    runs = all_records(root)
+    for model in sorted({r["settings"]["model"] for r in runs}):
+        mine = [r for r in runs if r["settings"]["model"] == model]
+        tried = max(mine, key=lambda r: extent(r["settings"]["task"]))
+        tried_task = tried["settings"]["task"]
+        there = [best_within(r) for r in mine if r["settings"]["task"] == tried_task]
+        best_tried = max((p["success"] for p in there if p is not None), default=None)
+        tried_text = f"{_describe(tried_task)}: {'-' if best_tried is None else f'{best_tried:.1%}'}"
+        planned = []
+        for r in mine:
+            point = first_at([p for p in r["points"] if p["seconds"] <= FRONTIER_SECONDS], FRONTIER_SUCCESS,
+                             lambda p: p["success"])
+            if point is not None:
+                planned.append((extent(r["settings"]["task"]), -point["seconds"], r, point))
+        if not planned:
+            lines.append(f"| {model} | none | - | - | - | - | {tried_text} |")
+            continue
+        _, _, run, point = max(planned, key=lambda t: (t[0], t[1]))
+        task, setting = run["settings"]["task"], change(run["settings"])
+        same = [r for r in mine if r["settings"]["task"] == task and change(r["settings"]) == setting]
+        reached = sum(1 for r in same if (b := best_within(r)) is not None and b["success"] >= FRONTIER_SUCCESS)
+        lines.append(f"| {model} | {_describe(task)} | {run['_dir']} (seed {run['settings']['seed']}, {setting}) | "
+                     f"{point['success']:.1%} | {point['step']:,} steps, {point['seconds'] / 60:.0f} min | "
+                     f"{reached} of {len(same)} | {tried_text} |")
+    return "\n".join(lines)
+
+
 def figure(root: Path, path: Path) -> Path:
     """Success against training FLOPs, one line per run named by its directory (solid: success; dotted:
     optimal)."""
@@ -87,7 +148,8 @@ def figure(root: Path, path: Path) -> Path:
 
 
 def main(argv=None) -> None:
-    run_table_command(argv, __doc__, "maze-table", table, figure, "Also draw success against FLOPs here.")
+    run_table_command(argv, __doc__, "maze-table", table, figure, "Also draw success against FLOPs here.",
+                      more={"maze-frontier": frontier})
 
 
 if __name__ == "__main__":

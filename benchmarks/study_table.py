@@ -42,9 +42,10 @@ def splice(doc: Path, name: str, text: str) -> None:
     doc.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
 
 
-def run_table_command(argv, doc: str, marker: str, table, figure, figure_help: str) -> None:
+def run_table_command(argv, doc: str, marker: str, table, figure, figure_help: str, more: dict | None = None) -> None:
     """The command line both study tables share: ``ROOT [--docs DOC] [--figure PNG]``; prints the table of
-    ``table(root)``, draws ``figure(root, png)`` when asked and writes the table between ``marker``'s markers."""
+    ``table(root)``, draws ``figure(root, png)`` when asked and writes the table between ``marker``'s markers;
+    ``more`` maps further markers to further tables of the same runs (printed and written likewise)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,7 +55,12 @@ def run_table_command(argv, doc: str, marker: str, table, figure, figure_help: s
     args = parser.parse_args(argv)
     if args.figure:
         print(f"wrote {figure(args.root, args.figure)}")
-    text = table(args.root)
-    print(text)
+    blocks = {marker: table(args.root), **{name: make(args.root) for name, make in (more or {}).items()}}
+    print("\n\n".join(blocks.values()))
     if args.docs:
-        splice(args.docs, marker, text)
+        content = args.docs.read_text()
+        missing = [name for name in blocks if f"<!-- {name}:begin -->" not in content]
+        if missing:  # before writing anything
+            raise SystemExit(f"error: {args.docs} has no {' / '.join(f'<!-- {m}:begin -->' for m in missing)} ... markers")
+        for name, text in blocks.items():
+            splice(args.docs, name, text)

@@ -46,10 +46,12 @@ def test_smallest_maze_run_writes_its_documented_keys_and_continues(tmp_path):
     # the study table: one row for the run, written between the document's markers
     last = json.loads((out / "learning.json").read_text())["points"][-1]
     doc = tmp_path / "doc.md"
-    doc.write_text("before\n<!-- maze-table:begin -->\nold\n<!-- maze-table:end -->\nafter\n")
+    doc.write_text("before\n<!-- maze-table:begin -->\nold\n<!-- maze-table:end -->\nafter\n"
+                   "<!-- maze-frontier:begin -->\n<!-- maze-frontier:end -->\n")
     _table([str(tmp_path), "--docs", str(doc), "--figure", str(tmp_path / "t.png")], tmp_path)
     lines = doc.read_text().splitlines()
-    assert lines[0] == "before" and lines[-1] == "after" and "old" not in lines
+    assert lines[0] == "before" and lines[lines.index("after") - 1] == "<!-- maze-table:end -->" and "old" not in lines
+    assert lines[lines.index("<!-- maze-frontier:begin -->") + 1].startswith("| model | largest maze planned")
     row = next(line for line in lines if line.startswith("| maze-perfect-7x7-k3 |")).split(" | ")
     assert row[1:5] == ["ip", "0", "batch_size=8, d_model=32, n_heads=2, n_layers=1", "6"]
     assert row[7] == f"{last['success']:.1%}"
@@ -57,8 +59,36 @@ def test_smallest_maze_run_writes_its_documented_keys_and_continues(tmp_path):
     no_markers = tmp_path / "plain.md"
     no_markers.write_text("nothing here\n")
     proc = _table([str(tmp_path), "--docs", str(no_markers)], tmp_path, check=False)
-    assert proc.returncode != 0 and "no <!-- maze-table:begin -->" in proc.stderr
+    assert proc.returncode != 0 and "no <!-- maze-table:begin --> / <!-- maze-frontier:begin -->" in proc.stderr
     assert no_markers.read_text() == "nothing here\n"
+
+
+def _fake_run(root: Path, name: str, task: str, model: str, seed: int, curve: list[tuple[float, float]], **sets):
+    """A learning.json with points (seconds, success), 1,000 steps apart, as the maze benchmark writes it."""
+    points = [{"step": 1000 * (i + 1), "flops": 1e13 * (i + 1), "seconds": t, "success": v, "optimal": v}
+              for i, (t, v) in enumerate(curve)]
+    (root / name).mkdir(parents=True)
+    (root / name / "learning.json").write_text(json.dumps({"settings": {
+        "task": task, "model": model, "seed": seed, "overrides": {"log_every": 50, **sets}}, "points": points}))
+
+
+def test_the_frontier_names_the_largest_maze_planned_at_90_percent_within_two_hours(tmp_path):
+    """Z3's table: a maze reached only after two hours does not count, the largest of the rest does (size first,
+    then subgoal cells), and a family that never reaches 90% says so beside the largest maze it was tried on."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from maze_table import frontier
+
+    _fake_run(tmp_path, "a", "maze-perfect-easy", "ip", 0, [(600, 0.5), (1200, 0.93)], token_shift=True)
+    _fake_run(tmp_path, "b", "maze-perfect-easy", "ip", 1, [(600, 0.4), (1500, 0.85)], token_shift=True)
+    _fake_run(tmp_path, "c", "maze-perfect-7x7-k5", "ip", 0, [(300, 0.99)])
+    _fake_run(tmp_path, "d", "maze-braided-medium", "ip", 0, [(3600, 0.6), (7000, 0.7), (7300, 0.95)])
+    _fake_run(tmp_path, "e", "maze-perfect-easy", "flexmdm", 0, [(900, 0.3), (1800, 0.61)])
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in frontier(tmp_path).splitlines()[2:]}
+    assert rows["ip"][1].startswith("maze-perfect-easy (9 x 9, <= 4 subgoal cells)")
+    assert rows["ip"][2] == "a (seed 0, token_shift=True)" and rows["ip"][3] == "93.0%"
+    assert rows["ip"][4] == "2,000 steps, 20 min" and rows["ip"][5] == "1 of 2"
+    assert rows["ip"][6] == "maze-braided-medium (13 x 13, <= 5 subgoal cells): 70.0% |"  # 95% came after 2 h
+    assert rows["flexmdm"][1:6] == ["none", "-", "-", "-", "-"] and rows["flexmdm"][6].endswith(": 61.0% |")
 
 
 def _table(args, cwd, check=True):
