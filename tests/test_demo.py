@@ -190,8 +190,9 @@ def test_demo_refuses_a_model_that_is_not_shipped(tmp_path, capsys, monkeypatch)
 
 
 # the docs table of each task's demo; its third column is the headline (exact match; molecules: validity)
+SHIPPED_MAZE_TIERS = ("maze-perfect-easy", "maze-braided-medium")  # the maze tiers with a demo table in docs/results.md
 DEMO_MARKERS = {"star-easy": "demo", "star-medium": "demo-star-medium", "smiles": "demo-smiles", "safe": "demo-safe",
-                "maze-perfect-easy": "demo-maze-perfect-easy", **{task: f"demo-{task}" for task in FRAGMENT_DEMO_TASKS}}
+                **{task: f"demo-{task}" for task in (*SHIPPED_MAZE_TIERS, *FRAGMENT_DEMO_TASKS)}}
 
 
 def _documented_demo(task: str = "star-easy") -> dict[str, float]:
@@ -256,12 +257,12 @@ def test_star_medium_demo_reproduces_its_documented_figures(tmp_path, capsys):
     assert "star-medium" in json.loads((out / "config.json").read_text())["task"]
 
 
-@pytest.mark.skipif(not shipped_models("maze-perfect-easy"), reason="no maze model shipped in this checkout")
-def test_maze_demo_reproduces_its_documented_figures(tmp_path, capsys):
-    """`insertgen demo --task maze-perfect-easy` plans 500 fresh subgoal lists with each shipped maze model (no
+@pytest.mark.parametrize("task", [t for t in SHIPPED_MAZE_TIERS if shipped_models(t)])
+def test_maze_demo_reproduces_its_documented_figures(task, tmp_path, capsys):
+    """`insertgen demo --task TIER` plans 200 fresh subgoal lists with each shipped maze model of the tier (no
     --train), each model's success within two points of docs/results.md, and draws the plans and a plan growing."""
     out = tmp_path / "maze"
-    summary = _run_documented_demo("maze-perfect-easy", out, "success", 500, 0.02)
+    summary = _run_documented_demo(task, out, "success", 200, 0.02)
     assert (out / "demo_plans.png").is_file()
     for model in summary["models"]:
         assert summary["models"][model]["optimal"] <= summary["models"][model]["success"]

@@ -260,6 +260,9 @@ def test_splits_sizes_disjoint_conditions_and_optimal_targets(easy_task):
     assert easy_task.examples("test") == get_task(easy_task.name).examples("test")  # cached, but equal
     assert easy_task.fresh_examples(20, seed=5) == easy_task.fresh_examples(20, seed=5)
     assert easy_task.fresh_examples(20, seed=5) != easy_task.fresh_examples(20, seed=6)
+    fresh = easy_task.fresh_examples(300, seed=7)  # the demo's problems: never trained, validated or tested on
+    assert len({ex.prompt for ex in fresh}) == 300 and not {ex.prompt for ex in fresh} & set(conditions)
+    assert easy_task.evaluate(fresh, [list(ex.target) for ex in fresh])["optimal"] == 1.0
 
 
 def test_families_of_a_tier_share_the_perfect_maze():
@@ -346,9 +349,9 @@ def test_a_small_rung_lists_every_problem_once_and_splits_them():
     assert len(set(keys)) == len(keys) == fitting
     assert len(splits["test"]) == fitting // 5 and len(splits["validation"]) == fitting // 50
     assert task.config()["splits"] == {name: len(v) for name, v in splits.items()}
-    assert len(task.fresh_examples(64, seed=1)) == 64
-    with pytest.raises(InsertgenError, match="distinct problems"):
-        task.fresh_examples(fitting + 1, seed=1)
+    assert task.fresh_examples(0, seed=1) == []  # the splits hold every problem: none is left fresh
+    with pytest.raises(InsertgenError, match="0 problems outside its splits, fewer than the 1 asked for"):
+        task.fresh_examples(1, seed=1)
 
 
 @pytest.mark.parametrize("name, fragment", [("maze-perfect-8x8-k2", "N odd"), ("maze-perfect-9x11-k2", "N x N"),

@@ -15,7 +15,8 @@ this CPU under the same wall-clock budget, and evaluates them side by side:
   atom tokens, model evaluations per molecule and the training budget; ``demo_molecules_MODEL.png`` (a
   grid of sampled molecules drawn by RDKit, beside the length histograms) and ``demo_order.png`` (the
   generation step per token class, one bar group per model);
-* mazes (``maze-{perfect,imperfect,braided}-{easy,medium}``): on the same fresh subgoal lists, greedy tokens:
+* mazes (``maze-{perfect,imperfect,braided}-{easy,medium}``): on the same fresh subgoal lists (in none of the
+  task's splits), greedy tokens:
   success, optimal, exact match, token accuracy, the order correlation (step against the distance along the
   plan to the nearest subgoal), evaluations per plan and the training budget; ``demo_plans.png`` (every
   model's plan for the first problem on the maze) and ``demo_trajectory_MODEL.png`` (an insertion model's
@@ -67,7 +68,7 @@ DEMO_TASKS = STAR_TASKS + MOLECULE_TASKS + MAZE_TASKS  # the tasks the demo show
 MOLECULE_DEMO_N = 500  # molecules sampled per model by default (FCD and RDKit scoring included, within a minute)
 # fewer where the shipped models' samplers take hundreds of steps (FlexMDM: 256), to stay within a minute
 MOLECULE_DEMO_N_BY_TASK = {"smiles": 120}
-MAZE_DEMO_N = 500  # fresh maze problems per model by default
+MAZE_DEMO_N = 200  # fresh maze problems per model by default (six models, 128-step samplers: within a minute)
 GROWTH_FRAMES = 8  # frames of a maze plan growing (demo_trajectory_MODEL.png)
 DEMO_TASK = "star-easy"
 TRAIN_MODELS = ("flexmdm", "loflexmdm")  # --train without --models, when nothing ships for the task

@@ -113,6 +113,7 @@ class MazeTask(Task):
         lists = sum(math.perm(len(self._open), k)
                     for k in range(self.params["min_subgoals"], self.params["max_subgoals"] + 1))
         self._enumerated = lists <= ENUMERATE_AT_MOST  # every subgoal list is listed (module docstring)
+        self._split_keys: set[tuple[int, ...]] | None = None
 
     # -- data ------------------------------------------------------------------------------
 
@@ -169,14 +170,25 @@ class MazeTask(Task):
     def split_sizes(self) -> dict[str, int]:
         return {name: len(self.examples(name)) for name in SPLITS} if self._enumerated else dict(SPLIT_SIZES)
 
+    def _split_lists(self) -> set[tuple[int, ...]]:
+        """The subgoal lists (cells) of every split: what no fresh problem may be."""
+        if self._split_keys is None:
+            offset = self.vocab.num_special
+            self._split_keys = {tuple(c - offset for c in e.prompt) for split in SPLITS for e in self.examples(split)}
+        return self._split_keys
+
     def fresh_examples(self, n: int, seed: int) -> list[Example]:
-        """``n`` subgoal lists from ``default_rng(seed)`` (distinct from each other, not from the splits)."""
+        """``n`` subgoal lists from ``default_rng(seed)``, distinct from each other and from every problem of the
+        splits (never trained, validated or tested on), drawn as the splits are. The splits took most of the
+        short lists (there are few), so fresh problems have more subgoals than the tier's uniform count: like
+        the test split's, which was drawn after the training split."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        if self._enumerated and n > sum(self.split_sizes.values()):
-            raise InsertgenError(f"{self.name} has {sum(self.split_sizes.values()):,} distinct problems, fewer than "
-                                 f"the {n:,} asked for")
-        rng, seen = np.random.default_rng(seed), set()
+        taken = self._split_lists()
+        if self._enumerated and n > len(self._every_problem()) - len(taken):
+            raise InsertgenError(f"{self.name} has {len(self._every_problem()) - len(taken):,} problems outside its "
+                                 f"splits, fewer than the {n:,} asked for")
+        rng, seen = np.random.default_rng(seed), set(taken)
         return [self._encode(*self._draw(rng, seen)) for _ in range(n)]
 
     # -- text --------------------------------------------------------------------------------
