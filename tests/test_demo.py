@@ -364,7 +364,7 @@ def test_a_shipped_molecule_model_writes_a_valid_molecule_on_a_fixed_seed(task):
 
 
 SHIPPED = [(task, model) for task in ("star-easy", "star-medium", "smiles", "safe", *FRAGMENT_DEMO_TASKS, FRAGMENT_MIXTURE,
-                                      "maze-perfect-easy")
+                                      *SHIPPED_MAZE_TIERS)
            for model in shipped_models(task) if pretrained_dir(model, task).name == f"{task}-{model}"]  # each once
 
 

@@ -108,8 +108,10 @@ def test_smallest_maze_ladder_reports_time_to_success(tmp_path):
     assert (out / "maze-braided-7x7-k2" / "arm" / "learning.json").is_file()
     table = (out / "ladder.md").read_text().splitlines()
     assert table[0] == "| task | model | 50% success | 95% success | best (step) |" and len(table) == 3
-    study = _table([str(tmp_path)], tmp_path).stdout.splitlines()  # the study table reads the ladder's runs
+    runs, frontier = _table([str(tmp_path)], tmp_path).stdout.split("\n\n")  # the study table reads the ladder's runs
+    study = runs.splitlines()
     assert len(study) == 3 and study[2].startswith("| maze-braided-7x7-k2 | arm | 0 |")
+    assert frontier.splitlines()[2].startswith("| arm | ")  # and so does the frontier
 
 
 def test_the_maze_benchmark_refuses_other_tasks_and_bad_budgets(tmp_path):

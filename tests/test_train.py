@@ -232,7 +232,7 @@ def test_every_preset_names_a_known_task_model_and_valid_options():
 def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
     """The star CPU presets switch on the input options of the study (presets.STAR_CPU_INPUTS) for
     exactly the models it lists, and draw fresh graphs for every model; the maze CPU presets those of the maze
-    study (presets.MAZE_CPU_INPUTS: IP's previous-token embedding); every other preset (other models,
+    study (presets.MAZE_CPU_INPUTS: the previous-token embedding for IP, FlexMDM, LoFlexMDM and MDM); every other preset (other models,
     molecules, the papers' scale) keeps the plain trunk and the fixed training set."""
     from insertgen.engine.presets import MAZE_CPU_INPUTS, PRESETS, STAR_CPU_INPUTS, get_preset
     from insertgen.nn.backbone_config import BackboneConfig
@@ -252,6 +252,12 @@ def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
     assert PRESETS["maze-braided-medium-ip-cpu"]["model_config"]["token_shift"] is True
     assert get_preset("maze-perfect-11x11-k3-ip-cpu")["model_config"]["token_shift"] is True  # a ladder rung's too
     assert not PRESETS["maze-perfect-paper-ip-gpu"]["model_config"].get("token_shift")
+    # the maze CPU trunks of FlexMDM, LoFlexMDM and MDM get at least MAZE_CPU_MIN_HEADS heads; IP, AO-IP, ARM keep 2
+    maze_heads = {name: p["model_config"]["n_heads"] for name, p in PRESETS.items() if name.startswith("maze-")}
+    assert maze_heads["maze-perfect-easy-cpu"] == maze_heads["maze-braided-easy-mdm-cpu"] == 4
+    assert maze_heads["maze-perfect-easy-loflexmdm-cpu"] == 4 and maze_heads["maze-perfect-hard-cpu"] == 6
+    assert maze_heads["maze-perfect-easy-ip-cpu"] == maze_heads["maze-perfect-easy-arm-cpu"] == 2
+    assert maze_heads["maze-perfect-paper-gpu"] == 8
     # FlexMDM's and LoFlexMDM's star CPU trunks get at least STAR_CPU_MIN_HEADS heads; the others keep the level's
     heads = {name: p["model_config"]["n_heads"] for name, p in PRESETS.items()}
     assert heads["star-easy-cpu"] == heads["star-tiny-loflexmdm-cpu"] == 4 and heads["star-hard-cpu"] == 6

@@ -143,18 +143,24 @@ for _family in ("perfect", "imperfect", "braided"):
         PRESETS[f"{_task}-{_suffix}"] = _flex
         add_family_presets(_task, _suffix, _MAZE_AUX[_tier])
 
-# The maze CPU recipe (docs/learning-mazes.md, issue 36). IP's trunk also embeds each position's previous token
-# ("token_shift"): a plan is a chain of neighbouring cells, and with the shift the cell on the canvas to the left
-# of a slot is read without an attention hop. On maze-perfect-easy IP plans 92.8% / 93.2% of the test problems
-# at 5,000 steps with it against 73.4% / 33.8% without it (seeds 0 / 1; equal FLOPs), and 95% from 6,000 steps (20-24
-# minutes of one core) on both seeds. Measured for IP on the easy tier and applied to IP's CPU presets of every
+# The maze CPU recipe (docs/learning-mazes.md, issue 36, rows 3 and 15). The trunk also embeds each position's
+# previous token ("token_shift"): a plan is a chain of neighbouring cells, and with the shift the cell on the
+# canvas to the left of a slot is read without an attention hop. On maze-perfect-easy at equal FLOPs (seeds 0 / 1):
+# IP plans 92.8% / 93.2% of the test problems at 5,000 steps with it against 73.4% / 33.8% without it, and 95%
+# from 6,000 steps (20-24 minutes of one core) on both seeds; FlexMDM (with 4 heads, as on stars) is ahead of or
+# level with its preset's trunk at every point from 1,000 to 5,000 steps on both seeds (46.8 / 36.4% against 34.6 /
+# 34.8% at 5,000); MDM (4 heads) plans 47.2 / 41.6% at 2,000 steps against 19.6 / 24.2% plain. LoFlexMDM's
+# generator follows FlexMDM's (the two differ only in the schedules). Applied to those models' CPU presets of every
 # maze family and tier (it changes how a plan is read, not the maze); the paper presets keep the plain trunk.
-MAZE_CPU_INPUTS = {"ip": {"token_shift": True}}
+MAZE_CPU_INPUTS = {"ip": {"token_shift": True}, "flexmdm": {"token_shift": True},
+                   "loflexmdm": {"token_shift": True}, "mdm": {"token_shift": True}}
+MAZE_CPU_MIN_HEADS = {"flexmdm": 4, "loflexmdm": 4, "mdm": 4}  # at the easy tier's d_model 64 (medium has 4 already)
 for _family in ("perfect", "imperfect", "braided"):
     for _tier in ("easy", "medium", "hard"):
         for _model, _inputs in MAZE_CPU_INPUTS.items():
             _preset = PRESETS[cpu_preset_name(f"maze-{_family}-{_tier}", _model)]
-            _preset["model_config"] = {**_preset["model_config"], **_inputs}
+            _heads = max(_preset["model_config"]["n_heads"], MAZE_CPU_MIN_HEADS.get(_model, 0))
+            _preset["model_config"] = {**_preset["model_config"], **_inputs, "n_heads": _heads}
 
 
 # Molecules (smiles, safe): CPU scale = d_model 128 x 4 on 100,000 MOSES training molecules, meant for
