@@ -86,10 +86,14 @@ def _describe(task: str) -> str:
     return f"{task} ({size} x {size}, <= {cells} subgoal cells)"
 
 
-def best_within(record: dict, seconds: float = FRONTIER_SECONDS) -> dict | None:
-    """The run's point of highest success among those measured within ``seconds`` of training."""
-    points = [p for p in record["points"] if p["seconds"] <= seconds]
-    return max(points, key=lambda p: p["success"], default=None)
+def within(record: dict) -> list[dict]:
+    """The run's points measured within the frontier's two hours of training."""
+    return [p for p in record["points"] if p["seconds"] <= FRONTIER_SECONDS]
+
+
+def best_within(record: dict) -> dict | None:
+    """The run's point of highest success within the frontier's two hours."""
+    return max(within(record), key=lambda p: p["success"], default=None)
 
 
 def frontier(root: Path) -> str:
@@ -105,8 +109,7 @@ def frontier(root: Path) -> str:
         tried_text = f"{_describe(tried_task)}: {'-' if best_tried is None else f'{best_tried:.1%}'}"
         planned = []
         for r in mine:
-            point = first_at([p for p in r["points"] if p["seconds"] <= FRONTIER_SECONDS], FRONTIER_SUCCESS,
-                             lambda p: p["success"])
+            point = first_at(within(r), FRONTIER_SUCCESS, lambda p: p["success"])
             if point is not None:
                 planned.append((extent(r["settings"]["task"]), -point["seconds"], r, point))
         if not planned:

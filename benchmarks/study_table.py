@@ -31,15 +31,19 @@ def records(root: Path) -> list[dict]:
     return [{**json.loads(p.read_text()), "_dir": p.parent.name} for p in sorted(root.glob("*/learning.json"))]
 
 
-def splice(doc: Path, name: str, text: str) -> None:
-    """Replace the text of ``doc`` between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` with ``text``."""
+def splice(doc: Path, blocks: dict[str, str]) -> None:
+    """Replace the text of ``doc`` between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` with ``blocks[NAME]``
+    for every name, writing nothing unless the document has every pair of markers."""
     content = doc.read_text()
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    if begin not in content or end not in content:
-        raise SystemExit(f"error: {doc} has no {begin} ... {end} markers")
-    head, rest = content.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    doc.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+    missing = [name for name in blocks if f"<!-- {name}:begin -->" not in content or f"<!-- {name}:end -->" not in content]
+    if missing:
+        raise SystemExit(f"error: {doc} has no {' / '.join(f'<!-- {m}:begin -->' for m in missing)} ... markers")
+    for name, text in blocks.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        head, rest = content.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        content = f"{head}{begin}\n{text}\n{end}{tail}"
+    doc.write_text(content)
 
 
 def run_table_command(argv, doc: str, marker: str, table, figure, figure_help: str, more: dict | None = None) -> None:
@@ -58,9 +62,4 @@ def run_table_command(argv, doc: str, marker: str, table, figure, figure_help: s
     blocks = {marker: table(args.root), **{name: make(args.root) for name, make in (more or {}).items()}}
     print("\n\n".join(blocks.values()))
     if args.docs:
-        content = args.docs.read_text()
-        missing = [name for name in blocks if f"<!-- {name}:begin -->" not in content]
-        if missing:  # before writing anything
-            raise SystemExit(f"error: {args.docs} has no {' / '.join(f'<!-- {m}:begin -->' for m in missing)} ... markers")
-        for name, text in blocks.items():
-            splice(args.docs, name, text)
+        splice(args.docs, blocks)

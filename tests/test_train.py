@@ -232,8 +232,8 @@ def test_every_preset_names_a_known_task_model_and_valid_options():
 def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
     """The star CPU presets switch on the input options of the study (presets.STAR_CPU_INPUTS) for
     exactly the models it lists, and draw fresh graphs for every model; the maze CPU presets those of the maze
-    study (presets.MAZE_CPU_INPUTS: the previous-token embedding for IP, FlexMDM, LoFlexMDM and MDM); every other preset (other models,
-    molecules, the papers' scale) keeps the plain trunk and the fixed training set."""
+    study (presets.MAZE_CPU_INPUTS: the previous-token embedding for IP, FlexMDM, LoFlexMDM and MDM); every other
+    preset (other models, molecules, the papers' scale) keeps the plain trunk and the fixed training set."""
     from insertgen.engine.presets import MAZE_CPU_INPUTS, PRESETS, STAR_CPU_INPUTS, get_preset
     from insertgen.nn.backbone_config import BackboneConfig
 

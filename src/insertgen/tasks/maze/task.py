@@ -117,13 +117,15 @@ class MazeTask(Task):
 
     # -- data ------------------------------------------------------------------------------
 
-    def _draw(self, rng: np.random.Generator, seen: set) -> tuple[list[int], list[int]]:
+    def _draw(self, rng: np.random.Generator, seen: set, exclude=frozenset()) -> tuple[list[int], list[int]]:
+        """A subgoal list (and its plan) not in ``seen`` nor ``exclude``; it is added to ``seen``."""
         p = self.params
         while True:
             k = int(rng.integers(p["min_subgoals"], p["max_subgoals"] + 1))
             subgoals = [self._open[i] for i in rng.integers(len(self._open), size=k).tolist()]
             key = tuple(subgoals)
-            if len(set(key)) < k or key in seen or self.paths.optimal_length(subgoals) > p["max_plan"]:
+            if (len(set(key)) < k or key in seen or key in exclude
+                    or self.paths.optimal_length(subgoals) > p["max_plan"]):
                 continue
             seen.add(key)
             return subgoals, self.paths.through(subgoals)
@@ -185,11 +187,10 @@ class MazeTask(Task):
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         taken = self._split_lists()
-        if self._enumerated and n > len(self._every_problem()) - len(taken):
-            raise InsertgenError(f"{self.name} has {len(self._every_problem()) - len(taken):,} problems outside its "
-                                 f"splits, fewer than the {n:,} asked for")
-        rng, seen = np.random.default_rng(seed), set(taken)
-        return [self._encode(*self._draw(rng, seen)) for _ in range(n)]
+        if self._enumerated and n > (left := len(self._every_problem()) - len(taken)):
+            raise InsertgenError(f"{self.name} has {left:,} problems outside its splits, fewer than the {n:,} asked for")
+        rng, seen = np.random.default_rng(seed), set()
+        return [self._encode(*self._draw(rng, seen, exclude=taken)) for _ in range(n)]
 
     # -- text --------------------------------------------------------------------------------
 
