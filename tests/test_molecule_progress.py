@@ -103,6 +103,8 @@ def test_benchmark_smallest_run_writes_its_keys(tmp_path, task, model):
     assert point["valences_legal"] >= point["validity"]  # a valid molecule's valences are legal
     assert "NaN" not in (out / "learning.json").read_text()
     assert (out / "learning.png").stat().st_size > 0
+    if task != "smiles":
+        return  # resuming and the decoding sweep do not depend on the task: checked once, on smiles
     # rerunning with a larger budget continues the same run; an extra temperature is evaluation only
     subprocess.run([*cmd[:6], "--steps", "3", *cmd[8:], "--extra-temperature", "0.5"], check=True, cwd=ROOT,
                    capture_output=True, text=True)

@@ -60,6 +60,31 @@ def test_malformed_lines_are_counted_with_their_line_numbers():
         moses.parse_lines(["smiles,id\n"], "x.csv")
 
 
+def test_checked_lines_are_kept_on_disk_and_checked_again_when_the_file_changes(tmp_path, monkeypatch):
+    import gzip
+
+    monkeypatch.setenv("INSERTGEN_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "train.csv.gz"
+    data.write_bytes(gzip.compress(b"SMILES\nCCO\nCC O\n\nc1ccccc1\n"))
+    parsed = []
+    real = moses.parse_lines
+    monkeypatch.setattr(moses, "parse_lines", lambda lines, source: parsed.append(source) or real(lines, source))
+    first = moses._parse_file(data)
+    assert first.strings == ["CCO", "c1ccccc1"] and [n for n, _, _ in first.malformed] == [3, 4]
+    again = moses._parse_file(data)
+    assert (again.strings, again.malformed) == (first.strings, first.malformed) and len(parsed) == 1  # from disk
+    data.write_bytes(gzip.compress(b"SMILES\nCCN\n"))  # another size: checked again
+    assert moses._parse_file(data).strings == ["CCN"] and len(parsed) == 2
+    moses.checked_split_cache(data).write_bytes(b"\xff not a header")  # a damaged cache is rebuilt, not trusted
+    assert moses._parse_file(data).strings == ["CCN"] and len(parsed) == 3
+    assert moses._parse_file(data).strings == ["CCN"] and len(parsed) == 3
+    data.write_bytes(gzip.compress(b"SMILES\nCCN\nCCC\nCCCl\n"))
+    assert moses._parse_file(data).strings == ["CCN", "CCC", "CCCl"] and len(parsed) == 4
+    cache = moses.checked_split_cache(data)
+    cache.write_text(cache.read_text().rsplit("\n", 1)[0])  # a truncated cache: checked again
+    assert moses._parse_file(data).strings == ["CCN", "CCC", "CCCl"] and len(parsed) == 5
+
+
 def test_tokeniser_round_trips_every_accepted_training_molecule():
     strings = moses.read_split("train").strings
     vocab = set(SMILES_TOKENS)
