@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from insertgen.engine.analysis import edge_steps, order_statistics, output_steps
+from insertgen.engine.analysis import average_ranks, edge_steps, order_statistics, output_steps, spearman
 from insertgen.tasks import get_task
 
 
@@ -97,6 +97,23 @@ class _FixedOrderPosterior:
         import torch
 
         return [self.order_of(len(target))] * samples, torch.zeros(samples)
+
+
+def test_spearman_matches_scipy_on_tied_and_untied_sequences():
+    """Average ranks for ties, then Pearson's correlation of the ranks: scipy's statistic on random sequences
+    of integer steps (many ties, as sampler steps have) and on distinct floats."""
+    from scipy.stats import rankdata, spearmanr
+
+    assert average_ranks([5, 1, 5, 3]).tolist() == [3.5, 1.0, 3.5, 2.0]
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(2, 40))
+        x = rng.integers(0, int(rng.integers(2, 8)), n) if rng.random() < 0.7 else rng.normal(size=n)
+        y = rng.integers(0, 5, n)
+        assert average_ranks(x).tolist() == rankdata(x).tolist()
+        if len(set(x.tolist())) > 1 and len(set(y.tolist())) > 1:
+            assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
 
 
 def test_posterior_order_profile_ranks_and_correlation():
