@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -103,8 +102,10 @@ def test_git_commit_is_none_when_git_rev_parse_fails(monkeypatch):
         return subprocess.CompletedProcess(cmd, 128, stdout="HEAD\n", stderr="fatal: ambiguous argument 'HEAD'\n")
 
     monkeypatch.setattr(run.subprocess, "run", fake_run)
-    commit = run.environment()["git_commit"]
-    assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
+    assert run.environment()["git_commit"] is None
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setattr(run.subprocess, "run", lambda cmd, **kwargs: subprocess.CompletedProcess(cmd, 0, stdout=sha + "\n"))
+    assert run.environment()["git_commit"] == sha
 
 
 def test_sample_writes_one_line_per_prompt(cli, tiny_run, tmp_path, prompts):

@@ -146,9 +146,16 @@ def test_finished_sequences_leave_the_batch():
     assert out.tokens[0] == [9, BOS, EOS] and len(out.tokens[1]) == 3 + 4
 
 
-def test_overflowing_insertion_is_skipped():
-    out = run(oracle_predictor(30), [[4]], width=8, steps=8)
-    assert len(out.tokens[0]) <= 8 and out.tokens[0][-1] == EOS
+@pytest.mark.parametrize("draw", ["poisson", "binomial", "sequence"])
+def test_insertions_that_would_overflow_the_buffer_are_dropped_for_that_sequence_only(draw):
+    """A sequence of length 4 in a buffer of 6 takes one new mask (4 + 1 <= 6) but not three (4 + 3 > 6); the
+    sampler then skips the draws that would overflow and never writes past the buffer."""
+    n_missing = torch.tensor([[0.0, 3.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    counts = _insertion_counts(n_missing, torch.tensor(1.0), torch.tensor([4, 4]), 6, None, draw)
+    assert counts.tolist() == [[0, 0, 0, 0], [0, 1, 0, 0]]
+    out = run(oracle_predictor(30), [[4]], width=8, steps=8, insertion_draw=draw)  # 30 missing never fit in 8
+    row = out.tokens[0]
+    assert len(row) <= 8 and row[:2] == [4, BOS] and row[-1] == EOS and not {PAD, MASK, BOS, EOS} & set(row[2:-1])
 
 
 def test_insert_masks_matches_python_reference():

@@ -210,11 +210,11 @@ def test_easy_splits():
     task = StarTask("easy")
     val = task.examples("validation")  # generates (and caches) all easy splits, ~2 s
     assert len(val) == 100
-    assert val == task.examples("validation")
     train, test = task.examples("train"), task.examples("test")
     assert len(train) == 50000 and len(test) == 5000
-    # the splits are consecutive draws from one RNG pair seeded with 42
-    assert task.fresh_examples(5, seed=42) == train[:5]
+    # the splits are consecutive draws from one RNG pair seeded with 42 (generated again here, not the cache)
+    drawn = task.fresh_examples(50_100, seed=42)
+    assert drawn[:5] == train[:5] and drawn[50_000:] == val
     assert not set(test) & set(train)
     with pytest.raises(InsertgenError, match="unknown split"):
         task.examples("dev")
