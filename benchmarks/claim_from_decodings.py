@@ -22,7 +22,7 @@ import json
 import math
 from pathlib import Path
 
-from insertgen.apps.reproduce.claims import compare, proportion_se
+from insertgen.apps.reproduce.claims import compare, difference_noise
 from insertgen.apps.reproduce.summary import spread
 from insertgen.core.io import to_json, write_text_atomic
 
@@ -58,9 +58,9 @@ def judge(rows: list[dict], a: list[str], b: list[str], metrics: list[str], wher
     for metric in metrics:
         a_vals, b_vals = [float(r[metric]) for r in a_rows], [float(r[metric]) for r in b_rows]
         sa, sb = spread(a_vals), spread(b_vals)
-        noise = 2 * math.sqrt(proportion_se(sa, samples) ** 2 + proportion_se(sb, samples) ** 2)
         out.append({"metric": metric, "a": a_vals, "b": b_vals, "a_mean": sa["mean"], "b_mean": sb["mean"],
-                    "twice_se": noise, "verdict": compare(sa, sb, samples, samples)})
+                    "twice_se": difference_noise(sa, sb, samples, samples),
+                    "verdict": compare(sa, sb, samples, samples)})
     return out
 
 

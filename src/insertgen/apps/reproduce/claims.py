@@ -60,10 +60,15 @@ def proportion_se(stat: dict, examples: int) -> float:
     return math.sqrt(p * (1 - p) / (examples * stat["n"]))
 
 
+def difference_noise(a: dict, b: dict, examples_a: int = 0, examples_b: int = 0) -> float:
+    """Twice the standard error of the difference of the two sides' mean proportions (0 without example counts)."""
+    return 2 * math.sqrt(proportion_se(a, examples_a) ** 2 + proportion_se(b, examples_b) ** 2)
+
+
 def compare(a: dict, b: dict, examples_a: int = 0, examples_b: int = 0) -> str:
     """``holds`` / ``reversed`` / ``not shown`` for "a > b" (module docstring); the example counts give
     the evaluation noise of proportions (0: not a proportion, no noise check)."""
-    noise = 2 * math.sqrt(proportion_se(a, examples_a) ** 2 + proportion_se(b, examples_b) ** 2)
+    noise = difference_noise(a, b, examples_a, examples_b)
     if a["min"] > b["max"] and a["mean"] - b["mean"] > noise:
         return "holds"
     if b["min"] > a["max"] and b["mean"] - a["mean"] > noise:
