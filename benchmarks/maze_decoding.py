@@ -42,8 +42,9 @@ CHOICES = {"confidence": ("none", "top_prob", "prob_diff"), "order": ("joint", "
 def sweep(run: Path, steps: list[int], confidences: list[str], orders: list[str], grids: list[str], n: int,
           seed: int = 0) -> list[dict]:
     """One row per distinct sampler of ``run``'s family among the combinations of the choices."""
-    from insertgen.engine.evaluate import evaluate_model, run_sampler_options
+    from insertgen.engine.evaluate import evaluate_model
     from insertgen.engine.run import load_run
+    from insertgen.engine.sampler_settings import resolve_sampler_options
 
     model = load_run(run_directory(run))
     task, examples = model.task, model.task.examples("test")[:n]
@@ -51,9 +52,9 @@ def sweep(run: Path, steps: list[int], confidences: list[str], orders: list[str]
     for step_count, confidence, order, grid in itertools.product(steps, confidences, orders, grids):
         if model.model_id == "arm":  # left to right: no order for a confidence to choose
             confidence = "none"
-        options = run_sampler_options(model.run_config, default_greedy=True, steps=step_count, greedy=True,
-                                      confidence=None if confidence == "none" else confidence, order=order,
-                                      grid=grid)
+        options = resolve_sampler_options(model.run_config, default_greedy=True, steps=step_count, greedy=True,
+                                          confidence=None if confidence == "none" else confidence, order=order,
+                                          grid=grid)
         if options in seen:  # a choice this family's sampler does not take
             continue
         seen.append(options)

@@ -6,9 +6,11 @@
 
 Writes src/insertgen/pretrained/NAME/{config.json, checkpoint.safetensors, metrics.jsonl} (NAME defaults to
 the run's task and model, e.g. star-easy-ip, which is where `insertgen demo` looks); the config records the
-source run, the training step it was exported at and the sampler the demo uses (``--sampler``: one of the
-family's samplers in insertgen.engine.evaluate.family_samplers; default its first) with the options
-``--sampler-option`` changes (e.g. ``steps=64``, ``grid=unmask``, ``insertion_draw=sequence``).
+source run, the training step it was exported at and, in ``sampler_defaults``, every option of the sampler
+the demo, `sample`, `eval` and `analysis` use by default: the run's own settings (greedy tokens on
+conditional tasks), turned into the family's sampler ``--sampler`` (one of ModelFamily.samplers, e.g.
+``insert_first`` or MDM's ``top_prob``) and changed by ``--sampler-option`` (e.g. ``steps=64``,
+``grid=unmask``, ``temperature=0.7``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from pathlib import Path
 from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, split_prefix
 from insertgen.core.rundir import CONFIG, METRICS, read_config
 from insertgen.apps.benchmarking import parse_overrides
-from insertgen.engine.evaluate import family_samplers
+from insertgen.core.errors import InsertgenError
+from insertgen.engine.run import load_run
+from insertgen.engine.sampler_settings import as_named_sampler, resolve_sampler_options, shipped_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,18 +41,16 @@ def main() -> None:
                         help="an option of that sampler for the demo (repeatable)")
     args = parser.parse_args()
     config = read_config(args.run)
-    names = family_samplers(config["model"], 8)
-    if args.sampler is not None:
-        if args.sampler not in names:
-            raise SystemExit(f"--sampler {args.sampler!r}: {config['model']} samples with {', '.join(names)}")
-        config["demo_sampler"] = args.sampler
-    if args.sampler_option:
-        options = parse_overrides(args.sampler_option)
-        try:  # refuse an option the sampler does not take, or a bad value, now rather than in the demo
-            dataclasses.replace(names[args.sampler or next(iter(names))], **options)
-        except (TypeError, ValueError) as e:
-            raise SystemExit(f"--sampler-option: {e}") from None
-        config["sampler_defaults"] = options
+    greedy = load_run(args.run).task.greedy_by_default
+    try:  # the run's own settings, as `sample` resolves them, then the sampler and options asked for
+        options = resolve_sampler_options(config, default_greedy=greedy)
+        if args.sampler is not None:
+            options = as_named_sampler(config["model"], options, args.sampler)
+        options = dataclasses.replace(options, **parse_overrides(args.sampler_option))
+    except (TypeError, ValueError, InsertgenError) as e:
+        raise SystemExit(f"--sampler / --sampler-option: {e}") from None
+    config.pop("demo_sampler", None)  # written by earlier versions of this script
+    config["sampler_defaults"] = shipped_settings(options)
     name = args.name or f"{config['task']}-{config['model']}"
     tensors, state = load_checkpoint(args.run / CHECKPOINT)
     weights = {**split_prefix(tensors, "model"), **split_prefix(tensors, "ema")}

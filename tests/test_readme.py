@@ -88,3 +88,19 @@ def test_the_demo_leaves_the_repository_clean(tmp_path, monkeypatch):
         shutil.rmtree(default_out, ignore_errors=True)
         if kept.exists():
             shutil.move(kept, default_out)
+
+
+def test_the_readme_python_example_runs_and_samples_as_eval_does(capsys):
+    """The README's Python block, on the shipped star-easy FlexMDM instead of a demo directory: it prints a
+    path of the graph it parses, sampled with the run's own settings (the shipped model's greedy,
+    confidence-ordered sampler)."""
+    from insertgen.apps.demo import pretrained_dir
+
+    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+    assert 'load_run("insertgen-demo")' in block and "model.sampler_options" in block
+    namespace: dict = {}
+    exec(block.replace('"insertgen-demo"', repr(str(pretrained_dir("flexmdm", "star-easy")))), namespace)  # noqa: S102
+    model = namespace["model"]
+    assert model.sampler_options.top_k == 1 and model.sampler_options.confidence == "top_prob"
+    printed = capsys.readouterr().out.split()
+    assert len(printed) == 8 and all(token.isdigit() for token in printed)

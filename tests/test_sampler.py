@@ -225,28 +225,3 @@ def test_unmask_time_grid_puts_equal_unmasking_mass_in_every_step():
     assert torch.equal(time_grid("uniform", 4), torch.linspace(0, 1, 5))
     with pytest.raises(ValueError, match="grid must be one of"):
         TauLeapingOptions(grid="cosine")
-
-
-def test_a_runs_sampler_defaults_apply_unless_a_flag_overrides_them():
-    """`sample` / `eval` take a shipped model's measured settings (sampler_defaults: its temperature, top-k /
-    top-p) where no flag is given, as the demo does; a flag wins."""
-    from insertgen.engine.evaluate import run_sampler_options
-
-    shipped = {"model": "ip", "sampler_defaults": {"temperature": 0.5}}
-    assert run_sampler_options(shipped, default_greedy=False).temperature == 0.5
-    assert run_sampler_options(shipped, default_greedy=False, temperature=1.0).temperature == 1.0
-    assert run_sampler_options({"model": "ip"}, default_greedy=False).temperature == 1.0
-    nucleus = {"model": "ip", "sampler_defaults": {"top_p": 0.5}}
-    assert run_sampler_options(nucleus, default_greedy=True).top_p == 0.5  # a shipped nucleus is not greedy
-    assert run_sampler_options(nucleus, default_greedy=False, top_k=3).top_p is None
-
-
-def test_reproduce_cells_draw_tokens_as_the_runs_preset_says_unless_greedy():
-    from insertgen.core.sampling import SamplerOptions
-    from insertgen.engine.evaluate import with_drawing_defaults
-
-    config = {"model": "ip", "sampler_defaults": {"temperature": 0.5, "confidence": "top_prob"}}
-    drawn = with_drawing_defaults(SamplerOptions(), config)
-    assert drawn.temperature == 0.5 and drawn.confidence is None  # only how tokens are drawn, not the order
-    assert with_drawing_defaults(SamplerOptions(top_k=1), config).temperature == 1.0  # greedy stays
-    assert with_drawing_defaults(SamplerOptions(), {"model": "ip"}) == SamplerOptions()

@@ -24,6 +24,7 @@ from insertgen.core.io import (
     write_text_atomic,
 )
 from insertgen.core.options import parse_assignments
+from insertgen.apps.sampler_flags import sampler_flags
 from insertgen.core.threads import (
     DEFAULT_POLICY,
     POLICY_VARIABLE,
@@ -45,9 +46,9 @@ from insertgen.engine.evaluate import (
     generate,
     held_out_likelihood,
     likelihood_record,
-    run_sampler_options,
 )
 from insertgen.engine.run import load_run
+from insertgen.engine.sampler_settings import resolve_sampler_options
 from insertgen.engine.training_run import prepare_run, run_training
 from insertgen.models.registry import family_of, model_ids
 from insertgen.tasks.molecules.fragment_task import BENCHMARK_FILE, build_benchmark_file
@@ -55,45 +56,6 @@ from insertgen.tasks.molecules.fragment_task import BENCHMARK_FILE, build_benchm
 # glibc's default malloc thresholds make training steps several times slower on this kind of CPU
 # (README.md#the-command-line); the CLI re-executes itself once with these tunables unless they are already set.
 GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"
-
-
-def sampler_options(f):
-    """Shared sampler flags. A flag not given takes the run's ``sampler_defaults`` (a shipped model's measured
-    settings; engine.evaluate.run_sampler_options), else the run's evaluation settings, else the sampler's."""
-    options = [
-        click.option("--steps", type=click.IntRange(min=1), default=None,
-                     help="Sampler time steps (default: the run's eval setting)."),
-        click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample tokens from the top k (1 = greedy)."),
-        click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=None, help="Nucleus sampling mass."),
-        click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=None,
-                     help="Divides the logits before tokens are drawn (default: the run's sampler_defaults, else 1)."),
-        click.option("--confidence", type=click.Choice(["top_prob", "prob_diff"]), default=None,
-                     help="Decide first where the model is surest: the most confident masked slots (FlexMDM, LoFlexMDM, "
-                          "MDM) or the insertion slot with the surest token (IP, AO-IP)."),
-        click.option("--greedy/--no-greedy", default=None, help="Greedy token choice (top-k 1); the default for eval on conditional tasks "
-                     "(unconditional ones, e.g. molecules, sample from the model's distribution)."),
-        click.option("--order", type=click.Choice(["joint", "insert_first"]), default=None,
-                     help="joint: insert and unmask together (tau-leaping); insert_first: all insertions, then "
-                          "confidence-ordered unmasking (default: the run's eval setting)."),
-        click.option("--grid", type=click.Choice(["uniform", "unmask"]), default=None,
-                     help="Time grid of the tau-leaping steps: uniform in t (default), or equal expected unmasking "
-                          "events per step (more steps late, where most tokens are decided)."),
-        click.option("--insertion-draw", type=click.Choice(["poisson", "binomial", "sequence"]), default=None,
-                     help="How the tau-leaping sampler draws new masks (FlexMDM, LoFlexMDM): per gap from a Poisson "
-                          "(the plain tau-leap), per gap from a binomial, or one count per sequence spread over the "
-                          "gaps (default: the sampler's, docs/methods/flexmdm.md#joint-order)."),
-    ]
-    for opt in reversed(options):
-        f = opt(f)
-    return f
-
-
-def _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy: bool,
-                  run_config: dict | None = None, grid: str | None = None, insertion_draw: str | None = None):
-
-    return run_sampler_options(run_config, default_greedy, steps=steps, top_k=top_k, top_p=top_p,
-                               temperature=temperature, confidence=confidence, greedy=greedy, order=order, grid=grid,
-                               insertion_draw=insertion_draw)
 
 
 def _parse_set(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -410,10 +372,9 @@ def train(task, model, preset, steps, out, seed, sets, resume, from_previous, ti
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--trajectory", is_flag=True, help="Add per-token insertion/unmasking steps to each line.")
 @SKIP_BAD_LINES
-@sampler_options
+@sampler_flags
 @THREADS
-def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, steps, top_k, top_p, temperature,
-           confidence, greedy, order, grid, insertion_draw, threads):
+def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, sampler, threads):
     """Generate outputs for prompts (or -n unconditional samples).
 
     --input: JSONL, one {"prompt": "..."} per line in the task's text format, e.g. for star graphs
@@ -424,9 +385,7 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
     _use_threads(threads)
     model = load_run(run_dir)
     task = model.task
-    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order, default_greedy=False,
-                            run_config=model.run_config, grid=grid,
-                            insertion_draw=insertion_draw)
+    options = resolve_sampler_options(model.run_config, default_greedy=False, **sampler)
     if task.conditional:
         if input_path is None:
             raise InsertgenError(f"task {task.name} is conditional: give --input PROMPTS.jsonl")
@@ -464,18 +423,18 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, ste
 @click.option("--likelihood-samples", type=click.IntRange(min=0), default=LIKELIHOOD_SAMPLES, show_default=True,
               help="Monte-Carlo samples per text of the held-out bound (nats per sequence and per token) on the "
                    f"first {LIKELIHOOD_EXAMPLES} examples; 0 skips it.")
-@sampler_options
+@sampler_flags
 @THREADS
-def evaluate(run_dir, split, limit, as_json, seed, likelihood_samples, steps, top_k, top_p, temperature, confidence,
-             greedy, order, grid, insertion_draw, threads):
+def evaluate(run_dir, split, limit, as_json, seed, likelihood_samples, sampler, threads):
     """Sample for the split's prompts and print the task metrics (also saved to RUN_DIR/eval-SPLIT.json;
-    mazes also draw the first plans to RUN_DIR/eval-SPLIT.png). Format: docs/formats.md#evaluation."""
+    mazes also draw the first plans to RUN_DIR/eval-SPLIT.png). Format: docs/formats.md#evaluation.
+
+    A sampler flag not given takes the run's sampler_defaults (a shipped model's measured settings), else
+    the run's evaluation settings, else the sampler's own."""
 
     _use_threads(threads)
     model = load_run(run_dir)
-    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
-                            default_greedy=model.task.greedy_by_default, run_config=model.run_config, grid=grid,
-                            insertion_draw=insertion_draw)
+    options = resolve_sampler_options(model.run_config, default_greedy=model.task.greedy_by_default, **sampler)
     examples = model.task.examples(split)[:limit or model.task.eval_size]
     metrics, pairs = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
     if likelihood_samples:
@@ -499,10 +458,9 @@ def evaluate(run_dir, split, limit, as_json, seed, likelihood_samples, steps, to
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Analyse the first N examples.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@sampler_options
+@sampler_flags
 @THREADS
-def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, confidence, greedy, order, grid,
-             insertion_draw, threads):
+def analysis(run_dir, split, limit, seed, sampler, threads):
     """Generation order: when each target token / edge was inserted and unmasked, the order correlation
     with the distance from the junction, and the learned insertion schedule (LoFlexMDM) or the
     posterior's orders (IP). Writes RUN_DIR/order.json and RUN_DIR/order.png (format:
@@ -511,9 +469,7 @@ def analysis(run_dir, split, limit, seed, steps, top_k, top_p, temperature, conf
     _use_threads(threads)
     model = load_run(run_dir)
     task = model.task
-    options = _make_options(steps, top_k, top_p, temperature, confidence, greedy, order,
-                            default_greedy=task.greedy_by_default, run_config=model.run_config, grid=grid,
-                            insertion_draw=insertion_draw)
+    options = resolve_sampler_options(model.run_config, default_greedy=task.greedy_by_default, **sampler)
     examples = task.examples(split)[:limit]
     metrics, pairs = evaluate_model(model, task, examples, options, seed=seed, progress=True)
     stats = order_statistics(task, examples, [o for o, _ in pairs], [r for _, r in pairs])

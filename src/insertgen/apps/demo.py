@@ -51,8 +51,9 @@ from insertgen.engine.analysis import (
     plot_class_order_models,
     plot_order_panels,
 )
-from insertgen.engine.evaluate import evaluate_model, family_samplers, spread
+from insertgen.engine.evaluate import evaluate_model, spread
 from insertgen.engine.run import load_run
+from insertgen.engine.sampler_settings import resolve_sampler_options, sampler_name
 from insertgen.engine.training_run import prepare_run, run_training
 from insertgen.models.registry import get_family, model_ids
 from insertgen.tasks.maze.plots import plot_maze_plans, plot_plan_growth
@@ -73,7 +74,6 @@ GROWTH_FRAMES = 8  # frames of a maze plan growing (demo_trajectory_MODEL.png)
 DEMO_TASK = "star-easy"
 TRAIN_MODELS = ("flexmdm", "loflexmdm")  # --train without --models, when nothing ships for the task
 FRESH_SEED_OFFSET = 10_000  # fresh graphs use seeds far from the splits' seed (42)
-DEMO_SAMPLER_STEPS = 40  # unless a shipped model names its own (sampler_defaults; docs/results.md)
 
 
 def pretrained_dir(model: str = "flexmdm", task: str = DEMO_TASK) -> Path:
@@ -93,20 +93,12 @@ def shipped_models(task: str = DEMO_TASK) -> tuple[str, ...]:
 
 
 def demo_sampler(model_id: str, config: dict, greedy: bool = True):
-    """``(name, options)``: the sampler a shipped run names (``demo_sampler``, written by
-    scripts/ship_pretrained.py), else its family's first (evaluate.family_samplers), greedy tokens (or, with
-    ``greedy`` False, tokens drawn from the model: molecules) and ``DEMO_SAMPLER_STEPS`` steps where the
-    sampler takes steps; ``sampler_defaults`` (also written by the script, e.g. ``{"steps": 64, "grid":
-    "unmask"}`` or ``{"temperature": 0.4}``) replace that sampler's options."""
-    samplers = family_samplers(model_id, DEMO_SAMPLER_STEPS, greedy=greedy)
-    name = config.get("demo_sampler") or next(iter(samplers))
-    if name not in samplers:
-        raise InsertgenError(f"demo_sampler {name!r} of the shipped {model_id} is not one of its samplers "
-                             f"({', '.join(samplers)})")
-    try:
-        return name, dataclasses.replace(samplers[name], **config.get("sampler_defaults", {}))
-    except (TypeError, ValueError) as e:
-        raise InsertgenError(f"sampler_defaults of the shipped {model_id}: {e}") from None
+    """``(name, options)``: the sampler settings of the run whose config.json is ``config``, resolved as
+    ``sample`` / ``eval`` resolve them (engine.sampler_settings: a shipped model's ``sampler_defaults`` hold
+    the settings its documented figures were measured with), with greedy tokens by default where ``greedy``
+    (conditional tasks; molecules draw tokens from the model); ``name`` is the family sampler they set."""
+    options = resolve_sampler_options(config, default_greedy=greedy)
+    return sampler_name(model_id, options), options
 
 
 def describe_sampler(options) -> str:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from insertgen.apps.demo import describe_events, trajectory_frames
 from insertgen.engine.analysis import write_order_figures
-from insertgen.engine.evaluate import generate, run_sampler_options, task_prompts
+from insertgen.engine.evaluate import generate, task_prompts
+from insertgen.engine.sampler_settings import resolve_sampler_options
 from insertgen.models.registry import family_of
 from insertgen.tasks.base import Task
 
@@ -76,7 +77,7 @@ def sample_records(model, n: int, seed: int = 0):
     samples), sampled with the run's evaluation settings."""
 
     task = model.task
-    options = run_sampler_options(model.run_config, default_greedy=task.greedy_by_default)
+    options = resolve_sampler_options(model.run_config, default_greedy=task.greedy_by_default)
     prompts = task_prompts(task, n)
     outputs, records = generate(model, prompts, options, seed=seed, prompt_in_target=task.prompt_in_target)
     return prompts, outputs, records

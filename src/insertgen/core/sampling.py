@@ -3,17 +3,39 @@ token choice from logits (temperature, top-k, top-p (nucleus), greedy; special t
 
 Each family's sampler extends :class:`SamplerOptions` with its own fields (FlexMDM / LoFlexMDM:
 ``models.flexmdm.sampler.TauLeapingOptions``; MDM: ``models.mdm.model.UnmaskingOptions``) and reads any
-options it is given through ``TheirOptions.of(options)``.
+options it is given through ``TheirOptions.of(options)``. Every field is declared with :func:`option`, whose
+help text and allowed values are the single declaration of that option: the command line's sampler flags
+are generated from these dataclasses (``apps.sampler_flags``) and a run's settings are merged with the
+flags in one place (``engine.sampler_settings``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import Tensor
 
 CONFIDENCE_MODES = ("top_prob", "prob_diff")
+
+
+def option(default, help: str, choices: tuple[str, ...] | None = None, low: float | None = None,
+           high: float | None = None, low_open: bool = False, high_open: bool = False):
+    """A sampler option: a dataclass field with its ``default``, the ``help`` text of its command-line flag
+    and the values it allows (``choices``, or the range ``low`` .. ``high``, open at an end when asked)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high,
+                                            "low_open": low_open, "high_open": high_open})
+
+
+def option_range(f) -> str:
+    """The allowed range of an :func:`option` field in words, e.g. ``in (0, 1]`` or ``>= 1``."""
+    meta = f.metadata
+    low, high = meta.get("low"), meta.get("high")
+    if high is None:
+        return f"{'>' if meta['low_open'] else '>='} {low:g}"
+    if low is None:
+        return f"{'<' if meta['high_open'] else '<='} {high:g}"
+    return f"in {'(' if meta['low_open'] else '['}{low:g}, {high:g}{')' if meta['high_open'] else ']'}"
 
 
 @dataclass
@@ -22,18 +44,35 @@ class SamplerOptions:
     ``temperature``) and ``confidence``: decide first where the model is surest (``top_prob``: the largest
     token probability; ``prob_diff``: the gap between the two largest), or None for the sampler's own order."""
 
-    top_k: int | None = None
-    top_p: float | None = None
-    temperature: float = 1.0
-    confidence: str | None = None
+    top_k: int | None = option(None, "Sample tokens from the top k (1 = greedy).", low=1)
+    top_p: float | None = option(None, "Nucleus sampling mass.", low=0.0, high=1.0, low_open=True)
+    temperature: float = option(1.0, "Divides the logits before tokens are drawn.", low=0.0, low_open=True)
+    confidence: str | None = option(
+        None, "Decide first where the model is surest: the most confident masked slots (FlexMDM, LoFlexMDM, MDM) "
+        "or the insertion slot with the surest token (IP, AO-IP).", choices=CONFIDENCE_MODES)
 
     def __post_init__(self):
-        if self.confidence not in (None, *CONFIDENCE_MODES):
-            raise ValueError(f"confidence must be top_prob or prob_diff, not {self.confidence!r}")
-        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise ValueError("top_p must be in (0, 1]")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError("top_k must be at least 1")
+        """Every field checked against its declaration (:func:`option`): one of its ``choices``, or within its
+        range; None only where the default is None."""
+        for f in fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if value is None and f.default is None:
+                continue
+            if meta.get("choices") is not None and value not in meta["choices"]:
+                raise ValueError(f"{f.name} must be one of {', '.join(meta['choices'])}, not {value!r}")
+            low, high = meta.get("low"), meta.get("high")
+            if low is None and high is None:
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ValueError(f"{f.name} must be a number, not {value!r}")
+            if (low is not None and (value <= low if meta["low_open"] else value < low)) or \
+                    (high is not None and (value >= high if meta["high_open"] else value > high)):
+                raise ValueError(f"{f.name} must be {option_range(f)}, not {value!r}")
+
+    @classmethod
+    def option_fields(cls):
+        """The dataclass fields of this class (each declared with :func:`option`)."""
+        return fields(cls)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

@@ -1,70 +1,18 @@
 """Evaluate a model on task examples: sample a target for each prompt, score with the task's metrics; the
-sampler options and prompts a run is sampled with by default."""
+prompts a run is sampled with by default (its sampler options: engine.sampler_settings)."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import torch
 from tqdm import tqdm
 
-from insertgen.core.errors import InsertgenError
 from insertgen.core.estimates import Estimate
 from insertgen.core.sampling import SamplerOptions
 from insertgen.engine.analysis import class_order_statistics, order_statistics, skeleton_minus_atom
 from insertgen.models.registry import family_of, get_family
 from insertgen.tasks.base import Example
-
-
-def run_sampler_options(run_config: dict | None, default_greedy: bool, steps: int | None = None,
-                        top_k: int | None = None, top_p: float | None = None, temperature: float | None = None,
-                        confidence: str | None = None, greedy: bool | None = None, order: str | None = None,
-                        grid: str | None = None, insertion_draw: str | None = None) -> SamplerOptions:
-    """The sampler options of a run's family: the choices given, then the run's ``sampler_defaults`` (a
-    shipped model's measured settings, written by scripts/ship_pretrained.py, e.g. ``{"grid": "unmask",
-    "confidence": "top_prob"}`` or ``{"temperature": 0.5}``; its top-k / top-p apply when neither is given),
-    then its evaluation settings (``eval_sampler_steps`` / ``eval_sampler_order`` of its config) and the
-    sampler's own defaults; greedy (top-k 1) when asked, or by ``default_greedy`` when no top-k / top-p is
-    given. Choices the family's sampler does not take (e.g. ``order`` for IP) do not apply. A bad choice
-    raises InsertgenError."""
-    run_config = run_config or {}
-    train = run_config.get("train", {})
-    shipped = run_config.get("sampler_defaults", {})
-    steps = steps or shipped.get("steps")
-    temperature = temperature if temperature is not None else shipped.get("temperature", 1.0)
-    if top_k is None and top_p is None:
-        top_k, top_p = shipped.get("top_k"), shipped.get("top_p")
-    confidence = confidence or shipped.get("confidence")
-    order = order or shipped.get("order")
-    grid = grid or shipped.get("grid", "uniform")
-    insertion_draw = insertion_draw or shipped.get("insertion_draw")
-    if greedy is None:
-        greedy = default_greedy and top_k is None and top_p is None
-    if greedy:
-        top_k = 1
-    choices = dict(steps=steps or train.get("eval_sampler_steps", 64), top_k=top_k, top_p=top_p,
-                   temperature=temperature, confidence=confidence,
-                   order=order or train.get("eval_sampler_order", "joint"), grid=grid)
-    if insertion_draw is not None:
-        choices["insertion_draw"] = insertion_draw
-    options_class = get_family(run_config["model"]).options_class if "model" in run_config else SamplerOptions
-    try:
-        return options_class.from_choices(choices)
-    except ValueError as e:
-        raise InsertgenError(f"bad sampler option: {e}") from None
-
-
-DRAWING_KEYS = ("temperature", "top_k", "top_p")  # how tokens are drawn, whichever sampler decides the order
-
-
-def with_drawing_defaults(options: SamplerOptions, run_config: dict | None) -> SamplerOptions:
-    """``options`` with the temperature / top-k / top-p of the run's ``sampler_defaults`` (a preset's or a
-    shipped model's measured token drawing), unless ``options`` are greedy (top-k 1)."""
-    drawing = {k: v for k, v in (run_config or {}).get("sampler_defaults", {}).items() if k in DRAWING_KEYS}
-    if options.top_k == 1 or not drawing:
-        return options
-    return dataclasses.replace(options, **drawing)
 
 
 def family_samplers(model_id: str, steps: int, greedy: bool = True,

@@ -16,6 +16,7 @@ from insertgen.core.checkpoint import (
 from insertgen.core.errors import InsertgenError
 from insertgen.core.rundir import read_config
 from insertgen.core.threads import govern
+from insertgen.engine.sampler_settings import resolve_sampler_options
 from insertgen.models.registry import build_model
 from insertgen.tasks import get_task
 
@@ -29,8 +30,10 @@ def model_from_config(config: dict):
 def load_run(run_dir, weights: str = "ema", device: str | torch.device = "cpu"):
     """The trained model of ``run_dir`` in eval mode with EMA weights (``weights="raw"`` for the raw ones).
 
-    The model carries ``model.task`` (the task object), ``model.vocab``, ``model.run_dir``, ``model.run_config``
-    and ``model.checkpoint_step`` (the training step its weights were saved at).
+    The model carries ``model.task`` (the task object), ``model.vocab``, ``model.run_dir``, ``model.run_config``,
+    ``model.checkpoint_step`` (the training step its weights were saved at) and ``model.sampler_options``: the
+    options ``insertgen eval`` samples it with (engine.sampler_settings; a shipped model's measured settings),
+    for ``model.sample(prompts, model.sampler_options)``.
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
@@ -49,5 +52,6 @@ def load_run(run_dir, weights: str = "ema", device: str | torch.device = "cpu"):
     model.run_dir = run_dir
     model.run_config = config
     model.checkpoint_step = state.get("step")
+    model.sampler_options = resolve_sampler_options(config, default_greedy=task.greedy_by_default)
     govern(model)  # an adaptive thread count follows the load while this model computes (threads.py)
     return model.to(device).eval()

@@ -55,10 +55,10 @@ from insertgen.engine.evaluate import (
     evaluate_model,
     family_samplers,
     held_out_likelihood,
-    with_drawing_defaults,
 )
 from insertgen.engine.presets import has_preset, preset_name
 from insertgen.engine.run import load_run
+from insertgen.engine.sampler_settings import with_drawing_defaults
 from insertgen.engine.training_run import prepare_run
 from insertgen.models.registry import model_ids
 from insertgen.tasks import TASKS

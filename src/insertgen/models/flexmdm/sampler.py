@@ -57,6 +57,7 @@ from insertgen.core.sampling import (
     SampleOutput,
     SamplerOptions,
     confidence_scores,
+    option,
     sample_from_logits,
 )
 
@@ -64,35 +65,34 @@ from insertgen.core.sampling import (
 Predictor = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor | None]]
 
 
+ORDERS = ("joint", "insert_first")
+GRIDS = ("uniform", "unmask")
+INSERTION_DRAWS = ("poisson", "binomial", "sequence")
+
+
 @dataclass
 class TauLeapingOptions(SamplerOptions):
     """The tau-leaping sampler's options beyond every sampler's (module docstring)."""
 
-    steps: int = 128
-    stop_threshold: float = 0.05
-    order: str = "joint"  # "joint": insert and unmask together; "insert_first": two phases (module doc)
-    unmask_time: float = 0.9  # insert_first: the time fed to the model while unmasking
-    grid: str = "uniform"  # time grid of the steps: "uniform" or "unmask" (see time_grid)
-    insertion_draw: str = "sequence"  # new masks: "sequence", "binomial" or "poisson" (_insertion_counts)
+    steps: int = option(128, "Sampler time steps.", low=1)
+    stop_threshold: float = option(0.05, "A sequence is finished once no mask is left and its expected remaining "
+                                   "insertions are below this.", low=0.0)
+    order: str = option("joint", "joint: insert and unmask together (tau-leaping); insert_first: all insertions, "
+                        "then confidence-ordered unmasking.", choices=ORDERS)
+    unmask_time: float = option(0.9, "insert_first: the time fed to the model while unmasking.", low=0.0, high=1.0,
+                                high_open=True)
+    grid: str = option("uniform", "Time grid of the tau-leaping steps: uniform in t, or equal expected unmasking "
+                       "events per step (more steps late, where most tokens are decided).", choices=GRIDS)
+    insertion_draw: str = option("sequence", "How the tau-leaping sampler draws new masks: one count per sequence "
+                                 "spread over the gaps, per gap from a binomial, or per gap from a Poisson (the plain "
+                                 "tau-leap; docs/methods/flexmdm.md#joint-order).",
+                                 choices=INSERTION_DRAWS)
 
     def __post_init__(self):
-        super().__post_init__()
-        if self.steps < 1:
-            raise ValueError("steps must be at least 1")
-        if self.order not in ("joint", "insert_first"):
-            raise ValueError(f"order must be 'joint' or 'insert_first', not {self.order!r}")
+        super().__post_init__()  # each field against its declaration
         if self.order == "insert_first" and self.steps < 2:
             raise ValueError("order='insert_first' needs at least 2 steps")
-        if not 0.0 <= self.unmask_time < 1.0:
-            raise ValueError("unmask_time must be in [0, 1)")
-        if self.grid not in GRIDS:
-            raise ValueError(f"grid must be one of {', '.join(GRIDS)}, not {self.grid!r}")
-        if self.insertion_draw not in INSERTION_DRAWS:
-            raise ValueError(f"insertion_draw must be one of {', '.join(INSERTION_DRAWS)}, not {self.insertion_draw!r}")
 
-
-GRIDS = ("uniform", "unmask")
-INSERTION_DRAWS = ("poisson", "binomial", "sequence")
 
 
 def unmask_time_cdf(t: Tensor) -> Tensor:

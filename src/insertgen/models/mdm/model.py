@@ -37,6 +37,7 @@ from insertgen.core.sampling import (
     SampleOutput,
     SamplerOptions,
     confidence_scores,
+    option,
     sample_from_logits,
 )
 from insertgen.core.vocab import Vocab
@@ -51,12 +52,7 @@ class UnmaskingOptions(SamplerOptions):
     """The MDM sampler's options beyond every sampler's: ``steps``, the number of unmasking steps (at most
     the canvas length); ``confidence`` None unmasks random slots, else the surest first."""
 
-    steps: int = 128
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.steps < 1:
-            raise ValueError("steps must be at least 1")
+    steps: int = option(128, "Sampler time steps.", low=1)
 
 
 @dataclass
