@@ -82,14 +82,14 @@ def evaluate_point(trainer, eval_n: int, model_id: str) -> dict:
     model.eval()
     with trainer.ema.applied(model):
         metrics, pairs = evaluate_model(model, task, examples, get_family(model_id).sampler_options(dict(
-            steps=SAMPLER_STEPS, top_k=1, order=trainer.cfg.eval_sampler_order)), seed=0)
+            steps=SAMPLER_STEPS, top_k=1, order=trainer.cfg.eval_sampler.get("order", "joint"))), seed=0)
         target_format = getattr(task, "target_format", "edges")
         probes = probe(model, examples, target_format)
         failures = failure_kinds(examples, pairs, target_format)
         posterior = posterior_order_profile(model, task, examples[:POSTERIOR_EXAMPLES], POSTERIOR_SAMPLES)
         others = {name: evaluate_model(model, task, examples, options, seed=0)[0]["exact_match"]
                   for name, options in family_samplers(model_id, SAMPLER_STEPS).items()
-                  if name not in ("ancestral", "left_to_right", trainer.cfg.eval_sampler_order)}
+                  if name not in ("ancestral", "left_to_right", trainer.cfg.eval_sampler.get("order", "joint"))}
     model.train()
     keep = ("exact_match", "token_accuracy", "plan_validity", "model_evals_per_seq", "order_corr_unmask",
             "order_corr_insert")

@@ -75,7 +75,7 @@ class MazeCurve:
 
         task, model = trainer.task, trainer.model
         options = get_family(model_id).sampler_options({"steps": self.sampler_steps, "top_k": 1,
-                                                        "order": trainer.cfg.eval_sampler_order})
+                                                        "order": trainer.cfg.eval_sampler.get("order", "joint")})
         model.eval()
         with trainer.ema.applied(model), torch.no_grad():
             metrics, _ = evaluate_model(model, task, task.examples("test")[:eval_n], options, seed=0)

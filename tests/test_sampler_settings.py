@@ -216,3 +216,35 @@ def test_option_types_come_from_the_annotations():
     params = {p.name: p for p in _command_with_flags().params}
     assert isinstance(params["steps"].type, click.IntRange) and hints["steps"] is int
     assert isinstance(params["stop_threshold"].type, click.FloatRange) and hints["stop_threshold"] is float
+
+
+# ----- the training config's evaluation sampler: one generic mapping -----
+
+def test_the_training_config_keeps_any_sampler_option_for_evaluation():
+    from insertgen.engine.train import TrainConfig
+
+    assert TrainConfig().eval_sampler == {"steps": 64, "order": "joint"}
+    cfg = TrainConfig.from_dict({"eval_sampler": {"steps": 32, "grid": "unmask", "confidence": "top_prob"}})
+    assert cfg.eval_sampler["grid"] == "unmask"
+    legacy = TrainConfig.from_dict({"eval_sampler_steps": 16, "eval_sampler_order": "insert_first"})  # older runs
+    assert legacy.eval_sampler == {"steps": 16, "order": "insert_first"}
+    with pytest.raises(ValueError, match="eval_sampler: unknown sampler option"):
+        TrainConfig(eval_sampler={"beam": 2})
+    with pytest.raises(ValueError, match="eval_sampler: grid must be one of"):
+        TrainConfig(eval_sampler={"grid": "cosine"})
+    run = {"model": "flexmdm", "train": TrainConfig.from_dict({"eval_sampler": {"steps": 8, "grid": "unmask"}}).to_dict()}
+    assert resolve_sampler_options(run) == TauLeapingOptions(steps=8, grid="unmask")
+
+
+def test_set_reaches_one_option_of_the_evaluation_sampler(cli, tmp_path):
+    from conftest import TINY_TRAIN_ARGS
+
+    out = tmp_path / "run"
+    args = [a for a in TINY_TRAIN_ARGS if a != "--quiet"]
+    code, _, err = cli(*args, "--steps", "1", "--out", out, "--set", "eval_sampler.grid=unmask",
+                       "--set", "eval_sampler_order=insert_first", "--quiet")
+    assert code == 0, err
+    train = json.loads((out / "config.json").read_text())["train"]
+    assert train["eval_sampler"] == {"steps": 64, "order": "insert_first", "grid": "unmask"}
+    code, _, err = cli(*args, "--steps", "1", "--out", tmp_path / "bad", "--set", "eval_sampler.grid=cosine", "--quiet")
+    assert code == 2 and "grid must be one of" in err

@@ -38,6 +38,24 @@ def option_range(f) -> str:
     return f"in {'(' if meta['low_open'] else '['}{low:g}, {high:g}{')' if meta['high_open'] else ']'}"
 
 
+def check_option(f, value) -> None:
+    """Raise ValueError naming the option unless ``value`` is allowed by the declaration of field ``f``
+    (:func:`option`): one of its choices, or a number within its range; None only where the default is."""
+    meta = f.metadata
+    if value is None and f.default is None:
+        return
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise ValueError(f"{f.name} must be one of {', '.join(meta['choices'])}, not {value!r}")
+    low, high = meta.get("low"), meta.get("high")
+    if low is None and high is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{f.name} must be a number, not {value!r}")
+    if (low is not None and (value <= low if meta["low_open"] else value < low)) or \
+            (high is not None and (value >= high if meta["high_open"] else value > high)):
+        raise ValueError(f"{f.name} must be {option_range(f)}, not {value!r}")
+
+
 @dataclass
 class SamplerOptions:
     """What every sampler takes: how a token is chosen (``top_k`` 1 = greedy, ``top_p`` nucleus mass,
@@ -55,19 +73,7 @@ class SamplerOptions:
         """Every field checked against its declaration (:func:`option`): one of its ``choices``, or within its
         range; None only where the default is None."""
         for f in fields(self):
-            value, meta = getattr(self, f.name), f.metadata
-            if value is None and f.default is None:
-                continue
-            if meta.get("choices") is not None and value not in meta["choices"]:
-                raise ValueError(f"{f.name} must be one of {', '.join(meta['choices'])}, not {value!r}")
-            low, high = meta.get("low"), meta.get("high")
-            if low is None and high is None:
-                continue
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ValueError(f"{f.name} must be a number, not {value!r}")
-            if (low is not None and (value <= low if meta["low_open"] else value < low)) or \
-                    (high is not None and (value >= high if meta["high_open"] else value > high)):
-                raise ValueError(f"{f.name} must be {option_range(f)}, not {value!r}")
+            check_option(f, getattr(self, f.name))
 
     @classmethod
     def option_fields(cls):

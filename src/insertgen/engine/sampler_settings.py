@@ -3,8 +3,8 @@
 A run's options are merged in layers, each replacing the one before (highest last):
 
 1. the family's sampler defaults (its options dataclass, e.g. ``TauLeapingOptions``);
-2. the run's evaluation settings (``train.eval_sampler_steps`` / ``train.eval_sampler_order``), which a
-   trained run's validation used;
+2. the run's evaluation settings (``train.eval_sampler``, e.g. ``{"steps": 64, "order": "joint"}``), which
+   a trained run's validation used;
 3. the run's ``sampler_defaults``: the settings its documented figures were measured with (a shipped model,
    written by scripts/ship_pretrained.py; or a preset's token drawing, e.g. ``{"temperature": 0.5}``);
 4. the choices given (command-line flags, keyword arguments); ``None`` means "not given".
@@ -20,11 +20,11 @@ from __future__ import annotations
 import dataclasses
 
 from insertgen.core.errors import InsertgenError
-from insertgen.core.sampling import SamplerOptions
+from insertgen.core.sampling import SamplerOptions, check_option
 from insertgen.models.registry import FAMILIES, get_family
 
 DRAWING_KEYS = ("temperature", "top_k", "top_p")  # how tokens are drawn, whichever sampler decides the order
-EVAL_STEPS = 64  # a run's evaluation steps when its config names none (TrainConfig.eval_sampler_steps)
+EVAL_SAMPLER = {"steps": 64, "order": "joint"}  # a run's evaluation settings unless its config names others
 
 
 def option_fields() -> dict[str, dataclasses.Field]:
@@ -37,10 +37,28 @@ def option_fields() -> dict[str, dataclasses.Field]:
     return out
 
 
+def check_sampler_choices(choices: dict, what: str) -> None:
+    """Raise ValueError naming ``what`` unless every key of ``choices`` is a sampler option of some family
+    and its value is allowed by that option's declaration."""
+    if not isinstance(choices, dict):
+        raise ValueError(f"{what} must be a mapping of sampler options, not {choices!r}")
+    known = option_fields()
+    unknown = sorted(set(choices) - set(known))
+    if unknown:
+        raise ValueError(f"{what}: unknown sampler option(s) {unknown}; known: {', '.join(known)}")
+    for name, value in choices.items():
+        try:
+            check_option(known[name], value)
+        except ValueError as e:
+            raise ValueError(f"{what}: {e}") from None
+
+
 def evaluation_settings(run_config: dict) -> dict:
-    """Layer 2: the sampler settings of the run's own evaluation during training."""
+    """Layer 2: the sampler settings of the run's own evaluation during training (``train.eval_sampler``;
+    runs made before it existed name ``eval_sampler_steps`` / ``eval_sampler_order``)."""
     train = run_config.get("train", {})
-    return {"steps": train.get("eval_sampler_steps", EVAL_STEPS), "order": train.get("eval_sampler_order", "joint")}
+    legacy = {key: train[f"eval_sampler_{key}"] for key in ("steps", "order") if f"eval_sampler_{key}" in train}
+    return {**EVAL_SAMPLER, **legacy, **train.get("eval_sampler", {})}
 
 
 def resolve_sampler_options(run_config: dict | None, default_greedy: bool = False, greedy: bool | None = None,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,7 @@ from insertgen.core.options import from_dict
 from insertgen.core.rundir import METRICS
 from insertgen.engine.evaluate import evaluate_model
 from insertgen.engine.plots import plot_training
+from insertgen.engine.sampler_settings import EVAL_SAMPLER, check_sampler_choices
 from insertgen.models.registry import family_of
 from insertgen.nn.transformer import Transformer
 
@@ -80,8 +81,10 @@ class TrainConfig:
     ema_decay: float = 0.999
     eval_every: int = 500  # 0 disables periodic validation
     eval_examples: int = 100
-    eval_sampler_steps: int = 64
-    eval_sampler_order: str = "joint"  # sampler used for validation and, by default, by sample / eval
+    # the sampler options of validation during training and the run's evaluation settings for sample / eval
+    # (engine.sampler_settings, layer 2); any sampler option by name; options a family's sampler does not take
+    # do not apply to it
+    eval_sampler: dict = field(default_factory=lambda: dict(EVAL_SAMPLER))
     checkpoint_every: int = 500
     log_every: int = 20
     time_budget_s: float | None = None  # stop (with a checkpoint) once training has run this long
@@ -100,14 +103,11 @@ class TrainConfig:
     def __post_init__(self):
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
-        if min(self.steps, self.batch_size, self.checkpoint_every, self.log_every, self.eval_examples,
-               self.eval_sampler_steps) < 1:
-            raise ValueError("steps, batch_size, checkpoint_every, log_every, eval_examples and "
-                             "eval_sampler_steps must be positive")
+        if min(self.steps, self.batch_size, self.checkpoint_every, self.log_every, self.eval_examples) < 1:
+            raise ValueError("steps, batch_size, checkpoint_every, log_every and eval_examples must be positive")
         if self.eval_every < 0 or self.warmup_steps < 0 or self.lr <= 0 or self.grad_clip <= 0:
             raise ValueError("eval_every and warmup_steps must be >= 0; lr and grad_clip > 0")
-        if self.eval_sampler_order not in ("joint", "insert_first"):
-            raise ValueError("eval_sampler_order must be 'joint' or 'insert_first'")
+        check_sampler_choices(self.eval_sampler, "eval_sampler")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay must be in [0, 1)")
         if self.grad_accum < 1 or self.batch_size % self.grad_accum:
@@ -123,6 +123,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """From a config.json's ``train`` (or a preset's); the ``eval_sampler_steps`` / ``eval_sampler_order``
+        of runs made before ``eval_sampler`` existed go into it."""
+        d = dict(d)
+        legacy = {key: d.pop(f"eval_sampler_{key}") for key in ("steps", "order") if f"eval_sampler_{key}" in d}
+        if legacy:
+            d["eval_sampler"] = {**EVAL_SAMPLER, **d.get("eval_sampler", {}), **legacy}
         return from_dict(cls, d)
 
     def to_dict(self) -> dict:
@@ -328,8 +334,8 @@ class Trainer:
         with self.ema.applied(self.model):
             metrics, _ = evaluate_model(self.model, self.task, examples,
                                         family_of(self.model).sampler_options(dict(
-                                            steps=self.cfg.eval_sampler_steps, order=self.cfg.eval_sampler_order,
-                                            top_k=1 if self.task.greedy_by_default else None)), seed=0)
+                                            self.cfg.eval_sampler, top_k=1 if self.task.greedy_by_default else None)),
+                                        seed=0)
         self.model.train()
         return metrics
 
