@@ -9,7 +9,9 @@
     python3 scripts/dev.py test [ARGS...]   # same as demo, plus the test and molecule extras (and the MOSES data
                                             # files of molsets, installed without its dependencies), Debian's
                                             # chromium for the report rendering test where the machine lets
-                                            # root apt-get install it (best effort), then pytest ARGS
+                                            # root apt-get install it (best effort), then pytest ARGS: both
+                                            # tiers, the quick default one and the tests marked slow
+    python3 scripts/dev.py test --fast      # the quick default tier only (the quick loop while changing code)
 
 The virtual environment lives in .venv next to this repository. torch is installed first, pinned to the
 CPU build torch==2.13.0 that this project's machines provide; the package itself asks only for
@@ -92,6 +94,17 @@ def ensure_browser() -> None:
               flush=True)
 
 
+def test_tiers(args: list[str]) -> list[str]:
+    """pytest's arguments for ``test ARGS``: both tiers (the quick default tier and the tests marked
+    ``slow``: full demos, torchrun, kill -9 trials, busy benchmarks, grids, MOSES reads, the browser) unless
+    ARGS say ``--fast`` (the default tier only, pyproject's ``-m 'not slow'``) or choose markers with ``-m``."""
+    if "--fast" in args:
+        return [a for a in args if a != "--fast"]
+    if "-m" in args or any(a.startswith("-m") and len(a) > 2 for a in args):
+        return list(args)
+    return ["-m", "slow or not slow", *args]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("demo", "run", "test"):
         print(__doc__)
@@ -107,7 +120,7 @@ def main(argv: list[str]) -> int:
     elif command == "run":
         cmd = [str(python()), "-m", "insertgen.apps.cli", *rest]
     else:
-        cmd = [str(python()), "-m", "pytest", "-q", *rest]
+        cmd = [str(python()), "-m", "pytest", "-q", *test_tiers(rest)]
     env = dict(os.environ)
     env.setdefault("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296")
     # run: the user's own directory, so that relative paths in ARGS mean what they say

@@ -104,3 +104,32 @@ def test_the_readme_python_example_runs_and_samples_as_eval_does(capsys):
     assert model.sampler_options.top_k == 1 and model.sampler_options.confidence == "top_prob"
     printed = capsys.readouterr().out.split()
     assert len(printed) == 8 and all(token.isdigit() for token in printed)
+
+
+def test_the_test_command_runs_both_tiers_and_fast_only_the_default_one():
+    """`scripts/dev.py test` (the README's and CI's command) selects the slow tier too; `--fast` keeps
+    pyproject's default (`-m 'not slow'`); an explicit -m is the caller's."""
+    import importlib.util
+    import tomllib
+
+    spec = importlib.util.spec_from_file_location("dev", ROOT / "scripts" / "dev.py")
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    assert dev.test_tiers(["-x"]) == ["-m", "slow or not slow", "-x"]
+    assert dev.test_tiers(["--fast", "-x"]) == ["-x"]
+    assert dev.test_tiers(["-m", "slow"]) == ["-m", "slow"] and dev.test_tiers(["-mslow"]) == ["-mslow"]
+    pytest_options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert pytest_options["addopts"] == "-m 'not slow'"
+    assert "python3 scripts/dev.py test --fast" in README.read_text()
+    assert (ROOT / ".ci" / "run").read_text().strip().endswith("python3 scripts/dev.py test")
+
+
+def test_every_slow_tier_entry_names_a_test_that_exists():
+    """tests/conftest.py's SLOW_TESTS: each entry's file defines the test it names (a renamed or removed
+    test would otherwise fall silently into the default tier, or its entry linger)."""
+    from conftest import SLOW_TESTS
+
+    for entry in SLOW_TESTS:
+        path, name = entry.split("::", 1)
+        name = name.split("[", 1)[0]
+        assert re.search(rf"^def {re.escape(name)}\(", (ROOT / "tests" / path).read_text(), re.M), entry
