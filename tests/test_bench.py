@@ -37,7 +37,7 @@ def test_step_flops_match_the_linear_layers_of_a_tiny_model(tmp_path):
     flops = count_step_flops(trainer)
     linear = sum(m.weight.numel() for m in trainer.model.modules() if isinstance(m, torch.nn.Linear))
     batch = trainer.cfg.batch_size
-    width = trainer.data_tokens.shape[1]
+    width = trainer.buffer_len
     assert flops >= 3 * 2 * linear * batch * 0.5 * width  # at least half the buffer is real tokens
     assert flops <= 3 * 2 * linear * batch * width + 3 * 4 * batch * width * width * 32
 

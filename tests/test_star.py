@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,6 +219,38 @@ def test_easy_splits():
     assert not set(test) & set(train)
     with pytest.raises(InsertgenError, match="unknown split"):
         task.examples("dev")
+
+
+def test_splits_are_kept_on_disk_and_made_again_when_the_file_is_damaged_or_cannot_be_written(
+        tmp_path, monkeypatch):
+    """The generated splits go to $INSERTGEN_CACHE on first use and are read back identically by a later
+    process (here: after the per-process cache is cleared); a damaged or truncated file, or one holding
+    other split sizes, is generated again; a cache that cannot be written costs only time."""
+    from insertgen.tasks.star import task as star_module
+
+    monkeypatch.setenv("INSERTGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(star_module, "_SPLIT_CACHE", {})
+    task = StarTask("tiny")
+    generated = {name: task.examples(name) for name in ("train", "validation", "test")}
+    path = task.splits_cache_path()
+    assert path.is_file() and path.parent == tmp_path / "cache"
+    assert star_module.read_splits(path) == generated
+    star_module._SPLIT_CACHE.clear()
+    assert StarTask("tiny").examples("test") == generated["test"]  # read from disk
+    assert StarTask("tiny", target_format="nodes").splits_cache_path() != path  # another format, another file
+    for damage in (b"", path.read_bytes()[: path.stat().st_size // 2], b"not an npz file"):
+        path.write_bytes(damage)
+        assert star_module.read_splits(path) is None
+        star_module._SPLIT_CACHE.clear()
+        assert StarTask("tiny").examples("validation") == generated["validation"]  # generated again ...
+        assert star_module.read_splits(path) == generated  # ... and kept again
+    smaller = {name: examples[:3] for name, examples in generated.items()}
+    star_module.save_arrays(path, star_module.pack_splits(smaller))
+    assert star_module.read_splits(path) is None  # other sizes: not these splits
+    assert not star_module.save_arrays(Path("/proc/self/splits.npz"), {"a": np.zeros(2)})  # cannot be written
+    monkeypatch.setenv("INSERTGEN_CACHE", "/proc/self/insertgen-cache")  # no cache directory can be made
+    star_module._SPLIT_CACHE.clear()
+    assert StarTask("tiny").examples("test") == generated["test"]
 
 
 # ------------------------------------------------------------------------------------------------

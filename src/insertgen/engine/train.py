@@ -240,9 +240,12 @@ class Trainer:
         self.noise_gen = torch.Generator(device=self.device)
         train = task.examples("train")
         self.buffer_len = task.buffer_len
-        full = collate(train, task.vocab, self.buffer_len, prompt_in_target=task.prompt_in_target)
-        self.data_tokens, self.data_fixed = full.tokens, full.fixed
-        lengths = (self.data_tokens != task.vocab.pad_id).sum(1).numpy() if cfg.bucket_batches > 1 else None
+        self.data_tokens = self.data_fixed = None  # the training split as tensors; not needed with fresh data
+        if not cfg.fresh_data:
+            full = collate(train, task.vocab, self.buffer_len, prompt_in_target=task.prompt_in_target)
+            self.data_tokens, self.data_fixed = full.tokens, full.fixed
+        lengths = (self.data_tokens != task.vocab.pad_id).sum(1).numpy() \
+            if cfg.bucket_batches > 1 and self.data_tokens is not None else None
         self.order = BatchOrder(len(train), cfg.batch_size, seed, lengths, cfg.bucket_batches)
         try:
             self.fresh = FreshBatches(task, cfg.batch_size, seed) if cfg.fresh_data else None

@@ -17,7 +17,6 @@ import gzip
 import hashlib
 import importlib.util
 import json
-import os
 import re
 import sys
 from collections import Counter
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from insertgen.core.cache import cache_dir  # noqa: F401  (moses.cache_dir: the molecule caches' directory)
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import write_text_atomic
 from insertgen.tasks.molecules.requirements import DEV_INSTALL
@@ -45,12 +45,6 @@ def data_dir() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / "dataset" / "data"
     if not (path / FILES["train"]).is_file():
         raise InsertgenError(f"{path} lacks {FILES['train']}: reinstall molsets==0.3.1")
-    return path
-
-
-def cache_dir() -> Path:
-    path = Path(os.environ.get("INSERTGEN_CACHE", Path.home() / ".cache" / "insertgen"))
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
