@@ -133,3 +133,21 @@ def test_every_slow_tier_entry_names_a_test_that_exists():
         path, name = entry.split("::", 1)
         name = name.split("[", 1)[0]
         assert re.search(rf"^def {re.escape(name)}\(", (ROOT / "tests" / path).read_text(), re.M), entry
+
+
+def test_the_repository_stays_small_enough_to_clone():
+    """No tracked file over 1 MB outside the shipped weights (src/insertgen/pretrained/) and the runs in
+    progress; those runs' tracked files (an unfinished run's one checkpoint, records) 100 MB at most."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    sizes = {}
+    for name in filter(None, listed.decode().split("\0")):
+        path = ROOT / name
+        if path.is_file():  # a file deleted in the working tree but not yet in the index is not counted
+            sizes[name] = path.stat().st_size
+    large = sorted(name for name, size in sizes.items() if size > 1_000_000
+                   and not name.startswith(("src/insertgen/pretrained/", "runs-in-progress/")))
+    assert not large, f"tracked files over 1 MB: {large}"
+    in_progress = sum(size for name, size in sizes.items() if name.startswith("runs-in-progress/"))
+    assert in_progress <= 100_000_000, f"runs-in-progress/ holds {in_progress / 1e6:.0f} MB"
