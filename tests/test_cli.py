@@ -628,3 +628,33 @@ def test_report_is_one_self_contained_html_page(cli, tiny_run_copy):
     assert parser.sources and all(s.startswith("data:image/png;base64,") for s in parser.sources)
     assert "<script" not in page and "eval-test" in page and "exact_match" in page
     assert page.count('class="traj"') == 2 and "<td>step " in page and 'class="revealed"' in page
+
+
+# ----------------------------------------------------------------------------------------------
+# one module per subcommand, loaded when asked for
+# ----------------------------------------------------------------------------------------------
+
+
+def test_the_top_level_help_lists_every_command_with_the_start_of_its_own_help():
+    import importlib
+    import re
+
+    from insertgen.apps.cli import COMMANDS
+
+    for name, (module, line) in COMMANDS.items():
+        command = importlib.import_module(f"insertgen.apps.commands.{module}").command
+        assert command.name == name
+        own = " ".join(command.help.split())
+        start = line.rstrip(".")
+        assert own.startswith(start) or re.sub(r" \(.*?\)", "", own).startswith(start), (name, line, own[:120])
+
+
+def test_help_and_version_answer_without_loading_torch():
+    code = ("import sys; from insertgen.apps.cli import main\n"
+            "for args in (['--help'], ['--version']):\n"
+            "    try: main(args)\n"
+            "    except SystemExit: pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Commands:" in result.stdout and "fragment-prompts" in result.stdout

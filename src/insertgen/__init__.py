@@ -17,6 +17,14 @@ from insertgen.core.version import __version__
 
 _apply_thread_policy()
 
-from insertgen.engine.run import load_run  # noqa: E402  (loads torch: after the thread policy)
-
 __all__ = ["load_run", "__version__"]
+
+
+def __getattr__(name: str):
+    """``insertgen.load_run``, imported on first use: it loads torch (after the thread policy above), which
+    ``insertgen --help`` does not need."""
+    if name == "load_run":
+        from insertgen.engine.run import load_run  # loads torch: only when asked for
+
+        return load_run
+    raise AttributeError(f"module 'insertgen' has no attribute {name!r}")
