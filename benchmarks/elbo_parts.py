@@ -26,7 +26,7 @@ from insertgen.core.threads import use_threads
 from insertgen.engine.evaluate import scored_tokens
 from insertgen.engine.run import load_run
 from insertgen.models.flexmdm.elbo import elbo_integrand_parts
-from insertgen.schedules import stratified_times
+from insertgen.models.schedules import stratified_times
 
 BINS = 10
 

@@ -56,7 +56,7 @@ def test_insertion_time_profile_quantiles_of_constant_rates():
     import torch
 
     from insertgen.engine.analysis import insertion_time_profile
-    from insertgen.schedules import KumaraswamySchedule
+    from insertgen.models.schedules import KumaraswamySchedule
 
     class Constant(torch.nn.Module):
         model_id = "loflexmdm"  # its family declares schedule_profile

@@ -21,7 +21,7 @@ from insertgen.core.data import collate, prompt_canvas  # noqa: E402
 from insertgen.core.errors import InsertgenError  # noqa: E402
 from insertgen.models.flexmdm.sampler import TauLeapingOptions, tau_leaping_sample  # noqa: E402
 from insertgen.models.registry import build_model, task_defaults  # noqa: E402
-from insertgen.schedules import LinearSchedule  # noqa: E402
+from insertgen.models.schedules import LinearSchedule  # noqa: E402
 from insertgen.tasks import get_task  # noqa: E402
 from insertgen.tasks.base import Example  # noqa: E402
 from insertgen.tasks.molecules import bracket_safe, fragment_metrics, fragments, metrics, moses  # noqa: E402

@@ -9,7 +9,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = SRC.parent
 PACKAGE = SRC / "insertgen"
-LAYERS = {"core": 0, "nn": 1, "schedules": 1, "models": 2, "tasks": 2, "engine": 3, "apps": 4}
+LAYERS = {"core": 0, "nn": 1, "models": 2, "tasks": 2, "engine": 3, "apps": 4}
 SIDEWAYS = ("models", "tasks")  # the same layer, kept apart
 LAZY_ALLOWED = {"matplotlib", "scipy", "rdkit", "sascorer", "safe", "fcd_torch", "playwright"}
 LAZY_TORCH = {"insertgen.core.threads"}  # torch must load after the thread policy is set

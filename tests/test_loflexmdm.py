@@ -10,7 +10,7 @@ from insertgen.core.data import Batch, collate
 from insertgen.models.flexmdm.model import FlexMDM, FlexMDMConfig
 from insertgen.models.flexmdm.sampler import TauLeapingOptions
 from insertgen.models.loflexmdm.model import LoFlexMDM, LoFlexMDMConfig
-from insertgen.schedules import LinearSchedule
+from insertgen.models.schedules import LinearSchedule
 from insertgen.tasks import get_task
 
 TINY = dict(d_model=16, n_layers=1, n_heads=2, d_cond=16, mlp_ratio=2)

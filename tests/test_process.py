@@ -8,7 +8,7 @@ import torch
 
 from insertgen.models.flexmdm.loss import poisson_bregman, rate_matching_loss
 from insertgen.models.flexmdm.process import CLEAN, DELETED, MASKED, noise
-from insertgen.schedules import LinearSchedule
+from insertgen.models.schedules import LinearSchedule
 
 PAD, MASK, BOS, EOS = 0, 1, 2, 3
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from insertgen.models.loflexmdm.regulariser import RegulariserWeights, kumaraswamy_kl_to_uniform, schedule_regulariser
-from insertgen.schedules import KumaraswamySchedule, LinearSchedule
+from insertgen.models.schedules import KumaraswamySchedule, LinearSchedule
 
 SETTINGS = [  # (a, b_in, b_um)
     (1.0, 1.0, 1.0), (1.0, 2.5, 1.0), (2.0, 0.7, 3.0), (1.5, 1.3, 1.3), (5.0, 4.0, 1.0), (0.6, 1.0, 8.0),

@@ -3,8 +3,9 @@
 The package is layered (each layer imports only the ones before it; tests/test_layers.py checks it):
 
     core      errors, io, vocab, data, checkpoint, ema, distributed, threads, options, rundir, sampling
-    nn        the Transformer trunk and heads; schedules (insertgen.schedules)
-    models    one folder per model family and the family registry;  tasks: one folder per task family
+    nn        the Transformer trunk and heads
+    models    one folder per model family, the family registry, the noise schedules they share;
+              tasks: one folder per task family
     engine    train, evaluate, analysis, presets, load_run
     apps      cli, demo, bench, report, reproduce
 

@@ -33,7 +33,7 @@ from insertgen.core.errors import InsertgenError
 from insertgen.core.estimates import Estimate
 from insertgen.models.flexmdm.loss import rate_matching_loss
 from insertgen.models.flexmdm.process import noise
-from insertgen.schedules import stratified_times
+from insertgen.models.schedules import stratified_times
 
 SCHEDULES = ("learned", "uniform")
 

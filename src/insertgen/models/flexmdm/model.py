@@ -30,7 +30,7 @@ from insertgen.models.flexmdm.sampler import TauLeapingOptions, tau_leaping_samp
 from insertgen.nn.backbone_config import BackboneConfig
 from insertgen.nn.heads import RateHead, TokenHead
 from insertgen.nn.transformer import RESIDUAL_GATES, Transformer, TransformerConfig
-from insertgen.schedules import LinearSchedule, stratified_times
+from insertgen.models.schedules import LinearSchedule, stratified_times
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Each target token i gets Kumaraswamy schedules with a global shape ``a`` and rates ``b_in^phi_i``,
 ``b_um^phi_i`` from the auxiliary network ``phi`` reading the clean ``x_1``
 (:mod:`insertgen.models.loflexmdm.auxiliary`); the target process of FlexMDM is then run with these per-token
-hazards ``lambda^phi_i(t) = b^phi_i h_a(t)`` (:mod:`insertgen.schedules`). The generator (FlexMDM's
+hazards ``lambda^phi_i(t) = b^phi_i h_a(t)`` (:mod:`insertgen.models.schedules`). The generator (FlexMDM's
 network, :class:`insertgen.models.flexmdm.model.FlexMDM`) regresses the projected rates with the same loss code:
 ``noised_loss`` with ``b_in``, ``b_um`` given (docs/methods/loflexmdm.md#generator-loss).
 
@@ -53,7 +53,7 @@ from insertgen.models.loflexmdm.regulariser import (
     schedule_regulariser,
 )
 from insertgen.nn.heads import RateHead
-from insertgen.schedules import KumaraswamySchedule
+from insertgen.models.schedules import KumaraswamySchedule
 
 
 @dataclass

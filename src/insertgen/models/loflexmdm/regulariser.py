@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from insertgen.schedules import KumaraswamySchedule
+from insertgen.models.schedules import KumaraswamySchedule
 
 
 @dataclass

@@ -44,7 +44,7 @@ from insertgen.core.vocab import Vocab
 from insertgen.nn.backbone_config import BackboneConfig
 from insertgen.nn.heads import TokenHead
 from insertgen.nn.transformer import Transformer, TransformerConfig
-from insertgen.schedules import stratified_times
+from insertgen.models.schedules import stratified_times
 
 
 @dataclass
