@@ -12,10 +12,37 @@ from insertgen.core.errors import InsertgenError
 from insertgen.models.registry import FAMILIES, get_family
 
 
+BASE_FAMILY = "flexmdm"  # its presets are each task's base ones ({task}-cpu); every other family derives its own
+
+
+def backbone_config(base: dict, aux: tuple[int, int, int]) -> dict:
+    """A family's model options at the size of a task's base preset: the trunk's width, depth and heads
+    (``aux``, the size of a second network, is not used)."""
+    return {key: base[key] for key in ("d_model", "n_layers", "n_heads")}
+
+
+def _loflex_config(base: dict, aux: tuple[int, int, int]) -> dict:
+    """FlexMDM's generator options (equal settings) and a smaller auxiliary trunk of size ``aux``."""
+    return {**base, "aux_d_model": aux[0], "aux_n_layers": aux[1], "aux_n_heads": aux[2]}
+
+
+def _ip_config(base: dict, aux: tuple[int, int, int]) -> dict:
+    """The decoder at the base size and the Plackett-Luce posterior a smaller trunk of size ``aux``."""
+    return {**{k: base[k] for k in ("d_model", "n_layers", "n_heads")},
+            "posterior_d_model": aux[0], "posterior_n_layers": aux[1], "posterior_n_heads": aux[2]}
+
+
+# How a family's model options come from a task's base preset, by family id (equal settings for every
+# family; ``aux``: the size of its second network: width, layers, heads); a family not named here (AO-IP, ARM,
+# MDM, one registered later) takes the base trunk's size (:func:`backbone_config`).
+CONFIG_DERIVATION = {BASE_FAMILY: lambda base, aux: dict(base), "loflexmdm": _loflex_config, "ip": _ip_config}
+
+
 def preset_name(stem: str, model: str, scale: str) -> str:
-    """The preset of ``model`` for a task stem and scale (``ModelFamily.preset_name``): ``star-easy-cpu``
-    for the base family (FlexMDM), ``star-easy-ip-cpu`` for the others."""
-    return get_family(model).preset_name(stem, scale)
+    """The preset of ``model`` for a task stem and scale: ``star-easy-cpu`` for the base family (FlexMDM),
+    ``star-easy-ip-cpu`` for the others."""
+    get_family(model)  # an unknown model is refused, naming the known ones
+    return f"{stem}-{scale}" if model == BASE_FAMILY else f"{stem}-{model}-{scale}"
 
 
 def cpu_preset_name(task: str, model: str) -> str:
@@ -25,8 +52,9 @@ def cpu_preset_name(task: str, model: str) -> str:
 
 def derive(base: dict, model: str, aux: tuple[int, int, int]) -> dict:
     """``model``'s preset from a task's base (FlexMDM) preset: the same task and training options, its
-    model options from ``ModelFamily.derive_config`` (``aux``: the size of its second network, if any)."""
-    return {**base, "model": model, "model_config": get_family(model).derive_config(base["model_config"], aux)}
+    model options from :data:`CONFIG_DERIVATION` (``aux``: the size of its second network, if any)."""
+    derivation = CONFIG_DERIVATION.get(model, backbone_config)
+    return {**base, "model": model, "model_config": derivation(base["model_config"], aux)}
 
 
 def _star(d_model: int, n_layers: int, n_heads: int, lr: float, steps: int, eval_every: int) -> dict:
@@ -55,8 +83,8 @@ def add_family_presets(stem: str, scale: str, aux: tuple[int, int, int]) -> None
     """Every registered family's preset for ``stem`` and ``scale``, derived from the base one (:func:`derive`)."""
     base = PRESETS[f"{stem}-{scale}"]
     for family in FAMILIES.values():
-        if not family.base_presets:
-            PRESETS[family.preset_name(stem, scale)] = derive(base, family.id, aux)
+        if family.id != BASE_FAMILY:
+            PRESETS[preset_name(stem, family.id, scale)] = derive(base, family.id, aux)
 
 
 # the second networks (LoFlexMDM's auxiliary trunk, IP's posterior) are smaller trunks of these sizes
@@ -220,7 +248,7 @@ def _derived(name: str) -> dict | None:
     ``name`` is not of that form."""
     for family in FAMILIES.values():
         match = re.fullmatch(rf"(.+)-{re.escape(family.id)}-(cpu|gpu)", name)
-        if match and not family.base_presets and f"{match[1]}-{match[2]}" in PRESETS:
+        if match and family.id != BASE_FAMILY and f"{match[1]}-{match[2]}" in PRESETS:
             return derive(PRESETS[f"{match[1]}-{match[2]}"], family.id, BASE_AUX)
     return None
 

@@ -48,7 +48,6 @@ from collections import Counter
 import torch
 
 from insertgen.core.data import collate
-from insertgen.models.registry import family_of
 from insertgen.tasks.base import Example
 from insertgen.tasks.star.solver import path_node_index, path_nodes
 
@@ -80,11 +79,22 @@ def probe_plan(n: int, target_format: str = "edges") -> dict[str, tuple[set[int]
     }
 
 
+# How the probes ask each family (by id): "masked" (one evaluation of a masked model on the canvas with the
+# queried positions masked), "masked_canvas" (MDM's fixed canvas), "next_token" (a left-to-right model's next
+# token). A family not named here is not probed (IP and AO-IP: their policy picks positions and tokens together).
+STAR_PROBE_KINDS = {"flexmdm": "masked", "loflexmdm": "masked", "arm": "next_token", "mdm": "masked_canvas"}
+
+
+def probe_kind(model) -> str | None:
+    """How the probes ask ``model``'s family (:data:`STAR_PROBE_KINDS`), or None when it is not probed."""
+    return STAR_PROBE_KINDS.get(model.model_id)
+
+
 def _masked_predictions(model, examples: list[Example], revealed: set[int], query: int) -> torch.Tensor:
     """Arg-max token at target position ``query`` of each example, from one evaluation of a masked model."""
     v = model.vocab
     t = torch.full((len(examples),), PROBE_TIME)
-    if family_of(model).star_probe == "masked_canvas":
+    if probe_kind(model) == "masked_canvas":
         tokens, real, slot = model.canvas([list(ex.prompt) for ex in examples], [list(ex.target) for ex in examples])
         first = slot.float().argmax(1)
     else:
@@ -99,7 +109,7 @@ def _masked_predictions(model, examples: list[Example], revealed: set[int], quer
     for r in revealed:
         keep |= rel == r
     canvas = torch.where(in_target & ~keep, torch.full_like(tokens, v.mask_id), tokens)
-    logits = model(canvas, real, t) if family_of(model).star_probe == "masked_canvas" else model(canvas, t)[0]
+    logits = model(canvas, real, t) if probe_kind(model) == "masked_canvas" else model(canvas, t)[0]
     return logits[rows, first + query].argmax(-1)
 
 
@@ -121,7 +131,7 @@ def probe(model, examples: list[Example], target_format: str = "edges") -> dict[
     """Accuracy of every probe of the module docstring on ``examples`` (all of one path length or not:
     each example is asked what its own length allows; a probe is None when no example allows it or the
     family is not probed); ``target_format``: the task's (``StarTask.target_format``)."""
-    kind = family_of(model).star_probe
+    kind = probe_kind(model)
     if kind is None:
         return {name: None for name in PROBES}
     was_training = model.training

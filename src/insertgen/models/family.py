@@ -25,7 +25,6 @@ CAPABILITIES = {
     "lr_scales": "per-module learning-rate factors (lr_scales())",
     "training_step": "a loss that changes with the training step (set_training_step(step))",
 }
-STAR_PROBE_KINDS = ("masked", "masked_canvas", "next_token")  # engine.star_probes: how a family is asked
 
 
 @runtime_checkable
@@ -44,23 +43,15 @@ class GenerativeModel(Protocol):
         """One output (data-token ids) per prompt; with ``return_trajectory`` also the per-token steps."""
 
 
-def backbone_config(base: dict, aux: tuple[int, int, int]) -> dict:
-    """A family's model options at the size of a task's base (FlexMDM) preset: the trunk's width, depth
-    and heads (``aux``, the size of a second network, is not used)."""
-    return {key: base[key] for key in ("d_model", "n_layers", "n_heads")}
-
-
 @dataclass(frozen=True)
 class ModelFamily:
     """One model family, as the library knows it.
 
     ``samplers(steps, greedy)`` gives the samplers the family is compared with, by name (the first is its
     default); ``options_class`` is the class of its sampler options (:class:`SamplerOptions` plus the
-    family's fields). ``tiny`` are model options small enough for tests. ``derive_config(base, aux)`` gives
-    its model options from a task's base preset (the FlexMDM one, so every family trains at equal
-    settings; ``aux`` the size of a second network: width, layers, heads); ``base_presets`` marks the
-    family whose presets are the base ones (``{task}-cpu``). ``star_probe`` says how the sub-skill probes
-    of ``engine.star_probes`` ask it (None: they do not)."""
+    family's fields). ``tiny`` are model options small enough for tests. How presets are derived for it
+    (engine.presets) and how the star probes ask it (engine.star_probes) are the engine's business, keyed
+    by ``id``."""
 
     id: str
     name: str
@@ -70,27 +61,17 @@ class ModelFamily:
     samplers: Callable[[int, bool], dict[str, SamplerOptions]]
     capabilities: frozenset[str] = frozenset()
     tiny: dict = field(default_factory=dict)
-    derive_config: Callable[[dict, tuple[int, int, int]], dict] = backbone_config
-    base_presets: bool = False
-    star_probe: str | None = None
 
     def __post_init__(self):
         unknown = set(self.capabilities) - set(CAPABILITIES)
         if unknown:
             raise ValueError(f"model family {self.id!r}: unknown capabilities {sorted(unknown)}; "
                              f"known: {', '.join(CAPABILITIES)}")
-        if self.star_probe not in (None, *STAR_PROBE_KINDS):
-            raise ValueError(f"model family {self.id!r}: star_probe must be one of {STAR_PROBE_KINDS} or None")
 
     def can(self, capability: str) -> bool:
         if capability not in CAPABILITIES:
             raise KeyError(f"unknown capability {capability!r}")
         return capability in self.capabilities
-
-    def preset_name(self, stem: str, scale: str) -> str:
-        """The name of this family's preset for a task stem and scale: ``star-easy-cpu`` for the base family,
-        ``star-easy-ip-cpu`` for the others."""
-        return f"{stem}-{scale}" if self.base_presets else f"{stem}-{self.id}-{scale}"
 
     def sampler_options(self, choices: dict) -> SamplerOptions:
         """Its sampler options from ``choices`` (e.g. the command line's), keeping the ones it takes."""

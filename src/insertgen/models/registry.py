@@ -87,28 +87,15 @@ def _tau_leaping(steps: int, greedy: bool) -> dict[str, SamplerOptions]:
             for order in ("joint", "insert_first")}
 
 
-def _loflex_config(base: dict, aux: tuple[int, int, int]) -> dict:
-    """FlexMDM's generator options (equal settings) and a smaller auxiliary trunk of size ``aux``."""
-    return {**base, "aux_d_model": aux[0], "aux_n_layers": aux[1], "aux_n_heads": aux[2]}
-
-
-def _ip_config(base: dict, aux: tuple[int, int, int]) -> dict:
-    """The decoder at the base size and the Plackett-Luce posterior a smaller trunk of size ``aux``."""
-    return {**{k: base[k] for k in ("d_model", "n_layers", "n_heads")},
-            "posterior_d_model": aux[0], "posterior_n_layers": aux[1], "posterior_n_heads": aux[2]}
-
-
 _BACKBONE_TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2}
 
 register(ModelFamily(
     "flexmdm", "FlexMDM", FlexMDM, FlexMDMConfig, TauLeapingOptions, _tau_leaping,
-    capabilities=frozenset({"trajectory", "score"}), tiny=_BACKBONE_TINY, base_presets=True, star_probe="masked",
-    derive_config=lambda base, aux: dict(base)))
+    capabilities=frozenset({"trajectory", "score"}), tiny=_BACKBONE_TINY))
 register(ModelFamily(
     "loflexmdm", "LoFlexMDM", LoFlexMDM, LoFlexMDMConfig, TauLeapingOptions, _tau_leaping,
     capabilities=frozenset({"trajectory", "score", "schedule_profile", "lr_scales"}),
-    tiny={**_BACKBONE_TINY, "aux_d_model": 16, "aux_n_layers": 1, "aux_n_heads": 2}, derive_config=_loflex_config,
-    star_probe="masked"))
+    tiny={**_BACKBONE_TINY, "aux_d_model": 16, "aux_n_layers": 1, "aux_n_heads": 2}))
 register(ModelFamily(
     "ao-ip", "AO-IP", AOInsertionProcess, InsertionProcessConfig, SamplerOptions,
     lambda steps, greedy: {"ancestral": SamplerOptions(top_k=_greedy(greedy))},
@@ -117,14 +104,13 @@ register(ModelFamily(
     "ip", "IP", InsertionProcess, InsertionProcessConfig, SamplerOptions,
     lambda steps, greedy: {"ancestral": SamplerOptions(top_k=_greedy(greedy))},
     capabilities=frozenset({"trajectory", "score", "posterior_orders", "lr_scales", "training_step"}),
-    tiny={**_BACKBONE_TINY, "posterior_d_model": 16, "posterior_n_layers": 1, "posterior_n_heads": 2},
-    derive_config=_ip_config))
+    tiny={**_BACKBONE_TINY, "posterior_d_model": 16, "posterior_n_layers": 1, "posterior_n_heads": 2}))
 register(ModelFamily(
     "arm", "ARM", ARM, ARMConfig, SamplerOptions,
     lambda steps, greedy: {"left_to_right": SamplerOptions(top_k=_greedy(greedy))},
-    capabilities=frozenset({"score"}), tiny=_BACKBONE_TINY, star_probe="next_token"))
+    capabilities=frozenset({"score"}), tiny=_BACKBONE_TINY))
 register(ModelFamily(
     "mdm", "MDM", MDM, MDMConfig, UnmaskingOptions,
     lambda steps, greedy: {"random": UnmaskingOptions(steps=steps, top_k=_greedy(greedy)),
                            "top_prob": UnmaskingOptions(steps=steps, top_k=_greedy(greedy), confidence="top_prob")},
-    capabilities=frozenset({"score"}), tiny=_BACKBONE_TINY, star_probe="masked_canvas"))
+    capabilities=frozenset({"score"}), tiny=_BACKBONE_TINY))
