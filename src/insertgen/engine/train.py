@@ -34,15 +34,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from insertgen.core.checkpoint import (
-    CHECKPOINT,
-    PREVIOUS,
-    check_checkpoint_identity,
-    load_checkpoint,
-    save_checkpoint,
-    split_prefix,
-    vocab_digest,
-)
 from insertgen.core.data import (
     Batch,
     BatchOrder,
@@ -64,6 +55,7 @@ from insertgen.core.rundir import METRICS
 from insertgen.engine.evaluate import evaluate_model
 from insertgen.engine.plots import plot_training
 from insertgen.engine.sampler_settings import EVAL_SAMPLER, check_sampler_choices
+from insertgen.engine.training_state import load_training_state, save_training_state
 from insertgen.models.registry import family_of
 from insertgen.nn.transformer import Transformer
 
@@ -192,29 +184,6 @@ def clip_gradients(model: torch.nn.Module, max_norm: float) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(norms))
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for idx, st in sd["state"].items():
-        for key, val in st.items():
-            if torch.is_tensor(val):
-                tensors[f"optim.{idx}.{key}"] = val
-            else:
-                scalars[f"{idx}.{key}"] = val
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    state: dict = {}
-    for name, val in split_prefix(tensors, "optim").items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = val
-    for name, val in meta["scalars"].items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = val
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 class Trainer:
     """Trains ``model`` on ``task`` into ``run_dir`` (which already holds config.json).
 
@@ -259,53 +228,17 @@ class Trainer:
         self.checkpoint_step: int | None = None  # step of the last checkpoint written or resumed from
         self.nonfinite_steps = 0  # steps skipped so far (on_nonfinite="skip")
 
-    # ----- checkpoints -----
+    # ----- checkpoints (engine/training_state.py) -----
     def save(self) -> None:
         """Write the checkpoint (rank 0; every rank records the step, for its messages)."""
-        if not self.world.is_main:
-            self.checkpoint_step = self.step
-            return
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        tensors.update({f"ema.{k}": v for k, v in self.ema.shadow.items()})
-        opt_tensors, opt_meta = _optimizer_tensors(self.opt)
-        tensors.update(opt_tensors)
-        tensors["rng.torch"] = torch.get_rng_state()
-        state = {"step": self.step, "order": self.order.state_dict(), "ema_updates": self.ema.num_updates,
-                 "optimizer": opt_meta, "seed": self.seed, "model": self.model.model_id,
-                 "vocab": vocab_digest(self.task.vocab), "nonfinite_steps": self.nonfinite_steps,
-                 "world_size": self.world.world_size, "grad_accum": self.cfg.grad_accum}
-        save_checkpoint(self.run_dir / CHECKPOINT, tensors, state)
+        if self.world.is_main:
+            save_training_state(self)
         self.checkpoint_step = self.step
 
     def resume(self, from_previous: bool = False) -> None:
         """Load the run's checkpoint (``from_previous``: the one before it, kept by save_checkpoint) and drop
         the metrics logged after it, which the resumed run is about to log again."""
-        path = self.run_dir / (PREVIOUS if from_previous else CHECKPOINT)
-        if not from_previous and not path.exists() and (self.run_dir / PREVIOUS).exists():
-            path = self.run_dir / PREVIOUS  # killed between the two renames of save_checkpoint
-            print(f"{self.run_dir / CHECKPOINT} is missing; resuming from the previous checkpoint {path}")
-        try:
-            tensors, state = load_checkpoint(path)
-        except InsertgenError as e:
-            hint = (f"; `insertgen train --resume --from-previous` continues from {PREVIOUS} instead"
-                    if not from_previous and (self.run_dir / PREVIOUS).exists() else "")
-            raise InsertgenError(f"{e}{hint}") from None
-        if "optimizer" not in state:
-            raise InsertgenError(f"{path} holds exported weights only (no optimiser or RNG "
-                                 "state), so training cannot resume from it; start a new run instead")
-        check_checkpoint_identity(state, self.model, self.task.vocab, path)
-        try:
-            self.model.load_state_dict(split_prefix(tensors, "model"), strict=True)
-        except RuntimeError as e:
-            raise InsertgenError(f"checkpoint does not match the run's config: {str(e).splitlines()[0]}") from None
-        for k, v in split_prefix(tensors, "ema").items():
-            self.ema.shadow[k].copy_(v)
-        self.ema.num_updates = state["ema_updates"]
-        _load_optimizer(self.opt, tensors, state["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"])
-        self.order.load_state_dict(state["order"])
-        self.step = self.checkpoint_step = int(state["step"])
-        self.nonfinite_steps = int(state.get("nonfinite_steps", 0))
+        load_training_state(self, from_previous)
         if self.world.is_main:
             self._truncate_metrics(self.step)
 
