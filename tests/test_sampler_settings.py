@@ -248,3 +248,16 @@ def test_set_reaches_one_option_of_the_evaluation_sampler(cli, tmp_path):
     assert train["eval_sampler"] == {"steps": 64, "order": "insert_first", "grid": "unmask"}
     code, _, err = cli(*args, "--steps", "1", "--out", tmp_path / "bad", "--set", "eval_sampler.grid=cosine", "--quiet")
     assert code == 2 and "grid must be one of" in err
+
+
+def test_the_demo_takes_the_sampler_flags_for_every_model_that_takes_them(cli, tmp_path):
+    """`insertgen demo --steps 8` samples the step-taking samplers with 8 steps (recorded in each demo.json);
+    IP's ancestral sampler, which takes no steps, keeps its own settings."""
+    out = tmp_path / "demo"
+    code, _, err = cli("demo", "--task", "star-easy", "--models", "mdm,ip", "-n", "4", "--steps", "8",
+                       "--out", out)
+    assert code == 0, err
+    summary = json.loads((out / "demo.json").read_text())["models"]
+    assert summary["mdm"]["sampler"] == "top_prob" and summary["mdm"]["sampler_settings"].startswith("8 steps")
+    ip = json.loads((out / "compare" / "ip" / "demo.json").read_text())["sampler_options"]
+    assert "steps" not in ip and ip["top_k"] == 1

@@ -92,12 +92,13 @@ def shipped_models(task: str = DEMO_TASK) -> tuple[str, ...]:
     return tuple(m for m in model_ids() if (pretrained_dir(m, task) / CHECKPOINT).is_file())
 
 
-def demo_sampler(model_id: str, config: dict, greedy: bool = True):
+def demo_sampler(model_id: str, config: dict, greedy: bool = True, flags: dict | None = None):
     """``(name, options)``: the sampler settings of the run whose config.json is ``config``, resolved as
     ``sample`` / ``eval`` resolve them (engine.sampler_settings: a shipped model's ``sampler_defaults`` hold
-    the settings its documented figures were measured with), with greedy tokens by default where ``greedy``
-    (conditional tasks; molecules draw tokens from the model); ``name`` is the family sampler they set."""
-    options = resolve_sampler_options(config, default_greedy=greedy)
+    the settings its documented figures were measured with; ``flags``, the demo's sampler flags, change them
+    for every model that takes them), with greedy tokens by default where ``greedy`` (conditional tasks;
+    molecules draw tokens from the model); ``name`` is the family sampler they set."""
+    options = resolve_sampler_options(config, default_greedy=greedy, **(flags or {}))
     return sampler_name(model_id, options), options
 
 
@@ -355,9 +356,11 @@ def maze_figures(results: dict, task_obj, examples, out: Path) -> list[Path]:
 
 
 def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: int | None = None, seed: int = 0,
-             train_seconds: float = 300.0, models: tuple[str, ...] | None = None) -> dict:
+             train_seconds: float = 300.0, models: tuple[str, ...] | None = None,
+             sampler: dict | None = None) -> dict:
     """The demo (module docstring); ``models`` None: every model shipped for ``task``; ``n_graphs`` None: 1,000
-    star graphs, :data:`MAZE_DEMO_N` maze problems or :func:`default_demo_n` molecules."""
+    star graphs, :data:`MAZE_DEMO_N` maze problems or :func:`default_demo_n` molecules; ``sampler``: sampler
+    choices (the command line's flags, None = not given) that change every model's shipped settings."""
 
     out = Path(out)
     models = _choose_models(task, train, models)
@@ -374,7 +377,7 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
             task_obj.kl_reference_size = 0  # the table shows no KL score: skip its 30-second first-use build
         examples = examples or demo_examples(task_obj, n_graphs, seed)
         sampler_name, options = demo_sampler(model_id, json.loads((run_dir / CONFIG).read_text()),
-                                             greedy=task_obj.greedy_by_default)
+                                             greedy=task_obj.greedy_by_default, flags=sampler)
         start = time.time()
         with torch.inference_mode():
             metrics, pairs = evaluate_model(model, task_obj, examples, options, seed=seed, progress=True)

@@ -8,6 +8,7 @@ import click
 
 from insertgen.apps.commands.common import THREADS
 from insertgen.apps.demo import DEMO_TASKS, run_demo
+from insertgen.apps.sampler_flags import sampler_flags
 from insertgen.core.errors import InsertgenError
 from insertgen.core.threads import use_threads
 from insertgen.models.registry import model_ids
@@ -29,15 +30,17 @@ from insertgen.models.registry import model_ids
                    "one's run is --out.")
 @click.option("--task", default="star-easy", show_default=True, type=click.Choice(list(DEMO_TASKS)),
               help="Task whose shipped models to compare (star levels, de novo molecules, fragment linking, mazes).")
+@sampler_flags
 @THREADS
 def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: float, models: str | None, task: str,
-         threads):
+         sampler: dict, threads):
     """Compare every shipped model of a task (FlexMDM, LoFlexMDM, IP, AO-IP, ARM, MDM, those shipped) side
     by side on fresh graphs or sampled molecules, or train them afresh with --train.
 
     Writes --out (default ./insertgen-demo): the first model's run directory, the others' in
     --out/compare/MODEL, each with demo.json and demo_samples.jsonl, and --out/demo_order.png. Formats:
-    docs/formats.md#demo-directory."""
+    docs/formats.md#demo-directory. Each model samples with its shipped settings; a sampler flag changes
+    them for every model whose sampler takes it (e.g. --steps 64 for the step-taking samplers)."""
 
     use_threads(threads)
     chosen = None
@@ -47,7 +50,8 @@ def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: flo
         if not chosen or unknown or len(set(chosen)) != len(chosen):
             raise InsertgenError(f"--models: unknown or repeated model(s) {', '.join(unknown) or models!r}; "
                                  f"known models: {', '.join(model_ids())}")
-    run_demo(out, task=task, train=do_train, n_graphs=n_graphs, seed=seed, train_seconds=train_seconds, models=chosen)
+    run_demo(out, task=task, train=do_train, n_graphs=n_graphs, seed=seed, train_seconds=train_seconds, models=chosen,
+             sampler=sampler)
 
 
 command = demo
