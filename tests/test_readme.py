@@ -151,3 +151,37 @@ def test_the_repository_stays_small_enough_to_clone():
     assert not large, f"tracked files over 1 MB: {large}"
     in_progress = sum(size for name, size in sizes.items() if name.startswith("runs-in-progress/"))
     assert in_progress <= 100_000_000, f"runs-in-progress/ holds {in_progress / 1e6:.0f} MB"
+
+
+MARKDOWN_LINK = re.compile(r"(?<!\!)\[[^\]\n]*\]\(([^)\s]+)\)|!\[[^\]\n]*\]\(([^)\s]+)\)")
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's anchors of a Markdown text's headings: lower case, punctuation dropped, spaces as dashes."""
+    anchors = set()
+    for heading in re.findall(r"^#+\s+(.*)$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+def test_every_link_of_the_readme_and_docs_reaches_a_file_and_heading():
+    """Relative links and images of README.md and docs/**/*.md name files that exist, and a #fragment names
+    a heading of its target; web links are not fetched (the tests run offline)."""
+    broken, checked = [], 0
+    for doc in [README, *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = doc.read_text()
+        for match in MARKDOWN_LINK.finditer(re.sub(r"```.*?```", "", text, flags=re.S)):
+            target = match.group(1) or match.group(2)
+            if re.match(r"[a-z]+:", target):  # https:, mailto:
+                continue
+            checked += 1
+            path_part, _, fragment = target.partition("#")
+            path = (doc.parent / path_part).resolve() if path_part else doc
+            if not path.exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such file)")
+            elif fragment and path.suffix == ".md" and fragment not in _anchors(path.read_text()):
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "broken links:\n" + "\n".join(broken)
+    assert checked >= 30  # the pattern finds the links (README.md and docs/ hold several dozen)
+    assert _anchors("## The command line\n### Star sizes (tiny, small)") == {"the-command-line", "star-sizes-tiny-small"}
