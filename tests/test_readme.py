@@ -19,10 +19,11 @@ COMMAND = re.compile(r"(?:^|\s|`)(?:\S*/)?(?:insertgen|-m insertgen\.apps\.cli|s
                      r"\s+([a-z][\w-]*)(.*)")
 
 
-def readme_commands() -> list[str]:
-    """Every ``insertgen ...`` command line of the README: in code blocks (continuation lines joined) and
-    in inline code; ``python -m insertgen.apps.cli`` and ``scripts/dev.py run --`` count as ``insertgen``."""
-    text = README.read_text()
+def readme_commands(path: Path = README) -> list[str]:
+    """Every ``insertgen ...`` command line of the README (or another page, ``path``): in code blocks
+    (continuation lines joined) and in inline code; ``python -m insertgen.apps.cli`` and ``scripts/dev.py
+    run --`` count as ``insertgen``."""
+    text = path.read_text()
     lines = []
     for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S):
         lines += block.replace("\\\n", " ").splitlines()
@@ -50,9 +51,10 @@ def test_the_readme_shows_the_cli_and_how_to_reach_it():
 
 
 def test_every_subcommand_and_option_of_the_readme_exists(capsys):
+    """The README's commands and those of docs/cli.md (every subcommand in detail)."""
     top = help_text(capsys)
     checked = 0
-    for command in readme_commands():
+    for command in readme_commands() + readme_commands(ROOT / "docs" / "cli.md"):
         sub, rest = (command.split(None, 1) + [""])[:2]
         assert re.search(rf"^\s+{re.escape(sub)}\b", top, re.M), f"insertgen {sub}: no such subcommand"
         options = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", rest))
