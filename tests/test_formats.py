@@ -113,7 +113,7 @@ def test_eval_json_is_strict_json_when_a_metric_is_undefined(task_runs, capsys):
 def test_every_link_of_the_cli_help_into_the_formats_exists():
     headings = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-")
                 for h in re.findall(r"^#+ (.+)$", FORMATS.read_text(), re.M)}
-    cli_text = (ROOT / "src" / "insertgen" / "apps" / "cli.py").read_text()
+    cli_text = "".join(path.read_text() for path in (ROOT / "src" / "insertgen" / "apps" / "commands").glob("*.py"))
     anchors = re.findall(r"docs/formats\.md#([\w-]+)", cli_text)
     assert len(anchors) >= 8
     assert set(anchors) <= headings, set(anchors) - headings
