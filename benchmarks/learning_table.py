@@ -1,7 +1,7 @@
-"""One Markdown row per learning-speed run (benchmarks/learning_speed.py), for docs/learning.md.
+"""One Markdown row per learning-speed run (benchmarks/learning_speed.py), for docs/lab/learning.md.
 
     python benchmarks/learning_table.py DIR [DIR ...]     # every learning.json under the directories
-    python benchmarks/learning_table.py DIR --docs docs/learning.md   # also write the table into the file,
+    python benchmarks/learning_table.py DIR --docs docs/lab/learning.md   # also write the table into the file,
                                                                       # between its learning-table markers
 
 Columns: task, model, seed, what the run changed (its --set options other than the benchmark's own

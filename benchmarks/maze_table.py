@@ -1,6 +1,6 @@
 """The maze study's table: one row per run of benchmarks/maze_learning.py.
 
-    python benchmarks/maze_table.py runs-in-progress/mazes [--docs docs/learning-mazes.md] [--figure PNG]
+    python benchmarks/maze_table.py runs-in-progress/mazes [--docs docs/lab/learning-mazes.md] [--figure PNG]
 
 Per run (a directory holding ``learning.json``; a ladder's rung directories are read one level deeper):
 task, model, seed, the change (its ``--set`` options; "(preset)" for none), the last step, its training

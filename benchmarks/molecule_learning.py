@@ -27,7 +27,7 @@ turns a FLOP budget into steps). Every ``--every`` steps, with the EMA weights:
   the mean step of ring and branch tokens minus that of atoms (negative: the skeleton first);
 * with ``--extra-temperature T`` (repeatable), the sample metrics and signals again at temperature T
   (``at_temperature``: {"T": {...}}; drawn dashed): decoding matters much on molecules (IP at step 3,050:
-  12.0% valid at T = 1, 47.7% at T = 0.4; docs/learning.md#molecules).
+  12.0% valid at T = 1, 47.7% at T = 0.4; docs/lab/learning.md#molecules).
 
 Writes ``OUT/learning.json`` (settings, machine, FLOPs per step, points, ``time_to_solve``: the first step and
 FLOPs at which validity reached 50% and 90%) and ``OUT/learning.png`` after every point.

@@ -1,6 +1,6 @@
 """The molecule study's table: one row per run of benchmarks/molecule_learning.py.
 
-    python benchmarks/molecule_table.py runs-in-progress/molecules [--docs docs/learning-molecules.md]
+    python benchmarks/molecule_table.py runs-in-progress/molecules [--docs docs/lab/learning-molecules.md]
 
 Per run (a directory holding ``learning.json``): task, model, seed, the change (its ``--set`` options and
 preset, evaluation settings left out), the last step and its training FLOPs, validity at the last point (at

@@ -94,7 +94,7 @@ for _level in STAR_CPU_LEVELS:
 PRESETS["star-hard-ip-cpu"] = derive(PRESETS["star-hard-cpu"], "ip", (64, 2, 2))
 
 
-# The star CPU recipe (docs/learning.md, issue 21). Every model: the trunk also embeds each position's
+# The star CPU recipe (docs/lab/learning.md, issue 21). Every model: the trunk also embeds each position's
 # previous token ("token_shift"), so that one attention hop reads an edge pair (u, v) at v's position; on
 # star-tiny FlexMDM goes from 28.8% / 41.4% to 90.4% / 71.8% exact match at 6,000 steps and IP from
 # 50.8% / 51.6% to 100% / 99.2% at 2,000 (seeds 0 / 1). IP and AO-IP also embed the index modulo 2
@@ -125,7 +125,7 @@ for _level in STAR_CPU_LEVELS:
 
 # AO-IP's star-easy preset starts with a curriculum: its first 3,000 batches are star-small graphs drawn over
 # star-easy's node ids (train.curriculum_task), then star-easy's. On two seeds it then reaches 95% on
-# star-easy after 3,500 / 4,000 steps, where it needs 6,000 / 11,000 from scratch (docs/learning.md, rows
+# star-easy after 3,500 / 4,000 steps, where it needs 6,000 / 11,000 from scratch (docs/lab/learning.md, rows
 # 14-15). Measured for AO-IP only, so IP and the other levels keep single-task training.
 STAR_CPU_CURRICULUM = {("star-easy", "ao-ip"): ("star-small", 3_000)}
 for (_task, _model), (_rung, _steps) in STAR_CPU_CURRICULUM.items():
@@ -171,7 +171,7 @@ for _family in ("perfect", "imperfect", "braided"):
         PRESETS[f"{_task}-{_suffix}"] = _flex
         add_family_presets(_task, _suffix, _MAZE_AUX[_tier])
 
-# The maze CPU recipe (docs/learning-mazes.md, issue 36, rows 3 and 15). The trunk also embeds each position's
+# The maze CPU recipe (docs/lab/learning-mazes.md, issue 36, rows 3 and 15). The trunk also embeds each position's
 # previous token ("token_shift"): a plan is a chain of neighbouring cells, and with the shift the cell on the
 # canvas to the left of a slot is read without an attention hop. On maze-perfect-easy at equal FLOPs (seeds 0 / 1):
 # IP plans 92.8% / 93.2% of the test problems at 5,000 steps with it against 73.4% / 33.8% without it, and 95%
@@ -228,7 +228,7 @@ for _task in ("smiles", "safe") + FRAGMENT_TASK_IDS:
         add_family_presets(_stem, _scale, _aux)
 
 
-# The molecule CPU recipe (docs/learning-molecules.md, issue 35). IP and AO-IP runs sample at temperature 0.5
+# The molecule CPU recipe (docs/lab/learning-molecules.md, issue 35). IP and AO-IP runs sample at temperature 0.5
 # by default (`sample`, `eval`, `report`; a --temperature flag overrides it): the same weights write two to four
 # times as many valid SMILES as at temperature 1 (IP seed 0: 24.2% -> 71.2% at step 6,200; seed 1: 17.6% ->
 # 70.0% at T = 0.4 at step 5,000; AO-IP seed 0: 13.2% -> 48.8% at step 4,450), and 0.5 is the lowest of

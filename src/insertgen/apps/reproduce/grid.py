@@ -90,11 +90,11 @@ SMALL_MOLECULES = {"train_size": 20_000}  # "small data" on a CPU: the first 20,
 # how busy the machine was. Mazes and molecules: sized from the training rates measured here with two cells
 # at a time, one thread each (about 18 GFLOP/s at d_model 64, more at 128), about two minutes of training
 # for the maze presets and four for the molecule ones. Star graphs: from the learning-speed study
-# (docs/learning.md): star-tiny 8e12 is about 1.3x what IP (2,000 steps) and 3x what AO-IP, ARM and MDM
+# (docs/lab/learning.md): star-tiny 8e12 is about 1.3x what IP (2,000 steps) and 3x what AO-IP, ARM and MDM
 # needed to reach 95% there; star-easy 4.5e13 is about 20% more than IP (5,000 steps) and AO-IP (6,000)
 # needed on seed 0, about 25 minutes of one core. star-medium is learned by no model at any CPU budget
 # measured, so the CPU grid leaves it out (its budget stays for --tasks star-medium). smiles: 1.6e14, where IP and
-# AO-IP write more than half valid molecules at their preset's temperature 0.5 (docs/learning-molecules.md: at
+# AO-IP write more than half valid molecules at their preset's temperature 0.5 (docs/lab/learning-molecules.md: at
 # 1.4e14 IP 67-70% valid at T = 0.4 on two seeds, AO-IP 57% at 1.1e14), about 45 minutes of one core per cell,
 # on the preset's 100,000 training molecules as the study; safe keeps the small budget and data until the
 # study finds a budget at which FlexMDM and LoFlexMDM learn SAFE (issue 35).

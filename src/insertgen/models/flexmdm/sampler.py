@@ -22,7 +22,7 @@ per step, :func:`time_grid`) each step n evaluates the model once on ``(x, t_n)`
   gap; ``"poisson"`` (the reference's tau-leap) ``Poisson((g_k / u) p)`` per gap. All three give each gap
   the mean ``(g_k / u) p`` and the same continuous-time limit; at a finite step the per-gap draws
   overshoot (Poisson) or insert one token that may sit in either of two gaps into both, which the
-  sequence draw does not (docs/learning.md, row 18). On the last interval (``dLam = inf``) every expected
+  sequence draw does not (docs/lab/learning.md, row 18). On the last interval (``dLam = inf``) every expected
   token arrives: ``round(g_k / u)`` per gap, or for ``sequence`` ``round(sum_k g_k / u)`` per sequence.
   For FlexMDM ``u = 1`` and ``g_k`` is the expected number of missing tokens. For LoFlexMDM ``g_k`` is
   the expected *sum of rates* of the missing tokens; ``u`` = the auxiliary network's minimum rate, which

@@ -1,5 +1,5 @@
 """Partial-progress signals of sampled molecule strings: the syntax a model learns before it writes valid
-molecules (docs/learning-molecules.md).
+molecules (docs/lab/learning-molecules.md).
 
 Validity (RDKit parses and sanitises the molecule) is the end of a chain of simpler skills, each of
 which a sample either has or lacks, and which move earlier in training than validity does:
