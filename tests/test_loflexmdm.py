@@ -38,7 +38,7 @@ def test_loss_with_unit_rates_equals_flexmdm(normalisation, monkeypatch):
     assert not unexpected and all(k.startswith("aux.") for k in missing)
     batch = collate(task.examples("train")[:32], task.vocab)
     B, L = batch.tokens.shape
-    t_in, t_um = LinearSchedule().sample_event_times((B, L), torch.Generator().manual_seed(5))
+    t_in, t_um = LinearSchedule().sample_event_times(torch.ones(B, L), 1.0, torch.Generator().manual_seed(5))
     t = torch.rand(B, generator=torch.Generator().manual_seed(6))
     # one noised state, directly
     flex_loss, _, _ = flex.noised_loss(batch.tokens, batch.fixed, t, t_in, t_um)

@@ -31,7 +31,7 @@ def random_batch(B=64, prompt=5, max_target=9, vocab=20, seed=0):
 
 def noised(x1, fixed, t, seed=1):
     g = torch.Generator().manual_seed(seed)
-    t_in, t_um = LinearSchedule().sample_event_times(x1.shape, g)
+    t_in, t_um = LinearSchedule().sample_event_times(torch.ones(x1.shape), 1.0, g)
     return noise(x1, fixed, t, t_in, t_um, PAD, MASK)
 
 

@@ -210,7 +210,10 @@ def test_sampler_options_are_validated():
 def test_unmask_time_grid_puts_equal_unmasking_mass_in_every_step():
     """time_grid("unmask") = quantiles of T_um (linear schedule: T_in ~ U(0,1), T_um | T_in ~ U(T_in, 1)):
     the closed-form CDF matches Monte Carlo, and each step holds 1/N of the unmasking events."""
-    from insertgen.models.flexmdm.sampler import time_grid, unmask_time_cdf
+    from insertgen.models.flexmdm.sampler import time_grid
+    from insertgen.models.schedules import LinearSchedule
+
+    unmask_time_cdf = LinearSchedule().unmask_time_cdf
 
     g = torch.Generator().manual_seed(0)
     t_in = torch.rand(400_000, generator=g, dtype=torch.float64)

@@ -104,3 +104,44 @@ def test_kl_to_uniform_matches_numerical_integral():
     numeric = torch.trapezoid(pdf * torch.log(pdf), t)
     assert abs(float(numeric) - float(kumaraswamy_kl_to_uniform(a, torch.tensor([b])))) < 1e-3
     del sched
+
+
+def test_both_schedules_answer_the_schedule_protocol_and_the_linear_one_has_rate_one_only():
+    from insertgen.models.schedules import Schedule
+
+    for sched in (LinearSchedule(), KumaraswamySchedule(2.0)):
+        assert isinstance(sched, Schedule)
+    with pytest.raises(ValueError, match="rate 1 only"):
+        LinearSchedule().cdf(torch.tensor([0.5]), b=2.0)
+    t = torch.linspace(0.0, 0.99, 50, dtype=torch.float64)
+    lin, kum = LinearSchedule(), KumaraswamySchedule(1.0)
+    assert torch.allclose(kum.unmask_time_cdf(t).double(), lin.unmask_time_cdf(t), atol=1e-6)
+    assert torch.allclose(kum.cdf(t).double(), lin.cdf(t), atol=1e-6)
+
+
+@pytest.mark.parametrize("a", [0.5, 2.0])
+def test_unmask_time_cdf_matches_monte_carlo_and_its_grid_spreads_the_unmasking_evenly(a):
+    """The CDF of T_um at b = 1 (Gamma(2) on the schedule's clock) against 400,000 drawn event times, and
+    the sampler's `unmask` grid built from it: every step holds 1/N of the unmasking events."""
+    from insertgen.models.flexmdm.sampler import time_grid
+
+    sched = KumaraswamySchedule(a)
+    _, t_um = sched.sample_event_times(torch.ones(400_000), 1.0, generator=torch.Generator().manual_seed(1))
+    for t in (0.1, 0.3, 0.6, 0.9):
+        assert float((t_um <= t).double().mean()) == pytest.approx(float(sched.unmask_time_cdf(torch.tensor(t))),
+                                                                   abs=3e-3)
+    grid = time_grid("unmask", 12, unmask_cdf=sched.unmask_time_cdf)
+    per_step = torch.tensor([float(((t_um > grid[k]) & (t_um <= grid[k + 1])).double().mean()) for k in range(12)])
+    assert torch.allclose(per_step, torch.full((12,), 1 / 12, dtype=per_step.dtype), atol=3e-3)
+    linear = time_grid("unmask", 12)
+    assert (grid - linear).abs().max() > 0.02  # a schedule of another shape has another grid
+
+
+def test_a_kumaraswamy_schedule_of_shape_one_gives_the_linear_grid_exactly():
+    """Every shipped LoFlexMDM has a = 1, so its `unmask` grid, now taken from its own schedule, is the
+    linear schedule's bit for bit at the step counts they sample with: their outputs do not change."""
+    from insertgen.models.flexmdm.sampler import time_grid
+
+    for steps in (40, 64, 128, 256):
+        assert torch.equal(time_grid("unmask", steps),
+                           time_grid("unmask", steps, unmask_cdf=KumaraswamySchedule(1.0).unmask_time_cdf))

@@ -15,39 +15,84 @@ Event times of one token (docs/methods/flexmdm.md#schedules): insertion ``T_in ~
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
 from torch import Tensor
 
 
+@runtime_checkable
+class Schedule(Protocol):
+    """What every event-time schedule answers, for a token of rate ``b`` (1: the schedule's own shape; only
+    the Kumaraswamy schedule takes other rates): its CDF, density, hazard and inverse CDF at times ``t``;
+    the hazard integrated over ``[t0, t1]`` at ``b = 1`` (what the tau-leaping sampler steps by); the CDF of
+    a token's *unmasking* time at ``b = 1`` (``T_in ~ F``, ``T_um`` from ``F`` truncated to ``[T_in, 1]``;
+    the sampler's ``unmask`` grid takes its quantiles); and event times drawn for rates ``b_in``, ``b_um``."""
+
+    name: str
+
+    def cdf(self, t: Tensor, b: Tensor | float = 1.0) -> Tensor: ...
+
+    def pdf(self, t: Tensor, b: Tensor | float = 1.0) -> Tensor: ...
+
+    def hazard(self, t: Tensor, b: Tensor | float = 1.0) -> Tensor: ...
+
+    def inverse_cdf(self, u: Tensor, b: Tensor | float = 1.0) -> Tensor: ...
+
+    def integrated_hazard(self, t0: Tensor, t1: Tensor) -> Tensor: ...
+
+    def unmask_time_cdf(self, t: Tensor) -> Tensor: ...
+
+    def sample_event_times(self, b_in: Tensor, b_um: Tensor | float = 1.0,
+                           generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]: ...
+
+
+def _unit_rate(b) -> None:
+    if not (isinstance(b, (int, float)) and b == 1):
+        raise ValueError("the linear schedule has rate 1 only (the Kumaraswamy schedule takes other rates)")
+
+
 class LinearSchedule:
-    """``F(t) = t``: the uniform event-time distribution of FlexMDM (Kim et al. 2025)."""
+    """``F(t) = t``: the uniform event-time distribution of FlexMDM (Kim et al. 2025); every token has rate 1."""
 
     name = "linear"
 
     def __init__(self, eps: float = 1e-6):
         self.eps = eps
 
-    def cdf(self, t: Tensor) -> Tensor:
+    def cdf(self, t: Tensor, b: Tensor | float = 1.0) -> Tensor:
+        _unit_rate(b)
         return t.clamp(0.0, 1.0)
 
-    def pdf(self, t: Tensor) -> Tensor:
+    def pdf(self, t: Tensor, b: Tensor | float = 1.0) -> Tensor:
+        _unit_rate(b)
         return torch.ones_like(t)
 
-    def hazard(self, t: Tensor) -> Tensor:
+    def hazard(self, t: Tensor, b: Tensor | float = 1.0) -> Tensor:
         """h(t) = 1 / (1 - t), in float32."""
+        _unit_rate(b)
         return 1.0 / (1.0 - t.float())
 
-    def inverse_cdf(self, u: Tensor) -> Tensor:
+    def inverse_cdf(self, u: Tensor, b: Tensor | float = 1.0) -> Tensor:
+        _unit_rate(b)
         return u
 
     def integrated_hazard(self, t0: Tensor, t1: Tensor) -> Tensor:
         """∫_{t0}^{t1} h(s) ds = log((1 - t0) / (1 - t1))."""
         return torch.log1p(-t0.float()) - torch.log1p(-t1.float())
 
-    def sample_event_times(self, shape, generator: torch.Generator | None = None, device=None) -> tuple[Tensor, Tensor]:
-        """(T_in, T_um) of the given shape: T_in = eps + (1 - eps) U_1, T_um | T_in ~ F truncated to [T_in, 1]."""
-        u1 = torch.rand(shape, generator=generator, device=device)
-        u2 = torch.rand(shape, generator=generator, device=device)
+    def unmask_time_cdf(self, t: Tensor) -> Tensor:
+        """P(T_um <= t) with T_in ~ U(0, 1), T_um | T_in ~ U(T_in, 1): the density is -ln(1 - t), so
+        F_um(t) = t + (1 - t) ln(1 - t)."""
+        return t + (1.0 - t) * torch.log1p(-t.clamp(max=1.0 - 1e-15))
+
+    def sample_event_times(self, b_in: Tensor, b_um: Tensor | float = 1.0,
+                           generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(T_in, T_um) with ``b_in``'s shape and device (its values must be 1): T_in = eps + (1 - eps) U_1,
+        T_um | T_in ~ F truncated to [T_in, 1]."""
+        _unit_rate(b_um)
+        u1 = torch.rand(b_in.shape, generator=generator, device=b_in.device)
+        u2 = torch.rand(b_in.shape, generator=generator, device=b_in.device)
         t_in = self.inverse_cdf(self.eps + (1.0 - self.eps) * u1)
         f_in = self.cdf(t_in)
         t_um = self.inverse_cdf(u2 * (1.0 - f_in) + f_in)
@@ -134,6 +179,13 @@ class KumaraswamySchedule:
         t1 = torch.as_tensor(t1).float()
         out = self.clock(t1) - self.clock(torch.as_tensor(t0))
         return torch.where(t1 >= 1.0, torch.full_like(out, float("inf")), out)
+
+    def unmask_time_cdf(self, t: Tensor) -> Tensor:
+        """P(T_um <= t) at b = 1: on the clock, tau(T_um) = E_1 + E_2 is Gamma(2, 1), so
+        F_um(t) = 1 - e^{-tau} (1 + tau) = 1 - (1 - t^a)(1 + tau(t)); with a = 1 the linear schedule's."""
+        ta = t.clamp(0.0, 1.0) ** self.a  # in t's own precision: the sampler's grid is found in float64
+        tau = -torch.log1p(-ta.clamp(max=1.0 - 1e-15))
+        return -torch.expm1(-tau) - tau * torch.exp(-tau)
 
     def sample_event_times(self, b_in: Tensor, b_um: Tensor | float = 1.0,
                            generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:

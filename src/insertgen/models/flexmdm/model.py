@@ -116,7 +116,7 @@ class FlexMDM(nn.Module):
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
         x1, fixed = batch.tokens, batch.fixed
         t = self.training_times(x1.shape[0], generator, x1.device)
-        t_in, t_um = self.schedule.sample_event_times(x1.shape, generator, x1.device)
+        t_in, t_um = self.schedule.sample_event_times(torch.ones(x1.shape, device=x1.device), 1.0, generator)
         per_seq, parts, st = self.noised_loss(x1, fixed, t, t_in, t_um)
         stats = {k: float(v.detach().mean()) for k, v in parts.items()}
         stats["tokens"] = int(st.valid.sum())
@@ -126,7 +126,7 @@ class FlexMDM(nn.Module):
                             schedule: str = "learned") -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         """Event times (T_in, T_um) of every position of ``x1`` under the noising schedule, and the per-token
         rates (b_in, b_um) behind them: the linear schedule, rates None (b = 1), whatever ``schedule``."""
-        t_in, t_um = self.schedule.sample_event_times(x1.shape, generator, x1.device)
+        t_in, t_um = self.schedule.sample_event_times(torch.ones(x1.shape, device=x1.device), 1.0, generator)
         return t_in, t_um, None, None
 
     def log_likelihood(self, pairs: list[tuple[list[int], list[int]]], bound: str = "elbo", samples: int = 16,
@@ -163,6 +163,7 @@ class FlexMDM(nn.Module):
             self.predictor(), self.schedule.integrated_hazard, tokens.to(device), fixed.to(device),
             banned_tokens=[v.pad_id, v.mask_id, v.bos_id, v.eos_id], pad_id=v.pad_id, mask_id=v.mask_id,
             options=options, generator=generator, insertion_unit=self.insertion_unit, open_from=open_from,
+            unmask_cdf=self.schedule.unmask_time_cdf,
         )
         outputs = [split_output(row, v) for row in result.tokens]
         return (outputs, result) if return_trajectory else outputs

@@ -60,6 +60,7 @@ from insertgen.core.sampling import (
     option,
     sample_from_logits,
 )
+from insertgen.models.schedules import LinearSchedule
 
 # predict(tokens (b, W), t (b,)) -> (logits (b, W, V), insert multiplier g (b, W), unmask multiplier (b, W) or None)
 Predictor = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor | None]]
@@ -95,25 +96,21 @@ class TauLeapingOptions(SamplerOptions):
 
 
 
-def unmask_time_cdf(t: Tensor) -> Tensor:
-    """P(T_um <= t) for the linear schedule: T_in ~ U(0, 1), T_um | T_in ~ U(T_in, 1), so the density is
-    -ln(1 - t) and the CDF is F(t) = t + (1 - t) ln(1 - t)."""
-    return t + (1.0 - t) * torch.log1p(-t.clamp(max=1.0 - 1e-15))
-
-
-def time_grid(kind: str, steps: int, device=None) -> Tensor:
+def time_grid(kind: str, steps: int, device=None,
+              unmask_cdf: Callable[[Tensor], Tensor] = LinearSchedule().unmask_time_cdf) -> Tensor:
     """The sampler's times 0 = t_0 < t_1 < ... < t_N = 1 (float32, N = ``steps``).
 
-    ``uniform``: t_n = n / N. ``unmask``: t_n = F^{-1}(n / N) with F the unmasking-time CDF of the linear
-    schedule (:func:`unmask_time_cdf`), so that every step expects the same number of tokens to be
-    decided; most are decided late (the density -ln(1 - t) grows without bound), where the uniform grid
-    makes each step decide many tokens at once from one model evaluation."""
+    ``uniform``: t_n = n / N. ``unmask``: t_n = F^{-1}(n / N) with F the unmasking-time CDF of the model's
+    own schedule (``unmask_cdf``: ``Schedule.unmask_time_cdf``; the linear schedule's by default), so that
+    every step expects the same number of tokens to be decided; under the linear schedule most are decided
+    late (the density -ln(1 - t) grows without bound), where the uniform grid makes each step decide many
+    tokens at once from one model evaluation."""
     u = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
     if kind == "unmask":
         lo, hi = torch.zeros_like(u), torch.ones_like(u)
         for _ in range(64):  # bisection: F is increasing on [0, 1]
             mid = (lo + hi) / 2
-            below = unmask_time_cdf(mid) < u
+            below = unmask_cdf(mid) < u
             lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
         u = (lo + hi) / 2
         u[0], u[-1] = 0.0, 1.0
@@ -252,11 +249,13 @@ def tau_leaping_sample(
     generator: torch.Generator | None = None,
     insertion_unit: float = 1.0,
     open_from: Tensor | None = None,
+    unmask_cdf: Callable[[Tensor], Tensor] | None = None,
 ) -> SampleOutput:
     """Run the sampler from canvases ``tokens`` (B, W_buf) with ``fixed`` (B, W_buf); see module doc.
     Gap k (left of position k) may receive insertions iff ``k >= open_from[b]`` (default: the length of
     the row's leading run of fixed positions, i.e. prompt and BOS); positions before ``open_from`` never
-    move. ``options`` are read as :class:`TauLeapingOptions` (the defaults for the fields they lack)."""
+    move. ``options`` are read as :class:`TauLeapingOptions` (the defaults for the fields they lack);
+    ``unmask_cdf`` is the schedule's unmasking-time CDF for the ``unmask`` grid (default: the linear one)."""
     options = TauLeapingOptions.of(options)
     device = tokens.device
     B, buffer_len = tokens.shape
@@ -273,7 +272,7 @@ def tau_leaping_sample(
     forward_calls = 0
     two_phase = options.order == "insert_first"
     insert_steps = options.steps // 2 if two_phase else options.steps
-    grid = time_grid(options.grid, insert_steps, device)
+    grid = time_grid(options.grid, insert_steps, device, **({"unmask_cdf": unmask_cdf} if unmask_cdf else {}))
     mode = options.confidence or ("top_prob" if two_phase else None)
 
     def finish(local: Tensor):
