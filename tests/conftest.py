@@ -130,6 +130,7 @@ SLOW_TESTS = (
     "test_fault_tolerance.py::test_checkpoint_for_another_model_or_vocabulary_is_refused[vocab-0123456789abcdef-another",
     "test_fault_tolerance.py::test_corrupt_checkpoint_is_refused_and_the_previous_one_used_on_request",
     "test_fault_tolerance.py::test_kill_9_at_a_random_step_then_resume_is_bit_identical",
+    "test_shipped_outputs.py::test_a_shipped_model_writes_its_recorded_outputs",
     "test_fault_tolerance.py::test_nan_steps_are_skipped_on_request_until_too_many_in_a_row",
     "test_formats.py::test_every_documented_prompt_is_accepted_by_sample",
     "test_fragments.py::test_benchmark_command_writes_and_checks",
