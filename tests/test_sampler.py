@@ -228,3 +228,36 @@ def test_unmask_time_grid_puts_equal_unmasking_mass_in_every_step():
     assert torch.equal(time_grid("uniform", 4), torch.linspace(0, 1, 5))
     with pytest.raises(ValueError, match="grid must be one of"):
         TauLeapingOptions(grid="cosine")
+
+
+def test_the_samplers_parts_are_objects_that_can_be_swapped():
+    """TauLeapingSampler with its own insertion draw (here: at most one new mask per sequence and step,
+    in the first open gap) and its own grid: the oracle's 5 tokens then take 5 insertion steps, and the
+    sampler evaluates the grid it was given."""
+    from insertgen.models.flexmdm.sampler import TauLeapingSampler, UniformGrid
+
+    class OneAtATime:
+        name = "one"
+
+        def counts(self, n_missing, p, generator):
+            counts = torch.zeros_like(n_missing, dtype=torch.long)
+            has = n_missing.sum(1) >= 0.5
+            first = (n_missing > 0).float().argmax(1)
+            counts[has, first[has]] = 1
+            return counts
+
+    class Recorded(UniformGrid):
+        asked: list = []
+
+        def times(self, steps, device=None):
+            self.asked.append(steps)
+            return super().times(steps, device)
+
+    tokens, fixed = canvas([[4, 5]], 20)
+    grid = Recorded()
+    sampler = TauLeapingSampler(oracle_predictor(5), linear_hazard, TauLeapingOptions(steps=12, top_k=1),
+                                BANNED, PAD, MASK, draw=OneAtATime(), grid=grid)
+    out = sampler.run(tokens, fixed, torch.Generator().manual_seed(0))
+    body = out.tokens[0][3:-1]  # after prompt and BOS, before EOS
+    assert body == [7] * 5 and grid.asked == [12]
+    assert sorted(out.insert_step[0][3:-1]) == [0, 1, 2, 3, 4]  # one new mask per step

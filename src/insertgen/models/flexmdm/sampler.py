@@ -38,6 +38,11 @@ pending the rest of the sequence is plain masked-diffusion decoding, so with exa
 unmasking order samples the same distribution (FlexMDM Prop. 3); choosing the confident slots first
 lets each step rely on the tokens revealed before it (e.g. path endpoints before the junction).
 
+The sampler is an object, :class:`TauLeapingSampler` (``step`` is one update, ``run`` the loop), whose
+parts can be swapped: the time grid (:class:`UniformGrid`, :class:`UnmaskGrid` of the model's own
+schedule), the insertion draw (:class:`SequenceDraw`, :class:`BinomialDraw`, :class:`PoissonDraw`) and the
+slot selector (:class:`SlotSelector`: drawn slots, or the most confident ones).
+
 A sequence is finished when no mask is left and its expected remaining insertions ``sum_k g_k / u`` are
 below ``stop_threshold``; finished sequences leave the batch, so later steps cost nothing for them.
 Masks left after step N are filled by argmax in one more evaluation. The sampler counts the model
@@ -96,28 +101,54 @@ class TauLeapingOptions(SamplerOptions):
 
 
 
-def time_grid(kind: str, steps: int, device=None,
-              unmask_cdf: Callable[[Tensor], Tensor] = LinearSchedule().unmask_time_cdf) -> Tensor:
-    """The sampler's times 0 = t_0 < t_1 < ... < t_N = 1 (float32, N = ``steps``).
+# ----- the time grid -----
 
-    ``uniform``: t_n = n / N. ``unmask``: t_n = F^{-1}(n / N) with F the unmasking-time CDF of the model's
-    own schedule (``unmask_cdf``: ``Schedule.unmask_time_cdf``; the linear schedule's by default), so that
-    every step expects the same number of tokens to be decided; under the linear schedule most are decided
-    late (the density -ln(1 - t) grows without bound), where the uniform grid makes each step decide many
-    tokens at once from one model evaluation."""
-    u = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
-    if kind == "unmask":
+class UniformGrid:
+    """t_n = n / N."""
+
+    def times(self, steps: int, device=None) -> Tensor:
+        return torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64).to(device=device, dtype=torch.float32)
+
+
+@dataclass(frozen=True)
+class UnmaskGrid:
+    """t_n = F^{-1}(n / N) with F the unmasking-time CDF of the model's own schedule (``unmask_cdf``:
+    ``Schedule.unmask_time_cdf``), found by bisection in float64, so that every step expects the same
+    number of tokens to be decided; under the linear schedule most are decided late (the density
+    -ln(1 - t) grows without bound), where the uniform grid makes each step decide many tokens at once
+    from one model evaluation."""
+
+    unmask_cdf: Callable[[Tensor], Tensor] = LinearSchedule().unmask_time_cdf
+
+    def times(self, steps: int, device=None) -> Tensor:
+        u = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
         lo, hi = torch.zeros_like(u), torch.ones_like(u)
         for _ in range(64):  # bisection: F is increasing on [0, 1]
             mid = (lo + hi) / 2
-            below = unmask_cdf(mid) < u
+            below = self.unmask_cdf(mid) < u
             lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
         u = (lo + hi) / 2
         u[0], u[-1] = 0.0, 1.0
-    elif kind != "uniform":
-        raise ValueError(f"grid must be one of {', '.join(GRIDS)}, not {kind!r}")
-    return u.to(device=device, dtype=torch.float32)
+        return u.to(device=device, dtype=torch.float32)
 
+
+def make_grid(kind: str, unmask_cdf: Callable[[Tensor], Tensor] | None = None):
+    """The grid object of option ``grid`` (``uniform`` or ``unmask``)."""
+    if kind == "uniform":
+        return UniformGrid()
+    if kind == "unmask":
+        return UnmaskGrid(unmask_cdf) if unmask_cdf is not None else UnmaskGrid()
+    raise ValueError(f"grid must be one of {', '.join(GRIDS)}, not {kind!r}")
+
+
+def time_grid(kind: str, steps: int, device=None,
+              unmask_cdf: Callable[[Tensor], Tensor] = LinearSchedule().unmask_time_cdf) -> Tensor:
+    """The sampler's times 0 = t_0 < t_1 < ... < t_N = 1 (float32, N = ``steps``) on grid ``kind``
+    (:class:`UniformGrid`, :class:`UnmaskGrid` of ``unmask_cdf``)."""
+    return make_grid(kind, unmask_cdf).times(steps, device)
+
+
+# ----- the canvas: inserting new slots -----
 
 def _insert_masks(counts: Tensor, lengths: Tensor, columns: list[Tensor], fills: list) -> list[Tensor]:
     """Insert ``counts[b, k]`` new slots left of slot k in every tensor of ``columns`` (b, W).
@@ -136,96 +167,6 @@ def _insert_masks(counts: Tensor, lengths: Tensor, columns: list[Tensor], fills:
     return out
 
 
-def _fire_mask(masked: Tensor, logits: Tensor, banned: Tensor, p_fire: Tensor | None, n_fire: Tensor | None,
-               mode: str | None, generator: torch.Generator | None) -> Tensor:
-    """Which masked slots to unmask this step (b, W) bool.
-
-    Either each masked slot fires independently with probability ``p_fire``, or (``p_fire=None``)
-    ``n_fire`` (b, 1) slots fire. With a confidence ``mode`` the number of fired slots is kept and the
-    slots are re-chosen as the most confident masked ones."""
-    if p_fire is not None:
-        fire = masked & (torch.rand(masked.shape, generator=generator, device=masked.device) < p_fire)
-        n_fire = fire.sum(1, keepdim=True)
-    else:
-        fire = masked
-    if mode is None or not bool(fire.any()):
-        return fire
-    probs = torch.softmax(logits.float().masked_fill(banned, float("-inf")), dim=-1)
-    score = confidence_scores(probs, mode).masked_fill(~masked, float("-inf"))
-    rank = torch.argsort(torch.argsort(score, dim=1, descending=True), dim=1)
-    return masked & (rank < n_fire)
-
-
-def _stochastic_round(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """``floor(x) + Bernoulli(x - floor(x))``: an integer with mean ``x``."""
-    base = torch.floor(x)
-    return base + (torch.rand(x.shape, generator=generator, device=x.device) < x - base).float()
-
-
-def _sequence_counts(n_missing: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
-    """``sequence`` draw: the sequence's number of new masks ``T ~ Binomial(N, p)`` with ``N`` the
-    stochastically rounded total ``sum_k n_k`` (``round`` when ``p = 1``), placed into gaps drawn with
-    probability ``n_k / sum_k n_k`` (with replacement). Each gap's mean stays ``n_k p``, but the gaps are
-    no longer independent: one missing token that could sit in either of two gaps (``n = 0.5`` each) is
-    inserted once, not 0, 1 or 2 times."""
-    total_missing = n_missing.sum(1)
-    if p >= 1.0:
-        totals = torch.round(total_missing)
-    else:
-        totals = torch.binomial(_stochastic_round(total_missing, generator), torch.full_like(total_missing, p),
-                                generator=generator)
-    totals = totals.long()
-    counts = torch.zeros_like(n_missing, dtype=torch.long)
-    rows = (totals > 0).nonzero().squeeze(1)
-    if rows.numel():
-        most = int(totals[rows].max())
-        picks = torch.multinomial(n_missing[rows].clamp(min=0), most, replacement=True, generator=generator)
-        keep = (torch.arange(most, device=n_missing.device)[None] < totals[rows, None]).long()
-        counts[rows] = counts[rows].scatter_add(1, picks, keep)
-    return counts
-
-
-def _insertion_counts(n_missing: Tensor, p_ins: Tensor, lengths: Tensor, buffer_len: int,
-                      generator: torch.Generator | None, draw: str = "poisson") -> Tensor:
-    """New masks per gap (b, W); zero for a sequence whose insertions would overflow the buffer.
-
-    ``poisson``: ``Poisson(n p)`` with ``n = n_missing``, ``p = p_ins`` (the tau-leap), or ``round(n)`` when
-    ``p = 1``. ``binomial``: each of ``N`` missing tokens arrives with probability ``p``, ``Binomial(N, p)``,
-    where ``N`` is ``n`` rounded stochastically (``floor(n) + Bernoulli(n - floor(n))``, so ``E[N] = n``):
-    the same mean ``n p`` as the tau-leap, exact when the gap's missing count is known, and never more
-    masks than ``ceil(n)``, where the Poisson draw overshoots when ``p`` is large (the last steps).
-    ``sequence``: one count for the whole sequence, spread over its gaps (:func:`_sequence_counts`)."""
-    if draw == "sequence":
-        counts = _sequence_counts(n_missing, float(p_ins), generator)
-    elif float(p_ins) >= 1.0:
-        counts = torch.round(n_missing).long()
-    elif draw == "binomial":
-        counts = torch.binomial(_stochastic_round(n_missing, generator), torch.full_like(n_missing, float(p_ins)),
-                                generator=generator).long()
-    else:
-        counts = torch.poisson(n_missing * p_ins, generator=generator).long()
-    counts[lengths + counts.sum(1) > buffer_len] = 0
-    return counts
-
-
-def _unmasking_events(step: int, two_phase: bool, inserting: bool, options: TauLeapingOptions, grid: Tensor,
-                      integrated_hazard, b_um: Tensor | None, masked: Tensor, logits: Tensor, banned: Tensor,
-                      mode: str | None, generator) -> Tensor:
-    """The masked slots (b, w) unmasked at ``step``: joint order, each with probability
-    ``1 - exp(-b_um dLam)``; insert_first, none while inserting, then ``ceil(#masked / steps left)`` per
-    row; in a confidence ``mode`` the surest slots (module docstring)."""
-    if not two_phase:
-        rate = integrated_hazard(grid[step], grid[step + 1])
-        rate = rate if b_um is None else b_um.float() * rate
-        return _fire_mask(masked, logits, banned, -torch.expm1(-rate) * torch.ones_like(masked, dtype=torch.float32),
-                          None, mode, generator)
-    if not inserting:
-        steps_left = options.steps - step
-        n_fire = (masked.sum(1, keepdim=True) + steps_left - 1) // steps_left
-        return _fire_mask(masked, logits, banned, None, n_fire, mode, generator)
-    return torch.zeros_like(masked)
-
-
 def _insert_new_masks(counts: Tensor, lengths: Tensor, inserted: Tensor, x: Tensor, ins_step: Tensor,
                       um_step: Tensor, step: int, mask_id: int, pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
     """The canvases with ``counts[b, k]`` new masks left of slot k, recorded as inserted at ``step``."""
@@ -236,7 +177,252 @@ def _insert_new_masks(counts: Tensor, lengths: Tensor, inserted: Tensor, x: Tens
     return x.masked_fill(beyond, pad_id), ins_step.masked_fill(beyond, -1), um_step
 
 
-@torch.no_grad()
+# ----- the slot selector: which masked slots are decided in a step -----
+
+@dataclass(frozen=True)
+class SlotSelector:
+    """Which masked slots to unmask (b, W) bool: each masked slot independently with probability ``p_fire``,
+    or (``p_fire=None``) ``n_fire`` (b, 1) of them. With a confidence ``mode`` (``top_prob`` / ``prob_diff``)
+    the number of fired slots is kept and the slots are re-chosen as the most confident masked ones; with
+    ``mode=None`` they stay the ones drawn."""
+
+    mode: str | None = None
+
+    def choose(self, masked: Tensor, logits: Tensor, banned: Tensor, p_fire: Tensor | None, n_fire: Tensor | None,
+               generator: torch.Generator | None) -> Tensor:
+        if p_fire is not None:
+            fire = masked & (torch.rand(masked.shape, generator=generator, device=masked.device) < p_fire)
+            n_fire = fire.sum(1, keepdim=True)
+        else:
+            fire = masked
+        if self.mode is None or not bool(fire.any()):
+            return fire
+        probs = torch.softmax(logits.float().masked_fill(banned, float("-inf")), dim=-1)
+        score = confidence_scores(probs, self.mode).masked_fill(~masked, float("-inf"))
+        rank = torch.argsort(torch.argsort(score, dim=1, descending=True), dim=1)
+        return masked & (rank < n_fire)
+
+
+# ----- the insertion draw: how many new masks each gap receives in a step -----
+
+def _stochastic_round(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``floor(x) + Bernoulli(x - floor(x))``: an integer with mean ``x``."""
+    base = torch.floor(x)
+    return base + (torch.rand(x.shape, generator=generator, device=x.device) < x - base).float()
+
+
+class PoissonDraw:
+    """``Poisson(n p)`` per gap with ``n = n_missing`` (the tau-leap), or ``round(n)`` when ``p = 1``."""
+
+    name = "poisson"
+
+    def counts(self, n_missing: Tensor, p: Tensor, generator: torch.Generator | None) -> Tensor:
+        if float(p) >= 1.0:
+            return torch.round(n_missing).long()
+        return torch.poisson(n_missing * p, generator=generator).long()
+
+
+class BinomialDraw:
+    """Each of ``N`` missing tokens of a gap arrives with probability ``p``, ``Binomial(N, p)``, where ``N``
+    is ``n`` rounded stochastically (``E[N] = n``): the tau-leap's mean ``n p``, exact when the gap's missing
+    count is known, and never more masks than ``ceil(n)``, where the Poisson draw overshoots when ``p`` is
+    large (the last steps); ``round(n)`` when ``p = 1``."""
+
+    name = "binomial"
+
+    def counts(self, n_missing: Tensor, p: Tensor, generator: torch.Generator | None) -> Tensor:
+        if float(p) >= 1.0:
+            return torch.round(n_missing).long()
+        return torch.binomial(_stochastic_round(n_missing, generator), torch.full_like(n_missing, float(p)),
+                              generator=generator).long()
+
+
+class SequenceDraw:
+    """One count per sequence: ``T ~ Binomial(N, p)`` with ``N`` the stochastically rounded total
+    ``sum_k n_k`` (``round`` when ``p = 1``), placed into gaps drawn with probability ``n_k / sum_k n_k``
+    (with replacement). Each gap's mean stays ``n_k p``, but the gaps are no longer independent: one missing
+    token that could sit in either of two gaps (``n = 0.5`` each) is inserted once, not 0, 1 or 2 times."""
+
+    name = "sequence"
+
+    def counts(self, n_missing: Tensor, p: Tensor, generator: torch.Generator | None) -> Tensor:
+        p = float(p)
+        total_missing = n_missing.sum(1)
+        if p >= 1.0:
+            totals = torch.round(total_missing)
+        else:
+            totals = torch.binomial(_stochastic_round(total_missing, generator), torch.full_like(total_missing, p),
+                                    generator=generator)
+        totals = totals.long()
+        counts = torch.zeros_like(n_missing, dtype=torch.long)
+        rows = (totals > 0).nonzero().squeeze(1)
+        if rows.numel():
+            most = int(totals[rows].max())
+            picks = torch.multinomial(n_missing[rows].clamp(min=0), most, replacement=True, generator=generator)
+            keep = (torch.arange(most, device=n_missing.device)[None] < totals[rows, None]).long()
+            counts[rows] = counts[rows].scatter_add(1, picks, keep)
+        return counts
+
+
+INSERTION_DRAW = {draw.name: draw for draw in (PoissonDraw(), BinomialDraw(), SequenceDraw())}  # option insertion_draw
+
+
+def _insertion_counts(n_missing: Tensor, p_ins: Tensor, lengths: Tensor, buffer_len: int,
+                      generator: torch.Generator | None, draw: str = "poisson") -> Tensor:
+    """New masks per gap (b, W) by the draw named ``draw`` (:data:`INSERTION_DRAW`); zero for a sequence
+    whose insertions would overflow the buffer."""
+    counts = INSERTION_DRAW[draw].counts(n_missing, p_ins, generator)
+    counts[lengths + counts.sum(1) > buffer_len] = 0
+    return counts
+
+
+# ----- the sampler -----
+
+@dataclass
+class _Batch:
+    """The sequences still being generated, and what the sampler records for every sequence."""
+
+    x: Tensor  # canvases (b, W_buf)
+    ins_step: Tensor  # per slot: step its mask was inserted (-1: initial canvas)
+    um_step: Tensor  # per slot: step it was unmasked (-1: never masked)
+    alive: Tensor  # indices (into the full batch) of these rows
+    open_from: Tensor  # per row: the first gap that may receive insertions
+    evals: Tensor  # model evaluations per sequence of the full batch
+    out_rows: list  # finished sequences (tokens, insert steps, unmask steps), by full-batch index
+    forward_calls: int = 0
+
+    def finish(self, local: Tensor, pad_id: int) -> None:
+        for i in local.tolist():
+            n = int((self.x[i] != pad_id).sum())
+            self.out_rows[int(self.alive[i])] = (self.x[i, :n].tolist(), self.ins_step[i, :n].tolist(),
+                                                 self.um_step[i, :n].tolist())
+
+    def keep(self, rows: Tensor) -> None:
+        self.x, self.ins_step, self.um_step = self.x[rows], self.ins_step[rows], self.um_step[rows]
+        self.alive, self.open_from = self.alive[rows], self.open_from[rows]
+
+
+class TauLeapingSampler:
+    """The sampler of the module docstring, its parts swappable: the time grid (:class:`UniformGrid`,
+    :class:`UnmaskGrid`), the insertion draw (:data:`INSERTION_DRAW`) and the slot selector
+    (:class:`SlotSelector`), chosen from ``options`` unless given. :meth:`run` is the loop over the grid;
+    :meth:`step` is one update: one model evaluation, the unmasking events, the insertions, and the
+    finished sequences leaving the batch."""
+
+    def __init__(self, predict: Predictor, integrated_hazard: Callable[[Tensor, Tensor], Tensor],
+                 options: SamplerOptions, banned_tokens: list[int], pad_id: int, mask_id: int,
+                 insertion_unit: float = 1.0, unmask_cdf: Callable[[Tensor], Tensor] | None = None,
+                 grid=None, draw=None, selector: SlotSelector | None = None):
+        self.options = TauLeapingOptions.of(options)
+        self.predict, self.integrated_hazard = predict, integrated_hazard
+        self.banned_tokens, self.pad_id, self.mask_id = banned_tokens, pad_id, mask_id
+        self.insertion_unit = insertion_unit
+        self.two_phase = self.options.order == "insert_first"
+        self.insert_steps = self.options.steps // 2 if self.two_phase else self.options.steps
+        self.grid = grid or make_grid(self.options.grid, unmask_cdf)
+        self.draw = draw or INSERTION_DRAW[self.options.insertion_draw]
+        self.selector = selector or SlotSelector(self.options.confidence or ("top_prob" if self.two_phase else None))
+        self.banned: Tensor | None = None
+
+    @torch.no_grad()
+    def run(self, tokens: Tensor, fixed: Tensor, generator: torch.Generator | None = None,
+            open_from: Tensor | None = None) -> SampleOutput:
+        """Sample from canvases ``tokens`` (B, W_buf) with ``fixed`` (B, W_buf): gap k (left of position k)
+        may receive insertions iff ``k >= open_from[b]`` (default: the length of the row's leading run of
+        fixed positions, i.e. prompt and BOS); positions before ``open_from`` never move."""
+        device = tokens.device
+        B = tokens.shape[0]
+        if open_from is None:
+            open_from = fixed.long().cumprod(dim=1).sum(1)
+        x = tokens.clone()
+        batch = _Batch(x, torch.full_like(x, -1), torch.full_like(x, -1), torch.arange(B, device=device),
+                       open_from.to(device), torch.zeros(B, dtype=torch.long, device=device), [None] * B)
+        times = self.grid.times(self.insert_steps, device)
+        for step in range(self.options.steps + 1):
+            if batch.alive.numel() == 0 or self.step(batch, step, times, generator):
+                break
+        rows = batch.out_rows
+        return SampleOutput(tokens=[r[0] for r in rows], insert_step=[r[1] for r in rows],
+                            unmask_step=[r[2] for r in rows], model_evals=batch.evals.tolist(),
+                            forward_calls=batch.forward_calls)
+
+    def step(self, batch: _Batch, step: int, times: Tensor, generator: torch.Generator | None) -> bool:
+        """One update of ``batch`` at ``step`` on the grid ``times``; True when sampling is over (the fill
+        after the last step)."""
+        options, pad_id, mask_id = self.options, self.pad_id, self.mask_id
+        x, device = batch.x, batch.x.device
+        buffer_len = x.shape[1]
+        lengths = (x != pad_id).sum(1)
+        width = int(lengths.max())
+        xs = x[:, :width]
+        inserting = step < self.insert_steps
+        t_now = times[min(step, self.insert_steps)] if (inserting or not self.two_phase) \
+            else times.new_tensor(options.unmask_time)
+        logits, g, b_um = self.predict(xs, t_now.expand(batch.alive.numel()))
+        batch.forward_calls += 1
+        batch.evals[batch.alive] += 1
+        if self.banned is None:
+            self.banned = torch.zeros(logits.shape[-1], dtype=torch.bool, device=device)
+            self.banned[self.banned_tokens] = True
+        banned = self.banned
+        masked = xs == mask_id
+
+        if step == options.steps:  # after the grid: fill what is left by argmax
+            fill = logits.float().masked_fill(banned, float("-inf")).argmax(-1)
+            x[:, :width] = torch.where(masked, fill, xs)
+            batch.um_step[:, :width] = torch.where(masked, torch.full_like(xs, step), batch.um_step[:, :width])
+            batch.finish(torch.arange(batch.alive.numel(), device=device), pad_id)
+            return True
+
+        fire = self._unmasking_events(step, inserting, times, b_um, masked, logits, banned, generator)
+        if bool(fire.any()):
+            xs = xs.clone()
+            xs[fire] = sample_from_logits(logits[fire], generator=generator, banned=banned,
+                                          temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
+            x[:, :width] = xs
+            batch.um_step[:, :width] = torch.where(fire, torch.full_like(xs, step), batch.um_step[:, :width])
+
+        # --- insertion (gap k is left of slot k; never inside the prompt prefix or left of BOS) ---
+        cols = torch.arange(width, device=device)[None]
+        gap_ok = (cols < lengths[:, None]) & (cols >= batch.open_from[:, None])
+        g = torch.where(gap_ok, g.float(), torch.zeros_like(g, dtype=torch.float32))
+        inserted = torch.zeros_like(lengths)
+        if inserting:
+            p_ins = -torch.expm1(-self.insertion_unit * self.integrated_hazard(times[step], times[step + 1]))
+            counts = self.draw.counts(g / self.insertion_unit, p_ins, generator)
+            counts[lengths + counts.sum(1) > buffer_len] = 0  # a step that would overflow inserts nothing there
+            inserted = counts.sum(1)
+            if bool(inserted.any()):
+                batch.x, batch.ins_step, batch.um_step = _insert_new_masks(
+                    counts, lengths, inserted, x, batch.ins_step, batch.um_step, step, mask_id, pad_id)
+
+        # --- finished sequences leave the batch ---
+        done = (batch.x == mask_id).sum(1) == 0
+        if inserting:
+            done &= (g.sum(1) / self.insertion_unit < options.stop_threshold) & (inserted == 0)
+        if bool(done.any()):
+            batch.finish(done.nonzero().squeeze(1), pad_id)
+            batch.keep(~done)
+        return False
+
+    def _unmasking_events(self, step: int, inserting: bool, times: Tensor, b_um: Tensor | None, masked: Tensor,
+                          logits: Tensor, banned: Tensor, generator) -> Tensor:
+        """The masked slots (b, w) unmasked at ``step``: joint order, each with probability
+        ``1 - exp(-b_um dLam)``; insert_first, none while inserting, then ``ceil(#masked / steps left)`` per
+        row; chosen by the slot selector."""
+        if not self.two_phase:
+            rate = self.integrated_hazard(times[step], times[step + 1])
+            rate = rate if b_um is None else b_um.float() * rate
+            return self.selector.choose(masked, logits, banned,
+                                        -torch.expm1(-rate) * torch.ones_like(masked, dtype=torch.float32), None,
+                                        generator)
+        if not inserting:
+            steps_left = self.options.steps - step
+            n_fire = (masked.sum(1, keepdim=True) + steps_left - 1) // steps_left
+            return self.selector.choose(masked, logits, banned, None, n_fire, generator)
+        return torch.zeros_like(masked)
+
+
 def tau_leaping_sample(
     predict: Predictor,
     integrated_hazard: Callable[[Tensor, Tensor], Tensor],
@@ -251,91 +437,9 @@ def tau_leaping_sample(
     open_from: Tensor | None = None,
     unmask_cdf: Callable[[Tensor], Tensor] | None = None,
 ) -> SampleOutput:
-    """Run the sampler from canvases ``tokens`` (B, W_buf) with ``fixed`` (B, W_buf); see module doc.
-    Gap k (left of position k) may receive insertions iff ``k >= open_from[b]`` (default: the length of
-    the row's leading run of fixed positions, i.e. prompt and BOS); positions before ``open_from`` never
-    move. ``options`` are read as :class:`TauLeapingOptions` (the defaults for the fields they lack);
-    ``unmask_cdf`` is the schedule's unmasking-time CDF for the ``unmask`` grid (default: the linear one)."""
-    options = TauLeapingOptions.of(options)
-    device = tokens.device
-    B, buffer_len = tokens.shape
-    x = tokens.clone()
-    if open_from is None:
-        open_from = fixed.long().cumprod(dim=1).sum(1)
-    open_from = open_from.to(device)
-    ins_step = torch.full_like(x, -1)
-    um_step = torch.full_like(x, -1)
-    evals = torch.zeros(B, dtype=torch.long, device=device)
-    alive = torch.arange(B, device=device)  # indices (into the full batch) still being generated
-    out_rows: list = [None] * B
-    banned = None
-    forward_calls = 0
-    two_phase = options.order == "insert_first"
-    insert_steps = options.steps // 2 if two_phase else options.steps
-    grid = time_grid(options.grid, insert_steps, device, **({"unmask_cdf": unmask_cdf} if unmask_cdf else {}))
-    mode = options.confidence or ("top_prob" if two_phase else None)
-
-    def finish(local: Tensor):
-        for i in local.tolist():
-            n = int((x[i] != pad_id).sum())
-            out_rows[int(alive[i])] = (x[i, :n].tolist(), ins_step[i, :n].tolist(), um_step[i, :n].tolist())
-
-    for step in range(options.steps + 1):
-        if alive.numel() == 0:
-            break
-        lengths = (x != pad_id).sum(1)
-        width = int(lengths.max())
-        xs = x[:, :width]
-        inserting = step < insert_steps
-        t_now = grid[min(step, insert_steps)] if (inserting or not two_phase) else grid.new_tensor(options.unmask_time)
-        logits, g, b_um = predict(xs, t_now.expand(alive.numel()))
-        forward_calls += 1
-        evals[alive] += 1
-        if banned is None:
-            banned = torch.zeros(logits.shape[-1], dtype=torch.bool, device=device)
-            banned[banned_tokens] = True
-        masked = xs == mask_id
-
-        if step == options.steps:  # after the grid: fill what is left by argmax
-            fill = logits.float().masked_fill(banned, float("-inf")).argmax(-1)
-            x[:, :width] = torch.where(masked, fill, xs)
-            um_step[:, :width] = torch.where(masked, torch.full_like(xs, step), um_step[:, :width])
-            finish(torch.arange(alive.numel(), device=device))
-            break
-
-        fire = _unmasking_events(step, two_phase, inserting, options, grid, integrated_hazard, b_um, masked, logits,
-                                 banned, mode, generator)
-        if bool(fire.any()):
-            xs = xs.clone()
-            xs[fire] = sample_from_logits(logits[fire], generator=generator, banned=banned,
-                                          temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
-            x[:, :width] = xs
-            um_step[:, :width] = torch.where(fire, torch.full_like(xs, step), um_step[:, :width])
-
-        # --- insertion (gap k is left of slot k; never inside the prompt prefix or left of BOS) ---
-        cols = torch.arange(width, device=device)[None]
-        gap_ok = (cols < lengths[:, None]) & (cols >= open_from[:, None])
-        g = torch.where(gap_ok, g.float(), torch.zeros_like(g, dtype=torch.float32))
-        inserted = torch.zeros_like(lengths)
-        if inserting:
-            p_ins = -torch.expm1(-insertion_unit * integrated_hazard(grid[step], grid[step + 1]))
-            counts = _insertion_counts(g / insertion_unit, p_ins, lengths, buffer_len, generator,
-                                       options.insertion_draw)
-            inserted = counts.sum(1)
-            if bool(inserted.any()):
-                x, ins_step, um_step = _insert_new_masks(counts, lengths, inserted, x, ins_step, um_step, step,
-                                                         mask_id, pad_id)
-
-        # --- finished sequences leave the batch ---
-        done = (x == mask_id).sum(1) == 0
-        if inserting:
-            done &= (g.sum(1) / insertion_unit < options.stop_threshold) & (inserted == 0)
-        if bool(done.any()):
-            finish(done.nonzero().squeeze(1))
-            keep = ~done
-            x, ins_step, um_step, alive, open_from = x[keep], ins_step[keep], um_step[keep], alive[keep], open_from[keep]
-
-    return SampleOutput(
-        tokens=[r[0] for r in out_rows], insert_step=[r[1] for r in out_rows], unmask_step=[r[2] for r in out_rows],
-        model_evals=evals.tolist(), forward_calls=forward_calls,
-    )
+    """:meth:`TauLeapingSampler.run` of a sampler built from these arguments (``options`` read as
+    :class:`TauLeapingOptions`, the defaults for the fields they lack; ``unmask_cdf``: the schedule's
+    unmasking-time CDF for the ``unmask`` grid, default the linear one)."""
+    sampler = TauLeapingSampler(predict, integrated_hazard, options, banned_tokens, pad_id, mask_id,
+                                insertion_unit=insertion_unit, unmask_cdf=unmask_cdf)
+    return sampler.run(tokens, fixed, generator, open_from)
