@@ -2,11 +2,18 @@
 
 ``insertgen train --task T --model M`` without ``--preset`` uses ``{T}-{M}-cpu`` or else ``{T}-cpu`` when
 it exists (its model options only when its model is M). What the presets reach here is in docs/results.md.
+
+The presets are built once, in two declared stages: :func:`base_presets` (each task's base preset, FlexMDM's,
+at each scale, and every other family's derived from it) and :data:`RECIPES` (what the studies measured to
+help, as data rows: options, heads, training options and token drawing for named tasks x models), applied in
+order by :func:`build_presets`. Names outside the table (a family registered later, a maze ladder rung) are
+derived when asked for.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from insertgen.core.errors import InsertgenError
 from insertgen.models.registry import FAMILIES, get_family
@@ -67,31 +74,121 @@ def _star(d_model: int, n_layers: int, n_heads: int, lr: float, steps: int, eval
 
 
 STAR_CPU_LEVELS = ("tiny", "small", "easy", "medium", "hard")  # the size rungs (tiny, small) and the paper levels
-
-PRESETS: dict[str, dict] = {
-    "star-tiny-cpu": {"task": "star-tiny", **_star(64, 4, 2, 2e-3, 10_000, 1_000)},
-    "star-small-cpu": {"task": "star-small", **_star(64, 4, 2, 2e-3, 20_000, 1_000)},
-    "star-easy-cpu": {"task": "star-easy", **_star(64, 4, 2, 2e-3, 30_000, 5_000)},
-    "star-medium-cpu": {"task": "star-medium", **_star(128, 4, 4, 2e-3, 30_000, 5_000)},
-    "star-hard-cpu": {"task": "star-hard", **_star(192, 6, 6, 5e-4, 60_000, 10_000)},
-}
+MAZE_FAMILIES = ("perfect", "imperfect", "braided")
+FRAGMENT_TASK_IDS = tuple(f"fragment-{w}" for w in ("linker", "motif", "scaffold", "superstructure", "all"))
 
 
+# ----- the base presets (FlexMDM's) of every task and scale, and every other family's derived from them -----
+
+# Star graphs at the papers' scale, for a GPU (docs/methods/flexmdm.md#presets): a 768 x 12 trunk with 12 heads,
+# batch 64, AdamW 1e-4 constant, EMA 0.9999, 80,000 steps, the hazard-weighted (reference) loss; LoFlexMDM's auxiliary network a separate
+# 768 x 6 trunk ("xtiny"), rates min 1.001 (easy) / 1.01 (medium, hard); the other models at the same size.
+def _star_paper(level: str) -> dict:
+    preset = {"task": f"star-{level}", **_star(768, 12, 12, 1e-4, 80_000, 5_000)}
+    preset["model_config"]["time_weighting"] = "hazard"  # the reference objective (the ELBO)
+    preset["train"].update(warmup_steps=0, ema_decay=0.9999, checkpoint_every=2_000)
+    return preset
 
 
-def add_family_presets(stem: str, scale: str, aux: tuple[int, int, int]) -> None:
-    """Every registered family's preset for ``stem`` and ``scale``, derived from the base one (:func:`derive`)."""
-    base = PRESETS[f"{stem}-{scale}"]
-    for family in FAMILIES.values():
-        if family.id != BASE_FAMILY:
-            PRESETS[preset_name(stem, family.id, scale)] = derive(base, family.id, aux)
+# Mazes: the same sizes and training options per tier as the star levels (easy/medium/hard), and the
+# paper's scale for the 41x41 tier (decoder 128 x 12 with 8 heads, AdamW 1e-4 with 1,000 warm-up steps
+# and cosine decay, batch 64, 78,100 steps: docs/methods/flexmdm.md#presets), meant for a GPU.
+_MAZE_SIZES = {"easy": (64, 4, 2, 2e-3, 30_000, 5_000), "medium": (128, 4, 4, 2e-3, 30_000, 5_000),
+               "hard": (192, 6, 6, 5e-4, 60_000, 10_000)}
+_MAZE_AUX = {"easy": (64, 2, 2), "medium": (64, 2, 2), "hard": (96, 3, 4), "paper": (64, 6, 4)}
 
 
-# the second networks (LoFlexMDM's auxiliary trunk, IP's posterior) are smaller trunks of these sizes
-for _level in STAR_CPU_LEVELS:
-    add_family_presets(f"star-{_level}", "cpu", (96, 3, 4) if _level == "hard" else (64, 2, 2))
-# IP's posterior stays at (64, 2, 2) on star-hard too (only LoFlexMDM's auxiliary trunk grows there)
-PRESETS["star-hard-ip-cpu"] = derive(PRESETS["star-hard-cpu"], "ip", (64, 2, 2))
+def _maze_paper() -> dict:
+    preset = _star(128, 12, 8, 1e-4, 78_100, 5_000)
+    preset["train"].update(warmup_steps=1_000, lr_schedule="cosine", checkpoint_every=2_000)
+    return preset
+
+
+# Molecules (smiles, safe): CPU scale = d_model 128 x 4 on 100,000 MOSES training molecules, meant for
+# about an hour of training (steps is a cap; pass --time-budget); paper scale = LoFlexMDM's SAFE setting
+# (768 x 12, batch 2048, lr 1e-4 with 2,000 warm-up steps then cosine, 50k steps; docs/methods/flexmdm.md#presets) for
+# `safe`, and the IP paper's SMILES decoder (18 layers, width 256, 8 heads; posterior 3 x 128, 4 heads;
+# lr 5e-4 with 1,000 warm-up steps then cosine; docs/methods/insertion-process.md#presets) for `smiles`, both on the
+# whole MOSES training set, meant for GPUs. (Our cosine is one half-period, not the reference's 3 cycles.)
+# The fragment tasks (fragment-{linker,motif,scaffold,superstructure,all}) take the `safe` settings.
+def _molecule_cpu(task: str) -> dict:
+    preset = {"task": task, "task_options": {"train_size": 100_000}, **_star(128, 4, 4, 1e-3, 100_000, 5_000)}
+    preset["train"].update(warmup_steps=200, checkpoint_every=1_000)
+    return preset
+
+
+def _molecule_paper(task: str) -> dict:
+    if task != "smiles":
+        preset = _star(768, 12, 12, 1e-4, 50_000, 5_000)
+        preset["train"].update(batch_size=2048, warmup_steps=2_000, lr_schedule="cosine", min_lr=1e-6,
+                               ema_decay=0.9999, checkpoint_every=1_000)
+    else:
+        preset = _star(256, 18, 8, 5e-4, 200_000, 10_000)
+        preset["train"].update(warmup_steps=1_000, lr_schedule="cosine", ema_decay=0.9999, weight_decay=1e-12,
+                               checkpoint_every=2_000)
+    options = {"train_size": 0} if task in FRAGMENT_TASK_IDS else {"train_size": 0, "test_size": 0}
+    return {"task": task, "task_options": options, **preset}
+
+
+def base_presets() -> dict[str, dict]:
+    """Every task's base (FlexMDM) preset at each scale, and every registered family's derived from it
+    (:func:`derive`; the second networks, LoFlexMDM's auxiliary trunk and IP's posterior, are smaller trunks
+    of the sizes given per task), before the recipes."""
+    presets: dict[str, dict] = {}
+
+    def add(stem: str, scale: str, base: dict, aux: tuple[int, int, int]) -> None:
+        presets[f"{stem}-{scale}"] = base
+        for family in FAMILIES.values():
+            if family.id != BASE_FAMILY:
+                presets[preset_name(stem, family.id, scale)] = derive(base, family.id, aux)
+
+    star_sizes = {"tiny": (64, 4, 2, 2e-3, 10_000, 1_000), "small": (64, 4, 2, 2e-3, 20_000, 1_000),
+                  "easy": (64, 4, 2, 2e-3, 30_000, 5_000), "medium": (128, 4, 4, 2e-3, 30_000, 5_000),
+                  "hard": (192, 6, 6, 5e-4, 60_000, 10_000)}
+    for level in STAR_CPU_LEVELS:
+        add(f"star-{level}", "cpu", {"task": f"star-{level}", **_star(*star_sizes[level])},
+            (96, 3, 4) if level == "hard" else (64, 2, 2))
+    # IP's posterior stays at (64, 2, 2) on star-hard too (only LoFlexMDM's auxiliary trunk grows there)
+    presets["star-hard-ip-cpu"] = derive(presets["star-hard-cpu"], "ip", (64, 2, 2))
+    for level in ("easy", "medium", "hard"):
+        add(f"star-{level}-paper", "gpu", _star_paper(level), (768, 6, 6))
+        presets[f"star-{level}-paper-loflexmdm-gpu"]["model_config"]["aux_min_rate"] = \
+            1.001 if level == "easy" else 1.01
+    for family in MAZE_FAMILIES:
+        for tier in ("easy", "medium", "hard", "paper"):
+            task = f"maze-{family}-{tier}"
+            base = {"task": task, **(_maze_paper() if tier == "paper" else _star(*_MAZE_SIZES[tier]))}
+            add(task, "gpu" if tier == "paper" else "cpu", base, _MAZE_AUX[tier])
+    for task in ("smiles", "safe") + FRAGMENT_TASK_IDS:
+        add(task, "cpu", _molecule_cpu(task), (64, 2, 2))
+        add(f"{task}-paper", "gpu", _molecule_paper(task), (768, 6, 12) if task != "smiles" else (128, 3, 4))
+    return presets
+
+
+# ----- the recipes: what the studies measured to help, as data -----
+
+@dataclass(frozen=True)
+class Recipe:
+    """A change to the CPU presets of ``tasks`` x ``models``: options merged into their model options
+    (``model``) and training options (``train``), their trunk's heads raised to at least ``min_heads``, and
+    the token drawing they are sampled with (``sampler_defaults``)."""
+
+    tasks: tuple[str, ...]
+    models: tuple[str, ...]
+    model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    min_heads: int = 0
+    sampler_defaults: dict = field(default_factory=dict)
+
+    def apply(self, presets: dict[str, dict]) -> None:
+        for task in self.tasks:
+            for model in self.models:
+                preset = presets[cpu_preset_name(task, model)]
+                config = preset["model_config"]
+                preset["model_config"] = {**config, **self.model, "n_heads": max(config["n_heads"], self.min_heads)}
+                preset["train"] = {**preset["train"], **self.train}
+                if self.sampler_defaults:
+                    preset["sampler_defaults"] = dict(self.sampler_defaults)
 
 
 # The star CPU recipe (docs/lab/learning.md, issue 21). Every model: the trunk also embeds each position's
@@ -115,61 +212,12 @@ STAR_CPU_INPUTS = {
 # star-easy it is the first FlexMDM to learn a look-up (child probe 0.76, 4.8% exact match at 12,000 steps,
 # where 2 heads stay at 0.00 and 0.0%). LoFlexMDM's generator follows (kept equal to FlexMDM's).
 STAR_CPU_MIN_HEADS = {"flexmdm": 4, "loflexmdm": 4}
-for _level in STAR_CPU_LEVELS:
-    for _model in FAMILIES:
-        _preset = PRESETS[cpu_preset_name(f"star-{_level}", _model)]
-        _heads = max(_preset["model_config"]["n_heads"], STAR_CPU_MIN_HEADS.get(_model, 0))
-        _preset["model_config"] = {**_preset["model_config"], **STAR_CPU_INPUTS.get(_model, {}), "n_heads": _heads}
-        _preset["train"] = {**_preset["train"], "fresh_data": True}
-
 
 # AO-IP's star-easy preset starts with a curriculum: its first 3,000 batches are star-small graphs drawn over
 # star-easy's node ids (train.curriculum_task), then star-easy's. On two seeds it then reaches 95% on
 # star-easy after 3,500 / 4,000 steps, where it needs 6,000 / 11,000 from scratch (docs/lab/learning.md, rows
 # 14-15). Measured for AO-IP only, so IP and the other levels keep single-task training.
 STAR_CPU_CURRICULUM = {("star-easy", "ao-ip"): ("star-small", 3_000)}
-for (_task, _model), (_rung, _steps) in STAR_CPU_CURRICULUM.items():
-    _preset = PRESETS[cpu_preset_name(_task, _model)]
-    _preset["train"] = {**_preset["train"], "curriculum_task": _rung, "curriculum_steps": _steps}
-
-
-# Star graphs at the papers' scale, for a GPU (docs/methods/flexmdm.md#presets): a 768 x 12 trunk with 12 heads,
-# batch 64, AdamW 1e-4 constant, EMA 0.9999, 80,000 steps, the hazard-weighted (reference) loss; LoFlexMDM's auxiliary network a separate
-# 768 x 6 trunk ("xtiny"), rates min 1.001 (easy) / 1.01 (medium, hard); the other models at the same size.
-def _star_paper(level: str) -> dict:
-    preset = {"task": f"star-{level}", **_star(768, 12, 12, 1e-4, 80_000, 5_000)}
-    preset["model_config"]["time_weighting"] = "hazard"  # the reference objective (the ELBO)
-    preset["train"].update(warmup_steps=0, ema_decay=0.9999, checkpoint_every=2_000)
-    return preset
-
-
-for _level in ("easy", "medium", "hard"):
-    PRESETS[f"star-{_level}-paper-gpu"] = _star_paper(_level)
-    add_family_presets(f"star-{_level}-paper", "gpu", (768, 6, 6))
-    PRESETS[f"star-{_level}-paper-loflexmdm-gpu"]["model_config"]["aux_min_rate"] = 1.001 if _level == "easy" else 1.01
-
-
-# Mazes: the same sizes and training options per tier as the star levels (easy/medium/hard), and the
-# paper's scale for the 41x41 tier (decoder 128 x 12 with 8 heads, AdamW 1e-4 with 1,000 warm-up steps
-# and cosine decay, batch 64, 78,100 steps: docs/methods/flexmdm.md#presets), meant for a GPU.
-_MAZE_SIZES = {"easy": (64, 4, 2, 2e-3, 30_000, 5_000), "medium": (128, 4, 4, 2e-3, 30_000, 5_000),
-               "hard": (192, 6, 6, 5e-4, 60_000, 10_000)}
-_MAZE_AUX = {"easy": (64, 2, 2), "medium": (64, 2, 2), "hard": (96, 3, 4), "paper": (64, 6, 4)}
-
-
-def _maze_paper() -> dict:
-    preset = _star(128, 12, 8, 1e-4, 78_100, 5_000)
-    preset["train"].update(warmup_steps=1_000, lr_schedule="cosine", checkpoint_every=2_000)
-    return preset
-
-
-for _family in ("perfect", "imperfect", "braided"):
-    for _tier in ("easy", "medium", "hard", "paper"):
-        _task = f"maze-{_family}-{_tier}"
-        _flex = {"task": _task, **(_maze_paper() if _tier == "paper" else _star(*_MAZE_SIZES[_tier]))}
-        _suffix = "gpu" if _tier == "paper" else "cpu"
-        PRESETS[f"{_task}-{_suffix}"] = _flex
-        add_family_presets(_task, _suffix, _MAZE_AUX[_tier])
 
 # The maze CPU recipe (docs/lab/learning-mazes.md, issue 36, rows 3 and 15). The trunk also embeds each position's
 # previous token ("token_shift"): a plan is a chain of neighbouring cells, and with the shift the cell on the
@@ -183,50 +231,6 @@ for _family in ("perfect", "imperfect", "braided"):
 MAZE_CPU_INPUTS = {"ip": {"token_shift": True}, "flexmdm": {"token_shift": True},
                    "loflexmdm": {"token_shift": True}, "mdm": {"token_shift": True}}
 MAZE_CPU_MIN_HEADS = {"flexmdm": 4, "loflexmdm": 4, "mdm": 4}  # at the easy tier's d_model 64 (medium has 4 already)
-for _family in ("perfect", "imperfect", "braided"):
-    for _tier in ("easy", "medium", "hard"):
-        for _model, _inputs in MAZE_CPU_INPUTS.items():
-            _preset = PRESETS[cpu_preset_name(f"maze-{_family}-{_tier}", _model)]
-            _heads = max(_preset["model_config"]["n_heads"], MAZE_CPU_MIN_HEADS.get(_model, 0))
-            _preset["model_config"] = {**_preset["model_config"], **_inputs, "n_heads": _heads}
-
-
-# Molecules (smiles, safe): CPU scale = d_model 128 x 4 on 100,000 MOSES training molecules, meant for
-# about an hour of training (steps is a cap; pass --time-budget); paper scale = LoFlexMDM's SAFE setting
-# (768 x 12, batch 2048, lr 1e-4 with 2,000 warm-up steps then cosine, 50k steps; docs/methods/flexmdm.md#presets) for
-# `safe`, and the IP paper's SMILES decoder (18 layers, width 256, 8 heads; posterior 3 x 128, 4 heads;
-# lr 5e-4 with 1,000 warm-up steps then cosine; docs/methods/insertion-process.md#presets) for `smiles`, both on the
-# whole MOSES training set, meant for GPUs. (Our cosine is one half-period, not the reference's 3 cycles.)
-# The fragment tasks (fragment-{linker,motif,scaffold,superstructure,all}) take the `safe` settings.
-FRAGMENT_TASK_IDS = tuple(f"fragment-{w}" for w in ("linker", "motif", "scaffold", "superstructure", "all"))
-
-
-def _molecule_cpu(task: str) -> dict:
-    preset = {"task": task, "task_options": {"train_size": 100_000}, **_star(128, 4, 4, 1e-3, 100_000, 5_000)}
-    preset["train"].update(warmup_steps=200, checkpoint_every=1_000)
-    return preset
-
-
-def _molecule_paper(task: str) -> dict:
-    if task != "smiles":
-        preset = _star(768, 12, 12, 1e-4, 50_000, 5_000)
-        preset["train"].update(batch_size=2048, warmup_steps=2_000, lr_schedule="cosine", min_lr=1e-6,
-                               ema_decay=0.9999, checkpoint_every=1_000)
-    else:
-        preset = _star(256, 18, 8, 5e-4, 200_000, 10_000)
-        preset["train"].update(warmup_steps=1_000, lr_schedule="cosine", ema_decay=0.9999, weight_decay=1e-12,
-                               checkpoint_every=2_000)
-    options = {"train_size": 0} if task in FRAGMENT_TASK_IDS else {"train_size": 0, "test_size": 0}
-    return {"task": task, "task_options": options, **preset}
-
-
-for _task in ("smiles", "safe") + FRAGMENT_TASK_IDS:
-    for _scale, _make, _aux in (("cpu", _molecule_cpu, (64, 2, 2)),
-                                ("gpu", _molecule_paper, (768, 6, 12) if _task != "smiles" else (128, 3, 4))):
-        _stem = _task if _scale == "cpu" else f"{_task}-paper"
-        PRESETS[f"{_stem}-{_scale}"] = _make(_task)
-        add_family_presets(_stem, _scale, _aux)
-
 
 # The molecule CPU recipe (docs/lab/learning-molecules.md, issue 35). IP and AO-IP runs sample at temperature 0.5
 # by default (`sample`, `eval`, `report`; a --temperature flag overrides it): the same weights write two to four
@@ -235,8 +239,30 @@ for _task in ("smiles", "safe") + FRAGMENT_TASK_IDS:
 # 0.4 / 0.45 / 0.5 / 0.6 at which uniqueness stays above 95% (IP at 12,000 steps, 1,000 samples). Measured for
 # IP and AO-IP on SMILES only, so the other models and SAFE keep temperature 1.
 MOLECULE_CPU_SAMPLING = {("smiles", "ip"): {"temperature": 0.5}, ("smiles", "ao-ip"): {"temperature": 0.5}}
-for (_task, _model), _defaults in MOLECULE_CPU_SAMPLING.items():
-    PRESETS[cpu_preset_name(_task, _model)]["sampler_defaults"] = dict(_defaults)
+
+STAR_CPU_TASKS = tuple(f"star-{level}" for level in STAR_CPU_LEVELS)
+MAZE_CPU_TASKS = tuple(f"maze-{family}-{tier}" for family in MAZE_FAMILIES for tier in ("easy", "medium", "hard"))
+RECIPES = (
+    *(Recipe(STAR_CPU_TASKS, (model,), model=STAR_CPU_INPUTS.get(model, {}), train={"fresh_data": True},
+             min_heads=STAR_CPU_MIN_HEADS.get(model, 0)) for model in FAMILIES),
+    *(Recipe((task,), (model,), train={"curriculum_task": rung, "curriculum_steps": steps})
+      for (task, model), (rung, steps) in STAR_CPU_CURRICULUM.items()),
+    *(Recipe(MAZE_CPU_TASKS, (model,), model=inputs, min_heads=MAZE_CPU_MIN_HEADS.get(model, 0))
+      for model, inputs in MAZE_CPU_INPUTS.items()),
+    *(Recipe((task,), (model,), sampler_defaults=defaults)
+      for (task, model), defaults in MOLECULE_CPU_SAMPLING.items()),
+)
+
+
+def build_presets() -> dict[str, dict]:
+    """The named presets: :func:`base_presets`, then every recipe of :data:`RECIPES` in order."""
+    presets = base_presets()
+    for recipe in RECIPES:
+        recipe.apply(presets)
+    return presets
+
+
+PRESETS: dict[str, dict] = build_presets()
 
 
 BASE_AUX = (64, 2, 2)  # the second network of a family registered after this module was built
