@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insertgen.apps.cli import _parse_set
+from insertgen.apps.commands.common import parse_set
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import parse_jsonl_line, read_jsonl, read_jsonl_lines
 from insertgen.engine.train import TrainConfig
@@ -130,7 +130,7 @@ def test_jsonl_reader(tmp_path_factory, data):
 @FUZZ
 @given(pairs=st.lists(st.text(max_size=30), max_size=4))
 def test_set_option_parser(pairs):
-    out = attempt("--set", _parse_set, tuple(pairs))
+    out = attempt("--set", parse_set, tuple(pairs))
     if out is not None:
         assert len(out) <= len(pairs)
 
