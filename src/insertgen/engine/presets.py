@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from insertgen.core.errors import InsertgenError
 from insertgen.models.registry import FAMILIES, get_family
 
-
 BASE_FAMILY = "flexmdm"  # its presets are each task's base ones ({task}-cpu); every other family derives its own
 
 

@@ -53,12 +53,19 @@ def check_sampler_choices(choices: dict, what: str) -> None:
             raise ValueError(f"{what}: {e}") from None
 
 
+LEGACY_EVAL_KEYS = {"eval_sampler_steps": "steps", "eval_sampler_order": "order"}  # runs made before eval_sampler
+
+
+def eval_sampler_of(train: dict) -> dict:
+    """The evaluation sampler settings of a training config (``train.eval_sampler`` over the defaults; the
+    ``eval_sampler_steps`` / ``eval_sampler_order`` of runs made before it existed go into it)."""
+    legacy = {name: train[key] for key, name in LEGACY_EVAL_KEYS.items() if key in train}
+    return {**EVAL_SAMPLER, **train.get("eval_sampler", {}), **legacy}
+
+
 def evaluation_settings(run_config: dict) -> dict:
-    """Layer 2: the sampler settings of the run's own evaluation during training (``train.eval_sampler``;
-    runs made before it existed name ``eval_sampler_steps`` / ``eval_sampler_order``)."""
-    train = run_config.get("train", {})
-    legacy = {key: train[f"eval_sampler_{key}"] for key in ("steps", "order") if f"eval_sampler_{key}" in train}
-    return {**EVAL_SAMPLER, **legacy, **train.get("eval_sampler", {})}
+    """Layer 2: the sampler settings of the run's own evaluation during training (:func:`eval_sampler_of`)."""
+    return eval_sampler_of(run_config.get("train", {}))
 
 
 def resolve_sampler_options(run_config: dict | None, default_greedy: bool = False, greedy: bool | None = None,
@@ -88,9 +95,8 @@ def resolve_sampler_options(run_config: dict | None, default_greedy: bool = Fals
     elif default_greedy and values.get("top_k") is None and values.get("top_p") is None:
         values["top_k"] = 1
     options_class = get_family(run_config["model"]).options_class if "model" in run_config else SamplerOptions
-    names = {f.name for f in dataclasses.fields(options_class)}
     try:
-        return options_class(**{k: v for k, v in values.items() if k in names})
+        return options_class.from_choices(values)
     except (TypeError, ValueError) as e:
         raise InsertgenError(f"bad sampler option: {e}") from None
 

@@ -54,7 +54,7 @@ from insertgen.core.options import from_dict
 from insertgen.core.rundir import METRICS
 from insertgen.engine.evaluate import evaluate_model
 from insertgen.engine.plots import plot_training
-from insertgen.engine.sampler_settings import EVAL_SAMPLER, check_sampler_choices
+from insertgen.engine.sampler_settings import EVAL_SAMPLER, LEGACY_EVAL_KEYS, check_sampler_choices, eval_sampler_of
 from insertgen.engine.training_state import load_training_state, save_training_state
 from insertgen.models.registry import family_of
 from insertgen.nn.transformer import Transformer
@@ -117,10 +117,8 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         """From a config.json's ``train`` (or a preset's); the ``eval_sampler_steps`` / ``eval_sampler_order``
         of runs made before ``eval_sampler`` existed go into it."""
-        d = dict(d)
-        legacy = {key: d.pop(f"eval_sampler_{key}") for key in ("steps", "order") if f"eval_sampler_{key}" in d}
-        if legacy:
-            d["eval_sampler"] = {**EVAL_SAMPLER, **d.get("eval_sampler", {}), **legacy}
+        if any(key in d for key in LEGACY_EVAL_KEYS):
+            d = {k: v for k, v in d.items() if k not in LEGACY_EVAL_KEYS} | {"eval_sampler": eval_sampler_of(d)}
         return from_dict(cls, d)
 
     def to_dict(self) -> dict:

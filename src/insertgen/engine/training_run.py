@@ -19,7 +19,7 @@ from insertgen.core.errors import InsertgenError
 from insertgen.core.rundir import CONFIG, environment, read_config, write_config
 from insertgen.core.threads import govern, thread_report
 from insertgen.engine.presets import get_preset, has_preset
-from insertgen.engine.sampler_settings import EVAL_SAMPLER
+from insertgen.engine.sampler_settings import EVAL_SAMPLER, LEGACY_EVAL_KEYS
 from insertgen.engine.train import TrainConfig, Trainer
 from insertgen.models.registry import build_model, get_family, task_defaults
 from insertgen.tasks import get_task
@@ -33,8 +33,7 @@ def _apply_overrides(model: str, model_config: dict, train_config: dict, overrid
     train_keys = set(TrainConfig.__dataclass_fields__)
     model_keys = {f.name for f in dataclasses.fields(get_family(model).config_class)}
     for key, value in overrides.items():
-        legacy = key.removeprefix("train.").removeprefix("eval_sampler_") if key.removeprefix("train.") in (
-            "eval_sampler_steps", "eval_sampler_order") else None
+        legacy = LEGACY_EVAL_KEYS.get(key.removeprefix("train."))
         if key.startswith(("eval_sampler.", "train.eval_sampler.")) or legacy:  # one option of train.eval_sampler
             name = legacy or key.split("eval_sampler.", 1)[1]
             train_config["eval_sampler"] = {**EVAL_SAMPLER, **train_config.get("eval_sampler", {}), name: value}

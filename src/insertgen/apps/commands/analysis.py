@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from insertgen.apps.commands.common import THREADS
+from insertgen.apps.commands.common import RUN_DIR, SPLIT, THREADS
 from insertgen.apps.sampler_flags import sampler_flags
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import to_json
@@ -25,8 +25,8 @@ from insertgen.engine.sampler_settings import resolve_sampler_options
 
 
 @click.command(name="analysis")
-@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
-@click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True)
+@RUN_DIR
+@SPLIT
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Analyse the first N examples.")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -26,6 +26,9 @@ THREADS = click.option(
          "OMP_NUM_THREADS, when set, fixes it too.")
 
 
+RUN_DIR = click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+SPLIT = click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True)
+
 SKIP_BAD_LINES = click.option(
     "--skip-bad-lines", is_flag=True,
     help="Skip input lines that cannot be used (each reported, then counted) instead of stopping at the "

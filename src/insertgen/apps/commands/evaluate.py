@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from insertgen.apps.commands.common import THREADS
+from insertgen.apps.commands.common import RUN_DIR, SPLIT, THREADS
 from insertgen.apps.sampler_flags import sampler_flags
 from insertgen.core.io import to_json
 from insertgen.core.threads import use_threads
@@ -21,8 +21,8 @@ from insertgen.engine.sampler_settings import resolve_sampler_options
 
 
 @click.command(name="eval")
-@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
-@click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True)
+@RUN_DIR
+@SPLIT
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Evaluate the first N examples only (unconditional tasks: N samples; molecules default to 1,000).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from insertgen.apps.commands.common import SKIP_BAD_LINES, THREADS, read_inputs
+from insertgen.apps.commands.common import RUN_DIR, SKIP_BAD_LINES, THREADS, read_inputs
 from insertgen.apps.sampler_flags import sampler_flags
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import write_jsonl
@@ -17,7 +17,7 @@ from insertgen.engine.sampler_settings import resolve_sampler_options
 
 
 @click.command(name="sample")
-@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@RUN_DIR
 @click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
               help="PROMPTS.jsonl: one {\"prompt\": ...} per line (docs/formats.md).")
 @click.option("-n", "n", type=click.IntRange(min=1), default=None, help="Number of samples (unconditional tasks).")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from insertgen.apps.commands.common import SKIP_BAD_LINES, THREADS, read_inputs
+from insertgen.apps.commands.common import RUN_DIR, SKIP_BAD_LINES, THREADS, read_inputs
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import write_jsonl
 from insertgen.core.threads import use_threads
@@ -16,7 +16,7 @@ from insertgen.models.registry import family_of
 
 
 @click.command(name="score")
-@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@RUN_DIR
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
               help="TEXTS.jsonl: one {\"prompt\": ..., \"text\": ...} per line (docs/formats.md).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)

@@ -268,10 +268,11 @@ INSERTION_DRAW = {draw.name: draw for draw in (PoissonDraw(), BinomialDraw(), Se
 
 
 def _insertion_counts(n_missing: Tensor, p_ins: Tensor, lengths: Tensor, buffer_len: int,
-                      generator: torch.Generator | None, draw: str = "poisson") -> Tensor:
-    """New masks per gap (b, W) by the draw named ``draw`` (:data:`INSERTION_DRAW`); zero for a sequence
-    whose insertions would overflow the buffer."""
-    counts = INSERTION_DRAW[draw].counts(n_missing, p_ins, generator)
+                      generator: torch.Generator | None, draw="poisson") -> Tensor:
+    """New masks per gap (b, W) by ``draw`` (a draw object, or the name of one in :data:`INSERTION_DRAW`);
+    zero for a sequence whose insertions would overflow the buffer."""
+    draw = INSERTION_DRAW[draw] if isinstance(draw, str) else draw
+    counts = draw.counts(n_missing, p_ins, generator)
     counts[lengths + counts.sum(1) > buffer_len] = 0
     return counts
 
@@ -389,8 +390,7 @@ class TauLeapingSampler:
         inserted = torch.zeros_like(lengths)
         if inserting:
             p_ins = -torch.expm1(-self.insertion_unit * self.integrated_hazard(times[step], times[step + 1]))
-            counts = self.draw.counts(g / self.insertion_unit, p_ins, generator)
-            counts[lengths + counts.sum(1) > buffer_len] = 0  # a step that would overflow inserts nothing there
+            counts = _insertion_counts(g / self.insertion_unit, p_ins, lengths, buffer_len, generator, self.draw)
             inserted = counts.sum(1)
             if bool(inserted.any()):
                 batch.x, batch.ins_step, batch.um_step = _insert_new_masks(
