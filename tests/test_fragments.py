@@ -5,7 +5,6 @@ that is the start of its target, and the CLI."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +16,8 @@ from rdkit import Chem, DataStructs  # noqa: E402
 from rdkit.Chem import AllChem  # noqa: E402
 
 from conftest import call_main  # noqa: E402
-from insertgen.core.data import collate, prompt_canvas  # noqa: E402
+from insertgen.core.data import collate  # noqa: E402
+from insertgen.core.generation import Requests  # noqa: E402
 from insertgen.core.errors import InsertgenError  # noqa: E402
 from insertgen.models.flexmdm.sampler import TauLeapingOptions, tau_leaping_sample  # noqa: E402
 from insertgen.models.registry import build_model, task_defaults  # noqa: E402
@@ -27,7 +27,6 @@ from insertgen.tasks.base import Example  # noqa: E402
 from insertgen.tasks.molecules import bracket_safe, fragment_metrics, fragments, metrics, moses  # noqa: E402
 from insertgen.tasks.molecules.fragment_task import BENCHMARK_FILE, build_benchmark_file  # noqa: E402
 from insertgen.tasks.molecules.fragments import FRAGMENT_TASKS, FragmentQuery  # noqa: E402
-from insertgen.tasks.molecules.tokens import tokenize  # noqa: E402
 
 metrics.quiet_rdkit()
 
@@ -233,7 +232,7 @@ def test_collate_and_canvas_put_the_prompt_inside_the_target(task):
     row, fixed = batch.tokens[0].tolist(), batch.fixed[0].tolist()
     assert row == [task.vocab.bos_id] + list(ex.target) + [task.vocab.eos_id]
     assert fixed == [True] * (len(ex.prompt) + 1) + [False] * (len(ex.target) - len(ex.prompt)) + [True]
-    tokens, canvas_fixed = prompt_canvas([list(ex.prompt)], task.vocab, 90, prompt_in_target=True)
+    tokens, canvas_fixed = Requests.of([list(ex.prompt)], task.vocab, 90, prompt_in_target=True).canvas(90)
     assert tokens[0, : len(ex.prompt) + 2].tolist() == [task.vocab.bos_id, *ex.prompt, task.vocab.eos_id]
     assert canvas_fixed[0].sum() == len(ex.prompt) + 1
     with pytest.raises(ValueError, match="does not begin with its prompt"):
@@ -257,7 +256,7 @@ def test_sampler_inserts_around_and_between_fixed_prompt_tokens():
         return logits, g, None
 
     for in_target in (True, False):
-        tokens, fixed = prompt_canvas([prompt], vocab, 24, prompt_in_target=in_target)
+        tokens, fixed = Requests.of([prompt], vocab, 24, prompt_in_target=in_target).canvas(24)
         open_from = torch.tensor([1 if in_target else len(prompt) + 1])
         out = tau_leaping_sample(predict, LinearSchedule().integrated_hazard, tokens, fixed,
                                  [vocab.pad_id, vocab.mask_id, vocab.bos_id, vocab.eos_id], vocab.pad_id,

@@ -13,7 +13,8 @@ from torch import nn
 
 from conftest import call_main
 from insertgen.core.data import Batch
-from insertgen.core.sampling import SampleOutput, SamplerOptions, sample_from_logits
+from insertgen.core.generation import Requests
+from insertgen.core.sampling import SamplerOptions, sample_from_logits
 from insertgen.models.family import CAPABILITIES, GenerativeModel, ModelFamily
 from insertgen.models.registry import FAMILIES, build_model, get_family, model_ids, register, unregister
 from insertgen.nn.backbone_config import BackboneConfig
@@ -64,13 +65,8 @@ class PositionUnigram(nn.Module):
         tokens = sample_from_logits(self.token_logits[:longest].expand(len(prompts), -1, -1), generator,
                                     banned=self.banned, **choose)
         outputs = [tokens[i, : int(n)].tolist() for i, n in enumerate(lengths)]
-        if not return_trajectory:
-            return outputs
-        v = self.vocab
-        rows = [list(p) + [v.bos_id] + o + [v.eos_id] for p, o in zip(prompts, outputs)]
-        return outputs, SampleOutput(tokens=rows, insert_step=[[-1] * len(r) for r in rows],
-                                     unmask_step=[[-1] * len(r) for r in rows], model_evals=[1] * len(rows),
-                                     forward_calls=1)
+        requests = Requests.of(prompts, self.vocab, self.config.max_len)
+        return requests.result(outputs, return_trajectory, model_evals=[1] * len(prompts), forward_calls=1)
 
     @torch.no_grad()
     def log_likelihood(self, pairs, bound="exact", samples=1, seed=0):

@@ -72,42 +72,6 @@ def collate(examples: list[Example], vocab: Vocab, length: int | None = None,
     return Batch(tokens, fixed)
 
 
-def prompt_canvas(prompts: list[list[int]], vocab: Vocab, buffer_len: int,
-                  prompt_in_target: bool = False) -> tuple[Tensor, Tensor]:
-    """Initial sampling state ``[prompt, BOS, EOS, PAD...]`` (``prompt_in_target``: ``[BOS, prompt, EOS]``)
-    (B, buffer_len) and its fixed mask (prompt and BOS)."""
-    tokens = torch.full((len(prompts), buffer_len), vocab.pad_id, dtype=torch.long)
-    fixed = torch.zeros((len(prompts), buffer_len), dtype=torch.bool)
-    for i, p in enumerate(prompts):
-        if len(p) + 2 > buffer_len:
-            raise ValueError(f"prompt of {len(p)} tokens does not fit a buffer of {buffer_len}")
-        row = [vocab.bos_id] + list(p) if prompt_in_target else list(p) + [vocab.bos_id]
-        tokens[i, : len(p) + 2] = torch.tensor(row + [vocab.eos_id], dtype=torch.long)
-        fixed[i, : len(p) + 1] = True
-    return tokens, fixed
-
-
-def output_positions(row: list[int], vocab: Vocab) -> list[int]:
-    """Indices of the generated data tokens of a final canvas: after the first BOS, before the next EOS,
-    special tokens skipped."""
-    try:
-        start = row.index(vocab.bos_id) + 1
-    except ValueError:
-        start = 0
-    out = []
-    for k in range(start, len(row)):
-        if row[k] == vocab.eos_id:
-            break
-        if row[k] >= vocab.num_special:
-            out.append(k)
-    return out
-
-
-def split_output(row: list[int], vocab: Vocab) -> list[int]:
-    """The generated data tokens of a final canvas (see :func:`output_positions`)."""
-    return [row[k] for k in output_positions(row, vocab)]
-
-
 class BatchOrder:
     """Shuffled global mini-batches over ``n`` examples, epoch after epoch, with a resumable position.
 

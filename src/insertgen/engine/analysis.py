@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from insertgen.core.data import collate, output_positions
+from insertgen.core.data import collate
+from insertgen.core.generation import output_positions
 from insertgen.core.io import to_json, write_text_atomic
 from insertgen.models.registry import family_of
 from insertgen.tasks.base import Task
@@ -43,7 +44,7 @@ from insertgen.tasks.base import Task
 
 def output_steps(record: dict, vocab) -> tuple[list[int], list[int]]:
     """(insert steps, unmask steps) of the output tokens of a sampler record (the tokens of
-    :func:`insertgen.core.data.split_output`)."""
+    :func:`insertgen.core.generation.split_output`)."""
     keep = output_positions(record["canvas"], vocab)
     return [record["insert_step"][k] for k in keep], [record["unmask_step"][k] for k in keep]
 

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from insertgen.core.data import Batch, Example, collate
 from insertgen.core.errors import InsertgenError
 from insertgen.core.estimates import Estimate
-from insertgen.core.sampling import SampleOutput, SamplerOptions, sample_from_logits
+from insertgen.core.generation import Requests
+from insertgen.core.sampling import SamplerOptions, sample_from_logits
 from insertgen.core.vocab import Vocab
 from insertgen.nn.backbone_config import BackboneConfig
 from insertgen.nn.heads import TokenHead
@@ -97,16 +98,10 @@ class ARM(nn.Module):
         options = SamplerOptions.of(options)
         v = self.vocab
         device = next(self.parameters()).device
-        if prompt_in_target:
-            caps = [self.config.max_len - 2] * len(prompts)
-            starts = [[v.bos_id] + list(p) for p in prompts]
-            outputs: list[list[int]] = [list(p) for p in prompts]
-        else:
-            caps = [self.config.max_len - len(p) - 2 for p in prompts]
-            starts = [list(p) + [v.bos_id] for p in prompts]
-            outputs = [[] for _ in prompts]
-        if any(cap < 0 or len(out) > cap for out, cap in zip(outputs, caps)):
-            raise InsertgenError(f"a prompt is longer than the model's buffer ({self.config.max_len} tokens)")
+        requests = Requests.of(prompts, v, self.config.max_len, prompt_in_target)
+        caps = requests.cap
+        starts = [[*c, v.bos_id, *s] for c, s in zip(requests.context, requests.start)]
+        outputs: list[list[int]] = [list(s) for s in requests.start]
         terminated = [False] * len(prompts)
         evals = [0] * len(prompts)
         choose = dict(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
@@ -141,16 +136,9 @@ class ARM(nn.Module):
                 tokens = torch.cat([tokens.index_select(0, rows), new], dim=1)
                 pad_mask = tokens != v.pad_id
                 logp = self(tokens, pad_mask)[:, -1]
-        if not return_trajectory:
-            return outputs
-        if prompt_in_target:
-            rows_out = [[v.bos_id] + o + [v.eos_id] for o in outputs]
-            steps = [[-1] * (len(p) + 1) + list(range(len(o) - len(p))) + [-1] for p, o in zip(prompts, outputs)]
-        else:
-            rows_out = [list(p) + [v.bos_id] + o + [v.eos_id] for p, o in zip(prompts, outputs)]
-            steps = [[-1] * (len(p) + 1) + list(range(len(o))) + [-1] for p, o in zip(prompts, outputs)]
-        return outputs, SampleOutput(tokens=rows_out, insert_step=steps, unmask_step=[list(s) for s in steps],
-                                     model_evals=evals, forward_calls=forward_calls, terminated=terminated)
+        steps = [[-1] * len(s) + list(range(len(o) - len(s))) for s, o in zip(requests.start, outputs)]
+        return requests.result(outputs, return_trajectory, insert_step=steps, model_evals=evals,
+                               forward_calls=forward_calls, terminated=terminated)
 
     # ----- likelihood -----
     @torch.no_grad()

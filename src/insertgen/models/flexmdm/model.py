@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from insertgen.core.data import Batch, prompt_canvas, split_output
+from insertgen.core.data import Batch
+from insertgen.core.generation import Requests
 from insertgen.core.estimates import Estimate
 from insertgen.core.vocab import Vocab
 from insertgen.models.flexmdm import elbo
@@ -156,8 +157,9 @@ class FlexMDM(nn.Module):
         sampler inserts around and between them; the output is the whole canvas."""
         options = TauLeapingOptions.of(options)
         device = next(self.parameters()).device
-        tokens, fixed = prompt_canvas(prompts, self.vocab, self.config.max_len, prompt_in_target)
-        open_from = torch.tensor([1 if prompt_in_target else len(p) + 1 for p in prompts], dtype=torch.long)
+        requests = Requests.of(prompts, self.vocab, self.config.max_len, prompt_in_target)
+        tokens, fixed = requests.canvas(self.config.max_len)
+        open_from = torch.tensor([len(c) + 1 for c in requests.context], dtype=torch.long)
         v = self.vocab
         result = tau_leaping_sample(
             self.predictor(), self.schedule.integrated_hazard, tokens.to(device), fixed.to(device),
@@ -165,5 +167,5 @@ class FlexMDM(nn.Module):
             options=options, generator=generator, insertion_unit=self.insertion_unit, open_from=open_from,
             unmask_cdf=self.schedule.unmask_time_cdf,
         )
-        outputs = [split_output(row, v) for row in result.tokens]
+        outputs = requests.outputs(result.tokens)
         return (outputs, result) if return_trajectory else outputs

@@ -6,9 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from insertgen.core.errors import InsertgenError
+from insertgen.core.generation import Requests
 from insertgen.core.sampling import (
-    SampleOutput,
     SamplerOptions,
     confidence_scores,
     sample_from_logits,
@@ -24,25 +23,19 @@ def ancestral_sample(model, prompts: list[list[int]], options: SamplerOptions | 
            prompt_in_target: bool = False):
     """Ancestral insertion: location (or TERM), then token, one insertion per model evaluation, with
     temperature / top-k / top-p / greedy applied to both choices (``options.confidence`` moves each
-    insertion to the plausible slot with the surest token: :func:`most_confident_slot`). A sequence stops at TERM (or EOS in
-    the last slot) or when its canvas reaches the length cap ``max_len - len(prompt) - 2``
+    insertion to the plausible slot with the surest token: :func:`most_confident_slot`). A sequence stops at
+    TERM (or EOS in the last slot) or when its canvas reaches the length cap ``max_len - len(prompt) - 2``
     (counted as not terminated); finished sequences leave the batch. With ``prompt_in_target`` the
     canvas starts as the prompt (``[BOS, prompt, EOS]``), insertions go anywhere in it, and the
-    output is the whole canvas."""
+    output is the whole canvas (core/generation.py)."""
     options = SamplerOptions.of(options)
     v = model.vocab
     device = next(model.parameters()).device
     B = len(prompts)
-    if prompt_in_target:
-        canvases: list[list[int]] = [list(p) for p in prompts]
-        steps: list[list[int]] = [[-1] * len(p) for p in prompts]
-        prompts = [[] for _ in prompts]
-    else:
-        canvases = [[] for _ in range(B)]
-        steps = [[] for _ in range(B)]
-    caps = [model.config.max_len - len(p) - 2 for p in prompts]
-    if min(caps) < 0 or any(len(c) > cap for c, cap in zip(canvases, caps)):
-        raise InsertgenError(f"a prompt is longer than the model's buffer ({model.config.max_len} tokens)")
+    requests = Requests.of(prompts, v, model.config.max_len, prompt_in_target)
+    prompts, caps = requests.context, requests.cap
+    canvases = [list(s) for s in requests.start]
+    steps = [[-1] * len(s) for s in requests.start]
     terminated = [False] * B
     evals = [0] * B
     alive = [i for i in range(B) if len(canvases[i]) < caps[i]]  # a prompt that fills the buffer: no insertion
@@ -78,13 +71,9 @@ def ancestral_sample(model, prompts: list[list[int]], options: SamplerOptions | 
                 still.append(i)
         alive = still
         step += 1
-    rows = [list(p) + [v.bos_id] + c + [v.eos_id] for p, c in zip(prompts, canvases)]
-    step_rows = [[-1] * (len(p) + 1) + s + [-1] for p, s in zip(prompts, steps)]
-    outputs = [list(c) for c in canvases]
-    if not return_trajectory:
-        return outputs
-    return outputs, SampleOutput(tokens=rows, insert_step=step_rows, unmask_step=[list(r) for r in step_rows],
-                                 model_evals=evals, forward_calls=forward_calls, terminated=terminated)
+    return requests.result(canvases, return_trajectory, insert_step=steps, model_evals=evals,
+                           forward_calls=forward_calls, terminated=terminated)
+
 
 def most_confident_slot(model, tables, slot: Tensor, cols: Tensor, mode: str, loc_logits: Tensor) -> Tensor:
     """Confidence-chosen insertion (``SamplerOptions.confidence``): the policy still decides whether to

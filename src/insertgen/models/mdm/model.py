@@ -33,8 +33,8 @@ from torch import Tensor, nn
 from insertgen.core.data import Batch
 from insertgen.core.errors import InsertgenError
 from insertgen.core.estimates import Estimate
+from insertgen.core.generation import Requests
 from insertgen.core.sampling import (
-    SampleOutput,
     SamplerOptions,
     confidence_scores,
     option,
@@ -96,17 +96,12 @@ class MDM(nn.Module):
         h, cond = self.trunk(tokens, real, t if self.config.time_conditioning else None)
         return self.head(h, cond).float().masked_fill(self.banned, float("-inf"))
 
-    def canvas(self, prompts: list[list[int]], targets: list[list[int]] | None, device=None,
-               prompt_in_target: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    def canvas(self, prompts: list[list[int]], targets: list[list[int]] | None,
+               device=None) -> tuple[Tensor, Tensor, Tensor]:
         """(tokens, real, slot) for ``[prompt, BOS, target + PAD...]`` rows of width max prompt + 1 + N;
-        ``slot`` marks the N target slots. ``targets=None`` gives all-MASK targets; with
-        ``prompt_in_target`` the rows are ``[BOS, prompt, MASK...]`` (the prompt fills the first slots)."""
+        ``slot`` marks the N target slots. ``targets=None`` gives all-MASK targets (a sampler's target with
+        given tokens, a prompt inside the target, is ``start + [MASK] * (N - len(start))``)."""
         v, N = self.vocab, self.target_len
-        if prompt_in_target:
-            if targets is not None:
-                raise InsertgenError("MDM canvases with the prompt inside the target are built for sampling only")
-            targets = [list(p) + [v.mask_id] * (N - len(p)) for p in prompts]
-            prompts = [[] for _ in prompts]
         width = max(len(p) for p in prompts) + 1 + N
         tokens = torch.full((len(prompts), width), v.pad_id, dtype=torch.long)
         real = torch.zeros((len(prompts), width), dtype=torch.bool)
@@ -180,8 +175,9 @@ class MDM(nn.Module):
         options = UnmaskingOptions.of(options)
         v, N = self.vocab, self.target_len
         device = next(self.parameters()).device
-        tokens, real, slot = self.canvas(prompts, None, device, prompt_in_target)
-        prefix = [[] for _ in prompts] if prompt_in_target else prompts
+        requests = Requests.of(prompts, v, self.config.max_len, prompt_in_target)
+        masked_targets = [list(s) + [v.mask_id] * (N - len(s)) for s in requests.start]
+        tokens, real, slot = self.canvas(requests.context, masked_targets, device)
         B = tokens.shape[0]
         S = min(options.steps, N)
         unmask_step = torch.full(tokens.shape, -1, dtype=torch.long, device=device)
@@ -200,16 +196,13 @@ class MDM(nn.Module):
             drawn = sample_from_logits(logits, generator, **choose)
             tokens = torch.where(fire, drawn, tokens)
             unmask_step = torch.where(fire, torch.full_like(unmask_step, s), unmask_step)
-        outputs, rows, steps = [], [], []
-        for i, p in enumerate(prefix):
-            cols = [j for j in range(len(p) + 1, len(p) + 1 + N) if int(tokens[i, j]) != v.pad_id]
+        outputs, steps = [], []
+        for i, c in enumerate(requests.context):
+            cols = [j for j in range(len(c) + 1, len(c) + 1 + N) if int(tokens[i, j]) != v.pad_id]
             outputs.append([int(tokens[i, j]) for j in cols])
-            rows.append(list(p) + [v.bos_id] + outputs[-1] + [v.eos_id])
-            steps.append([-1] * (len(p) + 1) + [int(unmask_step[i, j]) for j in cols] + [-1])
-        if not return_trajectory:
-            return outputs
-        return outputs, SampleOutput(tokens=rows, insert_step=[[-1] * len(r) for r in rows], unmask_step=steps,
-                                     model_evals=[S] * B, forward_calls=S, terminated=None)
+            steps.append([int(unmask_step[i, j]) for j in cols])
+        return requests.result(outputs, return_trajectory, insert_step=[[-1] * len(o) for o in outputs],
+                               unmask_step=steps, model_evals=[S] * B, forward_calls=S)
 
     # ----- likelihood -----
     @torch.no_grad()
