@@ -61,6 +61,12 @@ def test_bench_cli_prints_one_json_object_per_measurement(capsys):
     assert train["model"] == "flexmdm" and train["flops_per_step"] > 0 and 0 < train["mfu"]
     assert train["mfu"] == pytest.approx(train["flops_per_step"] / train["median_step_s"] / 1e9 / train["peak_gflops"])
     assert sample["n"] == 8 and sample["steps"] == 4 and 0 < sample["model_evals_per_seq"] <= 5
+    # the shipped model samples with its own settings unless a generated sampler flag changes one
+    assert sample["sampler_options"]["grid"] == "unmask" and sample["sampler_options"]["top_k"] == 1
+    assert call_main(["bench", "--quick", "--json", "--preset", "star-easy-cpu:d_model=32,n_layers=1,n_heads=2",
+                      "--steps", "2", "--sample-steps", "4", "-n", "8", "--grid", "uniform", "--no-greedy"]) == 0
+    sample = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert sample["sampler_options"]["grid"] == "uniform" and sample["sampler_options"]["top_k"] is None
 
 
 def test_compiled_trunks_train_like_eager_ones(tmp_path):

@@ -59,6 +59,21 @@ def test_every_option_field_of_every_family_is_a_flag_with_its_help_and_values()
     assert params["top_p"].type.min == 0.0 and params["top_p"].type.min_open and params["top_p"].type.max == 1.0
 
 
+def test_every_sampling_command_carries_the_generated_flags():
+    """sample, eval, analysis and demo take every generated flag; bench all but --steps (its own --steps are
+    training steps; --sample-steps sweeps the sampler's)."""
+    from insertgen.apps.cli import cli as group
+
+    generated = {*option_fields(), "greedy"}
+    for name in ("sample", "eval", "analysis", "demo", "bench"):
+        command = group.get_command(None, name)
+        flags = {p.name for p in command.params if isinstance(p, click.Option)}
+        expected = generated - {"steps"} if name == "bench" else generated
+        assert expected <= flags, (name, sorted(expected - flags))
+    bench = {p.name: p for p in group.get_command(None, "bench").params}
+    assert bench["steps"].help.startswith("Training steps") and bench["sample_steps"].multiple
+
+
 def test_a_new_option_is_one_field():
     """A field added to an options class becomes a flag and is validated, with nothing else written."""
 

@@ -21,6 +21,7 @@ against this machine's measured float32 matmul peak, and the cost of sampling.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -38,7 +39,7 @@ from insertgen.core.options import parse_assignments
 from insertgen.engine.evaluate import generate, task_prompts
 from insertgen.engine.run import load_run
 from insertgen.engine.training_run import prepare_run
-from insertgen.models.registry import family_of
+from insertgen.engine.sampler_settings import resolve_sampler_options
 
 QUICK_SPECS = ("star-easy-cpu", "star-easy-loflexmdm-cpu", "star-easy-ip-cpu")
 FULL_SPECS = tuple(f"star-medium-{m}cpu" for m in ("", "loflexmdm-", "ip-", "ao-ip-", "arm-", "mdm-")) + (
@@ -149,16 +150,19 @@ def measure_sampling(model, n: int, options) -> dict:
     wall = time.perf_counter() - start
     return {"kind": "sample", "run": str(model.run_dir), "model": model.model_id, "task": task.name, "n": n,
             "steps": getattr(options, "steps", None),
-            "order": getattr(options, "order", None), "wall_s": wall, "sequences_per_s": n / wall,
+            "order": getattr(options, "order", None), "sampler_options": dataclasses.asdict(options),
+            "wall_s": wall, "sequences_per_s": n / wall,
             "model_evals_per_seq": sum(r["model_evals"] for r in records) / max(1, len(records)),
             "mean_length": sum(len(o) for o in outputs) / max(1, len(outputs))}
 
 
 def run(specs=None, runs=None, quick: bool = False, steps: int | None = None, warmup: int | None = None,
-        sample_n: int | None = None, sample_steps=None, device: str = "cpu", report=print) -> list[dict]:
+        sample_n: int | None = None, sample_steps=None, device: str = "cpu", report=print,
+        sampler: dict | None = None) -> list[dict]:
     """Every measurement of the module docstring for the training ``specs`` and the sampling ``runs``
-    (defaults: the quick or full lists, the shipped models); ``report`` is called with each measurement
-    as soon as it is made."""
+    (defaults: the quick or full lists, the shipped models); each run samples with its own settings
+    (engine.sampler_settings) changed by ``sampler`` (the command line's sampler flags) and, in turn, each
+    of ``sample_steps``; ``report`` is called with each measurement as soon as it is made."""
 
     specs = list(specs or (QUICK_SPECS if quick else FULL_SPECS))
     runs = list(runs or ([pretrained_dir("flexmdm")] if quick else [pretrained_dir("flexmdm"),
@@ -176,7 +180,9 @@ def run(specs=None, runs=None, quick: bool = False, steps: int | None = None, wa
     for run_dir in runs:
         model = load_run(run_dir, device=device)
         for n_steps in sample_steps:
-            results.append(measure_sampling(model, sample_n, family_of(model).sampler_options({"steps": n_steps})))
+            options = resolve_sampler_options(model.run_config, default_greedy=model.task.greedy_by_default,
+                                              **{**(sampler or {}), "steps": n_steps})
+            results.append(measure_sampling(model, sample_n, options))
             report(results[-1])
     return results
 

@@ -48,10 +48,12 @@ def _value_type(f: dataclasses.Field, hint):
     return base
 
 
-def flag_options() -> list:
-    """The click options of every sampler field, then ``--greedy/--no-greedy``."""
+def flag_options(exclude: tuple[str, ...] = ()) -> list:
+    """The click options of every sampler field (but those in ``exclude``), then ``--greedy/--no-greedy``."""
     options, hints = [], _option_types()
     for name, f in option_fields().items():
+        if name in exclude:
+            continue
         default = f.default if f.default is not dataclasses.MISSING else None
         help_text = f.metadata.get("help", "") + (f" (sampler default: {default})" if default is not None else "")
         options.append(click.option(f"--{name.replace('_', '-')}", name, type=_value_type(f, hints[name]), default=None,
@@ -60,15 +62,18 @@ def flag_options() -> list:
     return options
 
 
-def sampler_flags(command):
-    """Decorate a click command with the sampler flags; it is called with ``sampler=`` the dict of them
-    (None where a flag was not given)."""
-    names = [*option_fields(), "greedy"]
+def sampler_flags(command=None, *, exclude: tuple[str, ...] = ()):
+    """Decorate a click command with the sampler flags (``@sampler_flags``, or ``@sampler_flags(exclude=...)``
+    for a command that sets those options its own way); it is called with ``sampler=`` the dict of them (None
+    where a flag was not given)."""
+    if command is None:
+        return functools.partial(sampler_flags, exclude=exclude)
+    names = [*(n for n in option_fields() if n not in exclude), "greedy"]
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         return command(*args, sampler={name: kwargs.pop(name, None) for name in names}, **kwargs)
 
-    for opt in reversed(flag_options()):
+    for opt in reversed(flag_options(exclude)):
         wrapper = opt(wrapper)
     return wrapper

@@ -10,6 +10,7 @@ import click
 from insertgen.apps import bench as harness
 from insertgen.apps import bench_busy
 from insertgen.apps.commands.common import THREADS
+from insertgen.apps.sampler_flags import sampler_flags
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import (
     to_json,
@@ -31,7 +32,9 @@ from insertgen.core.threads import (
 @click.option("--run", "runs", multiple=True, type=click.Path(path_type=Path),
               help="Sampling measurement on a trained run (repeatable; default: the shipped star-easy models).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps timed per preset.")
-@click.option("--sample-steps", type=click.IntRange(min=1), multiple=True, help="Sampler step counts (repeatable).")
+@click.option("--sample-steps", type=click.IntRange(min=1), multiple=True,
+              help="Sampler step counts (repeatable; default 500, 128, 64, 32; --quick 64). The other sampler "
+                   "options are each run's own settings, changed by the sampler flags below.")
 @click.option("-n", "sample_n", type=click.IntRange(min=1), default=None, help="Sequences sampled per setting.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--busy", is_flag=True,
@@ -49,17 +52,18 @@ from insertgen.core.threads import (
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every measurement (one JSON array) to this file.")
 @THREADS
+@sampler_flags(exclude=("steps",))
 def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, busy, policies, conditions, repeat,
-          save, threads):
+          save, threads, sampler):
     """Training-step time, FLOPs and MFU against the measured matmul peak, and sampling cost; with --busy,
     the same steps beside other busy processes. Output: a table, or with --json one JSON object per
     measurement (docs/formats.md#benchmarks)."""
 
     if busy:
 
-        if runs or sample_steps or sample_n or device != "cpu":
+        if runs or sample_steps or sample_n or device != "cpu" or any(v is not None for v in sampler.values()):
             raise InsertgenError("--busy measures star-easy training and the shipped model's sampling on the CPU; "
-                                 "--run, --sample-steps, -n and --device do not apply")
+                                 "--run, --sample-steps, -n, the sampler flags and --device do not apply")
         if policies and threads is not None:
             raise InsertgenError("--busy: give the thread count inside each --policy (WAIT@THREADS), not --threads")
         fixed = resolve_threads(threads)
@@ -81,7 +85,7 @@ def bench(as_json, quick, specs, runs, steps, sample_steps, sample_n, device, bu
             raise InsertgenError("--policy, --condition and --repeat apply with --busy only")
         use_threads(threads)
         rows = harness.run(specs=specs, runs=runs, quick=quick, steps=steps, sample_n=sample_n,
-                           sample_steps=sample_steps, device=device, report=report)
+                           sample_steps=sample_steps, device=device, report=report, sampler=sampler)
     if save:
 
         save.parent.mkdir(parents=True, exist_ok=True)
