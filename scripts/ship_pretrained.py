@@ -4,7 +4,8 @@
     python scripts/ship_pretrained.py RUN_DIR [--name TASK-MODEL] [--note "how it was trained"] [--sampler NAME] \
         [--sampler-option KEY=VALUE ...]
 
-Writes src/insertgen/pretrained/NAME/{config.json, checkpoint.safetensors, metrics.jsonl} (NAME defaults to
+Writes src/insertgen/pretrained/NAME/{config.json, checkpoint.safetensors, metrics.jsonl} (the weights as 8-bit
+integers with one float32 scale per row, core/quantized_weights.py, a quarter of their float32 size; NAME defaults to
 the run's task and model, e.g. star-easy-ip, which is where `insertgen demo` looks); the config records the
 source run, the training step it was exported at and, in ``sampler_defaults``, every option of the sampler
 the demo, `sample`, `eval` and `analysis` use by default: the run's own settings (greedy tokens on
@@ -22,6 +23,8 @@ import shutil
 from pathlib import Path
 
 from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, split_prefix
+from insertgen.core.quantized_weights import FORMAT as QUANTIZED
+from insertgen.core.quantized_weights import quantize
 from insertgen.core.rundir import CONFIG, METRICS, read_config
 from insertgen.apps.benchmarking import parse_overrides
 from insertgen.core.errors import InsertgenError
@@ -29,6 +32,13 @@ from insertgen.engine.run import load_run
 from insertgen.engine.sampler_settings import as_named_sampler, resolve_sampler_options, shipped_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def store_shipped_weights(dest: Path, weights: dict, step: int) -> None:
+    """Write ``weights`` (the model's, without a prefix) to DEST/checkpoint.safetensors as 8-bit integers with
+    one scale per row (core/quantized_weights.py): a quarter of the float32 bytes; loading dequantizes them."""
+    save_checkpoint(dest / CHECKPOINT, quantize({f"model.{k}": v for k, v in weights.items()}),
+                    {"step": step, "weights_format": QUANTIZED})
 
 
 def main() -> None:
@@ -64,7 +74,7 @@ def main() -> None:
     if source and Path(source).is_relative_to(ROOT):  # a warm start from this checkout: say it portably
         config["train"]["init_from"] = str(Path(source).relative_to(ROOT))
     (dest / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-    save_checkpoint(dest / CHECKPOINT, {f"model.{k}": v for k, v in weights.items()}, {"step": state["step"]})
+    store_shipped_weights(dest, weights, state["step"])
     prev = dest / "checkpoint.prev.safetensors"
     prev.unlink(missing_ok=True)
     if (args.run / METRICS).is_file():

@@ -139,7 +139,8 @@ def test_every_slow_tier_entry_names_a_test_that_exists():
 
 def test_the_repository_stays_small_enough_to_clone():
     """No tracked file over 1 MB outside the shipped weights (src/insertgen/pretrained/) and the runs in
-    progress; those runs' tracked files (an unfinished run's one checkpoint, records) 100 MB at most."""
+    progress; those runs' tracked files (an unfinished run's one checkpoint, records) 100 MB at most; the
+    shipped models 30 MB at most, every one stored as 8-bit integers (scripts/ship_pretrained.py)."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
     listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
@@ -153,6 +154,8 @@ def test_the_repository_stays_small_enough_to_clone():
     assert not large, f"tracked files over 1 MB: {large}"
     in_progress = sum(size for name, size in sizes.items() if name.startswith("runs-in-progress/"))
     assert in_progress <= 100_000_000, f"runs-in-progress/ holds {in_progress / 1e6:.0f} MB"
+    shipped = sum(size for name, size in sizes.items() if name.startswith("src/insertgen/pretrained/"))
+    assert shipped <= 30_000_000, f"the shipped models hold {shipped / 1e6:.0f} MB"
 
 
 MARKDOWN_LINK = re.compile(r"(?<!\!)\[[^\]\n]*\]\(([^)\s]+)\)|!\[[^\]\n]*\]\(([^)\s]+)\)")

@@ -17,6 +17,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from insertgen.core.errors import InsertgenError
+from insertgen.core.quantized_weights import FORMAT as INT8_ROWS
+from insertgen.core.quantized_weights import dequantize
 
 CHECKPOINT = "checkpoint.safetensors"
 PREVIOUS = "checkpoint.prev.safetensors"
@@ -41,7 +43,8 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict) -
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, state) of a checkpoint file; a missing or corrupt file raises InsertgenError."""
+    """(tensors, state) of a checkpoint file; a missing or corrupt file raises InsertgenError. Weights stored as
+    8-bit integers (state ``weights_format`` = ``"int8-rows"``, the shipped models) come back as float32."""
     path = Path(path)
     if not path.is_file():
         raise InsertgenError(f"no checkpoint at {path}")
@@ -54,6 +57,15 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise
     except Exception as e:  # safetensors raises several types for truncated / garbled files
         raise InsertgenError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})") from None
+    weights_format = state.get("weights_format", "float") if isinstance(state, dict) else "float"
+    if weights_format == INT8_ROWS:
+        try:
+            tensors = dequantize(tensors)
+        except ValueError as e:
+            raise InsertgenError(f"checkpoint {path} is corrupt: {e}") from None
+    elif weights_format != "float":
+        raise InsertgenError(f"checkpoint {path} stores its weights as {weights_format!r}; this version of insertgen "
+                             f"reads 'float' and {INT8_ROWS!r}")
     return tensors, state
 
 

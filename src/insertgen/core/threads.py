@@ -8,7 +8,7 @@ regions; beside another busy process it is a collapse: the spinning threads take
 thread that still has work, every fork-join barrier waits for a thread the scheduler has put behind the
 neighbour, and training steps were measured 2.7-4.9 times and sampling up to 43 times slower than idle.
 
-Measured here (``insertgen bench --busy --policy ...``, docs/results.md "Speed beside other work"): no
+Measured here (``insertgen bench --busy --policy ...``, docs/lab/results-notebook.md "Speed beside other work"): no
 fixed wait setting serves both cases. A passive wait or any spin bound short enough to hold up beside a
 neighbour costs up to 80% of an idle step (most in sampling, whose regions are short); a spin long enough
 to be free when idle collapses beside one. What holds up is a team that does not outnumber the free
