@@ -10,15 +10,18 @@ from pathlib import Path
 from insertgen.core.errors import InsertgenError
 
 
-def _decode_lines(path: Path) -> list[str]:
+def iter_lines(path: str | Path):
+    """``(line number, text)`` of each line of a UTF-8 file, read as a stream (the file is never held in
+    memory whole); a missing file or a line that is not UTF-8 raises InsertgenError naming ``path:line``."""
+    path = Path(path)
     if not path.is_file():
         raise InsertgenError(f"input file {path} does not exist")
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        lineno = data[: e.start].count(b"\n") + 1
-        raise InsertgenError(f"{path}:{lineno}: not valid UTF-8 text") from None
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield lineno, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise InsertgenError(f"{path}:{lineno}: not valid UTF-8 text") from None
 
 
 def parse_jsonl_line(line: str, required: tuple[str, ...] = ()) -> dict:
@@ -45,7 +48,7 @@ def read_jsonl_lines(path: str | Path, parse, lenient: bool = False) -> tuple[li
     its message returned in the second list. A file without any usable line is an error either way."""
     path = Path(path)
     parsed, skipped = [], []
-    for lineno, line in enumerate(_decode_lines(path), start=1):
+    for lineno, line in iter_lines(path):
         try:
             parsed.append((lineno, parse(line)))
         except InsertgenError as e:

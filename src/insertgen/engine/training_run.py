@@ -270,7 +270,8 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
     barrier(world)  # every rank has checked before rank 0 writes the config
     trainer = Trainer(out, task_obj, model_obj, train_cfg, seed=seed, device=device, world=world,
                       curriculum=_curriculum(task_obj, train_cfg))
-    config = {"task": task, "task_options": task_options, "model": model, "preset": preset, "seed": seed,
+    config = {"task": task, "task_options": task_obj.stored_options(task_options), "model": model, "preset": preset,
+              "seed": seed,
               "model_config": model_obj.config.to_dict(),
               "train": train_cfg.to_dict(), "task_config": task_obj.config(), "environment": environment(),
               "threads": thread_report()}

@@ -14,6 +14,7 @@ from insertgen.tasks.maze.task import MazeTask
 from insertgen.tasks.molecules.fragment_task import FragmentTask
 from insertgen.tasks.molecules.requirements import require as require_molecule_packages
 from insertgen.tasks.molecules.task import MoleculeTask
+from insertgen.tasks.sequences.task import SequenceTask
 from insertgen.tasks.star.task import StarTask
 
 
@@ -55,6 +56,7 @@ TASKS.update({f"maze-{family}-{tier}": _maze(family, tier)
 TASKS.update({kind: _molecules(kind) for kind in ("smiles", "safe")})
 TASKS.update({f"fragment-{which}": _fragments(which)
               for which in ("linker", "motif", "scaffold", "superstructure", "all")})
+TASKS["sequences"] = SequenceTask  # a user's own JSONL files (tasks/sequences/task.py)
 
 
 # maze ladder rungs: maze-FAMILY-NxN-kK (tasks/maze/task.py), a family of ids rather than a list

@@ -15,6 +15,13 @@ from insertgen.core.vocab import Vocab
 SPLITS = ("train", "validation", "test")
 
 
+def sequence_match(target: list[int], output: list[int]) -> tuple[bool, float]:
+    """(exact match, token accuracy) of one output: the accuracy counts positions ``i`` with
+    ``output[i] == target[i]`` over ``max(len(target), len(output))``, so missing and surplus tokens are errors."""
+    hits = sum(1 for a, b in zip(output, target) if a == b)
+    return output == target, hits / max(len(target), len(output), 1)
+
+
 class Task(ABC):
     """Base class of every task.
 
@@ -113,6 +120,11 @@ class Task(ABC):
         """Draw some outputs to the PNG ``path`` when the task has a picture for them (mazes); returns the
         path written, or None (the default: nothing to draw)."""
         return None
+
+    def stored_options(self, given: dict) -> dict:
+        """The task options a run's config.json keeps to rebuild this task (``given``: those it was built with;
+        a task that derives more from its data, such as a vocabulary, adds them)."""
+        return given
 
     @abstractmethod
     def config(self) -> dict:

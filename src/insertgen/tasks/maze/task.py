@@ -50,7 +50,7 @@ import numpy as np
 
 from insertgen.core.errors import InsertgenError
 from insertgen.core.vocab import Vocab
-from insertgen.tasks.base import SPLITS, Example, Task
+from insertgen.tasks.base import SPLITS, Example, Task, sequence_match
 from insertgen.tasks.maze.generator import FAMILIES, Maze, make_maze
 from insertgen.tasks.maze.paths import FAILURE_KINDS, ShortestPaths, plan_failures, plan_problem
 from insertgen.tasks.maze.plots import plot_maze_plans
@@ -256,9 +256,9 @@ class MazeTask(Task):
         failures = dict.fromkeys(FAILURE_KINDS, 0)
         for ex, out in zip(examples, outputs):
             output = [int(i) for i in out]
-            target = list(ex.target)
-            exact += output == target
-            acc += sum(a == b for a, b in zip(output, target)) / max(len(target), len(output), 1)
+            same, accuracy = sequence_match(list(ex.target), output)
+            exact += same
+            acc += accuracy
             subgoals, plan = self._cells_of(ex.prompt), self._cells_of(output)
             shortest = self.paths.optimal_length(subgoals)
             for kind in plan_failures(self.maze, subgoals, plan, shortest):

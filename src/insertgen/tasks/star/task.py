@@ -61,7 +61,7 @@ import numpy as np
 from insertgen.core.cache import cache_dir, save_arrays
 from insertgen.core.errors import InsertgenError
 from insertgen.core.vocab import Vocab
-from insertgen.tasks.base import SPLITS, Example, Task
+from insertgen.tasks.base import SPLITS, Example, Task, sequence_match
 from insertgen.tasks.star.generator import (
     Graph,
     asymmetric_variable_arm_star_graph,
@@ -308,11 +308,9 @@ class StarTask(Task):
         exact = acc = valid = 0.0
         for ex, out in zip(examples, outputs):
             output = [int(i) for i in out]
-            target = list(ex.target)
-            if output == target:
-                exact += 1
-            hits = sum(1 for a, b in zip(output, target) if a == b)
-            acc += hits / max(len(target), len(output), 1)
+            same, accuracy = sequence_match(list(ex.target), output)
+            exact += same
+            acc += accuracy
             edges, source, goal = graph_of(ex.prompt)
             if is_valid_plan(edges, source, goal, output, self.target_format):
                 valid += 1
