@@ -24,6 +24,10 @@ TINY_TRAIN_ARGS = [
 ]
 
 
+# the test plugin package (a model family and a task from outside insertgen; tests/test_plugins.py)
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
 def call_main(args) -> int:
     """Run ``insertgen.apps.cli.main`` in-process; returns the exit code (0 when it returns normally)."""
     from insertgen.apps.cli import main
@@ -186,6 +190,20 @@ SLOW_TESTS = (
     "test_train.py::test_resume_is_bit_exact",
     "test_train.py::test_warm_start_across_families_renames_the_trunk",
     "test_train.py::test_warm_start_copies_matching_weights_and_refuses_mismatches",
+    "test_sequences.py::test_every_family_trains_and_samples_on_a_file[pair-flexmdm]",
+    "test_sequences.py::test_every_family_trains_and_samples_on_a_file[pair-loflexmdm]",
+    "test_sequences.py::test_every_family_trains_and_samples_on_a_file[pair-ip]",
+    "test_sequences.py::test_every_family_trains_and_samples_on_a_file[pair-ao-ip]",
+    "test_sequences.py::test_every_family_trains_and_samples_on_a_file[pair-mdm]",
+    "test_sequences.py::test_every_family_trains_and_samples_on_a_file[text-flexmdm]",
+    "test_sequences.py::test_every_family_trains_and_samples_on_a_file[text-loflexmdm]",
+    "test_sequences.py::test_every_family_trains_and_samples_on_a_file[text-ip]",
+    "test_sequences.py::test_every_family_trains_and_samples_on_a_file[text-ao-ip]",
+    "test_sequences.py::test_every_family_trains_and_samples_on_a_file[text-arm]",
+    "test_sequences.py::test_every_family_trains_and_samples_on_a_file[text-mdm]",
+    "test_plugins.py::test_an_installed_family_and_task_run_through_every_command",
+    "test_plugins.py::test_reproduce_workers_and_torchrun_ranks_find_the_plugin",
+    "test_plugins.py::test_a_plugin_that_cannot_be_imported_is_named",
 )
 
 

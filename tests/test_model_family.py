@@ -1,85 +1,24 @@
-"""Model families as registered units: a toy family defined here, registered with one call, goes through
-train / sample / eval / score / reproduce (the CLI in-process) without any other file knowing it; and the
-built-in families' records say what their models do."""
+"""Model families as registered units: the toy family of the test plugin package (tests/plugins/insertgen_toy),
+registered with one call, goes through train / sample / eval / score / reproduce (the CLI in-process) without
+any other file knowing it; and the built-in families' records say what their models do. The same package
+found through its entry points in fresh processes: tests/test_plugins.py."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import sys
 
 import pytest
 import torch
-from torch import nn
 
-from conftest import call_main
-from insertgen.core.data import Batch
-from insertgen.core.generation import Requests
-from insertgen.core.sampling import SamplerOptions, sample_from_logits
+from conftest import PLUGINS, call_main
+from insertgen.core.sampling import SamplerOptions
 from insertgen.models.family import CAPABILITIES, GenerativeModel, ModelFamily
 from insertgen.models.registry import FAMILIES, build_model, get_family, model_ids, register, unregister
-from insertgen.nn.backbone_config import BackboneConfig
 from insertgen.tasks import get_task
 
-
-@dataclass
-class PositionUnigramConfig(BackboneConfig):
-    pass  # only max_len is used; the backbone sizes let presets size it like the others
-
-
-class PositionUnigram(nn.Module):
-    """p(target) = p(length) prod_i p(token_i | position i): ignores the prompt. Small, exact and trainable."""
-
-    model_id = "toy"
-    likelihood_bounds = ("exact",)
-
-    def __init__(self, vocab, config: PositionUnigramConfig):
-        super().__init__()
-        self.vocab, self.config = vocab, config
-        self.token_logits = nn.Parameter(torch.zeros(config.max_len, len(vocab)))
-        self.length_logits = nn.Parameter(torch.zeros(config.max_len + 1))
-        banned = torch.zeros(len(vocab), dtype=torch.bool)
-        banned[[vocab.pad_id, vocab.mask_id, vocab.bos_id, vocab.eos_id]] = True
-        self.register_buffer("banned", banned, persistent=False)
-
-    def _log_probs(self):
-        token = torch.log_softmax(self.token_logits.masked_fill(self.banned, float("-inf")), -1)
-        return token, torch.log_softmax(self.length_logits, -1)
-
-    def _target_log_prob(self, tokens: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        token, length = self._log_probs()
-        position = (target.cumsum(1) - 1).clamp(min=0)
-        per_token = token[position, tokens].masked_fill(~target, 0.0).sum(1)
-        return per_token + length[target.sum(1)]
-
-    def loss(self, batch: Batch, generator=None):
-        target = ~batch.fixed & (batch.tokens != self.vocab.pad_id)
-        nll = -self._target_log_prob(batch.tokens, target)
-        return nll.mean() / (target.sum(1).float().mean() + 1), {"nll": float(nll.detach().mean())}
-
-    @torch.no_grad()
-    def sample(self, prompts, options=None, generator=None, return_trajectory=False, prompt_in_target=False):
-        options = SamplerOptions.of(options)
-        choose = dict(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
-        longest = self.config.max_len - max(len(p) for p in prompts) - 2
-        lengths = sample_from_logits(self.length_logits[: longest + 1].expand(len(prompts), -1), generator, **choose)
-        tokens = sample_from_logits(self.token_logits[:longest].expand(len(prompts), -1, -1), generator,
-                                    banned=self.banned, **choose)
-        outputs = [tokens[i, : int(n)].tolist() for i, n in enumerate(lengths)]
-        requests = Requests.of(prompts, self.vocab, self.config.max_len)
-        return requests.result(outputs, return_trajectory, model_evals=[1] * len(prompts), forward_calls=1)
-
-    @torch.no_grad()
-    def log_likelihood(self, pairs, bound="exact", samples=1, seed=0):
-        out = []
-        for prompt, target in pairs:
-            tokens = torch.tensor([list(target)])
-            out.append(float(self._target_log_prob(tokens, torch.ones_like(tokens, dtype=torch.bool))))
-        return out
-
-
-TOY = ModelFamily("toy", "Toy", PositionUnigram, PositionUnigramConfig, SamplerOptions,
-                  lambda steps, greedy: {"independent": SamplerOptions(top_k=1 if greedy else None)},
-                  capabilities=frozenset({"score"}), tiny={"d_model": 32, "n_layers": 1, "n_heads": 2})
+sys.path.insert(0, str(PLUGINS))
+from insertgen_toy import TOY, PositionUnigram, PositionUnigramConfig  # noqa: E402
 
 
 @pytest.fixture

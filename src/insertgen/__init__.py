@@ -18,14 +18,23 @@ from insertgen.core.version import __version__
 
 _apply_thread_policy()
 
-__all__ = ["load_run", "__version__"]
+__all__ = ["load_run", "register_family", "register_task", "__version__"]
 
 
 def __getattr__(name: str):
-    """``insertgen.load_run``, imported on first use: it loads torch (after the thread policy above), which
-    ``insertgen --help`` does not need."""
+    """``insertgen.load_run``, ``register_family`` (models/registry.py) and ``register_task`` (tasks/__init__.py),
+    imported on first use: they load torch (after the thread policy above), which ``insertgen --help`` does not
+    need."""
     if name == "load_run":
         from insertgen.engine.run import load_run  # loads torch: only when asked for
 
         return load_run
+    if name == "register_family":
+        from insertgen.models.registry import register_family  # loads torch: only when asked for
+
+        return register_family
+    if name == "register_task":
+        from insertgen.tasks import register_task  # loads torch: only when asked for
+
+        return register_task
     raise AttributeError(f"module 'insertgen' has no attribute {name!r}")

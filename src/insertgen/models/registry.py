@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from insertgen.core.errors import InsertgenError
+from insertgen.core.plugins import MODELS_GROUP, load_entry_points
 from insertgen.core.sampling import SamplerOptions
 from insertgen.core.vocab import Vocab
 from insertgen.models.arm.model import ARM, ARMConfig
@@ -34,17 +35,36 @@ def register(family: ModelFamily) -> ModelFamily:
     return family
 
 
+register_family = register  # the name insertgen exports
+
+
+def _load_plugins() -> None:
+    """Register the families of other installed packages (core/plugins.py): an entry point of group
+    ``insertgen.models`` is a ModelFamily, or a function that registers families."""
+    for name, obj in load_entry_points(MODELS_GROUP).items():
+        if isinstance(obj, ModelFamily):
+            if FAMILIES.get(obj.id) is not obj:
+                register(obj)
+        elif callable(obj):
+            obj()
+        else:
+            raise InsertgenError(f"the {MODELS_GROUP} entry point {name!r} is neither a ModelFamily nor a function")
+
+
 def unregister(model_id: str) -> None:
     """Remove a family (tests that register a toy family clean up with this)."""
     FAMILIES.pop(model_id, None)
 
 
 def model_ids() -> tuple[str, ...]:
-    """Every registered model id, in the tables' order."""
+    """Every registered model id (the built-in ones in the tables' order, then installed plugins')."""
+    _load_plugins()
     return tuple(FAMILIES)
 
 
 def get_family(model_id: str) -> ModelFamily:
+    if model_id not in FAMILIES:
+        _load_plugins()
     try:
         return FAMILIES[model_id]
     except KeyError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from insertgen.core.errors import InsertgenError
+from insertgen.core.plugins import TASKS_GROUP, load_entry_points
 from insertgen.tasks.base import SPLITS, Example, Task
 from insertgen.tasks.maze.task import MazeTask
 from insertgen.tasks.molecules.fragment_task import FragmentTask
@@ -63,10 +64,36 @@ TASKS["sequences"] = SequenceTask  # a user's own JSONL files (tasks/sequences/t
 MAZE_RUNG = re.compile(r"maze-(perfect|imperfect|braided)-(\d+x\d+-k\d+)")
 
 
+def register_task(name: str, factory) -> None:
+    """Make ``get_task(name, options)`` build ``factory(**options)`` (a Task); the id must be new. Another
+    installed package's tasks are found through the ``insertgen.tasks`` entry points (core/plugins.py)."""
+    if name in TASKS or MAZE_RUNG.fullmatch(name):
+        raise ValueError(f"task {name!r} is already registered")
+    TASKS[name] = factory
+
+
+def unregister_task(name: str) -> None:
+    TASKS.pop(name, None)
+
+
+def task_ids() -> tuple[str, ...]:
+    """Every task id (the maze ladder rungs aside), installed plugins' included."""
+    _load_plugins()
+    return tuple(TASKS)
+
+
+def _load_plugins() -> None:
+    for name, factory in load_entry_points(TASKS_GROUP).items():
+        if TASKS.get(name) is not factory:
+            register_task(name, factory)
+
+
 def get_task(name: str, options: dict | None = None) -> Task:
     """The task with id ``name`` built with ``options``; an unknown id or option raises InsertgenError
     naming it."""
     rung = MAZE_RUNG.fullmatch(name)
+    if name not in TASKS and rung is None:
+        _load_plugins()
     make = TASKS.get(name) or (_maze(*rung.groups()) if rung else None)
     if make is None:
         raise InsertgenError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}, and the maze "
@@ -81,4 +108,4 @@ def get_task(name: str, options: dict | None = None) -> Task:
         raise InsertgenError(str(e)) from None
 
 
-__all__ = ["SPLITS", "Example", "Task", "TASKS", "get_task"]
+__all__ = ["SPLITS", "Example", "Task", "TASKS", "get_task", "register_task", "task_ids"]

@@ -61,7 +61,7 @@ from insertgen.engine.run import load_run
 from insertgen.engine.sampler_settings import with_drawing_defaults
 from insertgen.engine.training_run import prepare_run
 from insertgen.models.registry import model_ids
-from insertgen.tasks import TASKS
+from insertgen.tasks import task_ids
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,9 @@ class Grid:
 
     def cell(self, task: str, model: str, seed: int) -> dict:
         key = cell_key(task, model, seed)
-        return {"key": key, "task": task, "model": model, "seed": seed, "preset": self.scale.preset(task, model),
+        preset = self.scale.preset(task, model)
+        return {"key": key, "task": task, "model": model, "seed": seed,
+                "preset": preset if has_preset(preset) else None,
                 "run_dir": str(self.out / "runs" / task / model / f"seed{seed}"),
                 "log": str(self.out / "runs" / task / model / f"seed{seed}.log"),
                 "result": str(self.out / "cells" / f"{key}.json"), "budget": str(self.budget(task)),
@@ -181,14 +183,17 @@ def make_grid(out: Path, scale: str = "cpu", tasks=None, models=None, seeds=None
     models = tuple(models or s.models or model_ids())
     seeds = tuple(seeds if seeds is not None and len(seeds) else s.seeds)
     for task in tasks:
-        if task not in TASKS:
-            raise InsertgenError(f"--tasks: unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+        if task not in task_ids():
+            raise InsertgenError(f"--tasks: unknown task {task!r}; known tasks: {', '.join(task_ids())}")
     for model in models:
         if model not in model_ids():
             raise InsertgenError(f"--models: unknown model {model!r}; known models: {', '.join(model_ids())}")
     if any(seed < 0 for seed in seeds):
         raise InsertgenError("--seeds must be non-negative integers")
-    missing = [s.preset(t, m) for t in tasks for m in models if not has_preset(s.preset(t, m))]
+    # a task with presets at this scale needs one for every model; a task without any (another package's, or
+    # your own file's) trains each family with its default options
+    tuned = [t for t in tasks if any(has_preset(s.preset(t, m)) for m in model_ids())]
+    missing = [s.preset(t, m) for t in tuned for m in models if not has_preset(s.preset(t, m))]
     if missing:
         raise InsertgenError(f"--scale {scale} has no preset for {', '.join(missing)}")
     if len(set(tasks)) != len(tasks) or len(set(models)) != len(models) or len(set(seeds)) != len(seeds):
@@ -239,7 +244,8 @@ def _train(spec: dict, device: str) -> dict:
     if budget.kind == "flops":  # counted on a throw-away copy, so the real run starts untouched
 
         with tempfile.TemporaryDirectory() as tmp:
-            _, probe = prepare_run(task=None, model=None, preset=spec["preset"], steps=10, out=Path(tmp) / "probe",
+            _, probe = prepare_run(task=spec["task"], model=spec["model"], preset=spec["preset"], steps=10,
+                                   out=Path(tmp) / "probe",
                                    seed=spec["seed"], overrides=overrides, resume=False, device=device)
             flops_per_step = count_step_flops(probe)
     steps = {"seconds": 10**9, "preset": None,  # the step cap is out of reach / the preset's own
@@ -250,7 +256,8 @@ def _train(spec: dict, device: str) -> dict:
         print(f"{run_dir}: unfinished training from an earlier invocation; training it again from step 0")
         shutil.rmtree(run_dir)
     resume = run_dir.exists()
-    _, trainer = prepare_run(task=None, model=None, preset=None if resume else spec["preset"], steps=steps,
+    _, trainer = prepare_run(task=None if resume else spec["task"], model=None if resume else spec["model"],
+                             preset=None if resume else spec["preset"], steps=steps,
                              out=run_dir, seed=spec["seed"], overrides={} if resume else overrides, resume=resume,
                              time_budget=time_budget, device=device)
     start = time.time()
