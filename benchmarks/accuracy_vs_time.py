@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from insertgen import load_run
+from insertgen.engine.run import load_run
 from insertgen.apps.benchmarking import greedy_samplers, parse_overrides, save
 from insertgen.engine.evaluate import evaluate_model
 from insertgen.engine.training_run import prepare_run

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from insertgen import load_run
+from insertgen.engine.run import load_run
 from insertgen.apps.benchmarking import greedy_samplers, save
 from insertgen.engine.evaluate import generate
 from insertgen.engine.star_probes import failure_kinds

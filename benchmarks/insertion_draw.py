@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from insertgen import load_run
+from insertgen.engine.run import load_run
 from insertgen.apps.benchmarking import save
 from insertgen.engine.evaluate import evaluate_model
 from insertgen.models.flexmdm.sampler import INSERTION_DRAWS, TauLeapingOptions

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from insertgen import load_run
+from insertgen.engine.run import load_run
 from insertgen.apps.benchmarking import save
 from insertgen.core.errors import InsertgenError
 

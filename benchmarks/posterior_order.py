@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from insertgen import load_run
+from insertgen.engine.run import load_run
 from insertgen.apps.benchmarking import POSTERIOR_EXAMPLES, POSTERIOR_SAMPLES
 from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint
 from insertgen.core.io import write_text_atomic

@@ -36,7 +36,7 @@ def profile_training(preset: str, steps: int) -> None:
 
 
 def profile_sampling(run: Path, n: int, steps: int) -> None:
-    from insertgen import load_run
+    from insertgen.engine.run import load_run
     from insertgen.models.flexmdm.sampler import TauLeapingOptions
 
     model = load_run(run)

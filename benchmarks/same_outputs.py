@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = """
 import json, sys, torch
-from insertgen import load_run
+from insertgen.engine.run import load_run
 from insertgen.engine.evaluate import generate
 from insertgen.models.flexmdm.sampler import TauLeapingOptions
 run, n, steps, order, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from insertgen import load_run
+from insertgen.engine.run import load_run
 from insertgen.apps.benchmarking import GRID_FREE_SAMPLERS, greedy_samplers, save
 from insertgen.apps.demo import pretrained_dir
 from insertgen.engine.evaluate import evaluate_model

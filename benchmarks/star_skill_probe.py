@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from insertgen import load_run
+from insertgen.engine.run import load_run
 from insertgen.apps.benchmarking import parse_overrides, save
 from insertgen.core.data import collate
 from insertgen.core.rundir import read_config

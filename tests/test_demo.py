@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from insertgen import load_run
+from insertgen.engine.run import load_run
 from insertgen.apps.demo import (
     FRAGMENT_DEMO_TASKS,
     FRAGMENT_MIXTURE,

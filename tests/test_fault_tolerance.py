@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from insertgen import load_run
+from insertgen.engine.run import load_run
 from insertgen.core.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, save_checkpoint
 from insertgen.core.errors import InsertgenError
 from insertgen.engine.training_run import prepare_run

@@ -372,7 +372,7 @@ def test_cli_train_eval_sample_on_a_fragment_task(tmp_path, capsys):
 
 def test_fine_tuning_a_de_novo_safe_run_on_a_fragment_task(tmp_path):
     """init_from accepts a run of another task with the same vocabulary (safe -> fragment-*)."""
-    from insertgen import load_run
+    from insertgen.engine.run import load_run
     from insertgen.engine.training_run import prepare_run
 
     small = {"d_model": 32, "n_layers": 1, "n_heads": 2, "eval_every": 0}

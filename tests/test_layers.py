@@ -14,7 +14,9 @@ SIDEWAYS = ("models", "tasks")  # the same layer, kept apart
 LAZY_ALLOWED = {"matplotlib", "scipy", "rdkit", "sascorer", "safe", "fcd_torch", "playwright"}
 LAZY_TORCH = {"insertgen.core.threads"}  # torch must load after the thread policy is set
 # the package's public load_run, imported on first use so that `insertgen --help` does not load torch
-LAZY_PUBLIC = {("insertgen", "insertgen.engine.run.load_run"), ("insertgen", "insertgen.models.registry.register_family"),
+LAZY_PUBLIC = {("insertgen", "insertgen.engine.trained_run.TrainedRun"),
+               ("insertgen", "insertgen.engine.trained_run.train"),
+               ("insertgen", "insertgen.models.registry.register_family"),
                ("insertgen", "insertgen.tasks.register_task")}  # the public API, loaded on first use
 
 

@@ -309,7 +309,7 @@ def test_generation_order_by_token_class():
 def test_every_model_trains_and_samples_safe(model, tmp_path):
     import torch
 
-    from insertgen import load_run
+    from insertgen.engine.run import load_run
     from insertgen.engine.evaluate import evaluate_model
     from insertgen.engine.training_run import prepare_run
     from insertgen.models.flexmdm.sampler import TauLeapingOptions

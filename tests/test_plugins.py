@@ -66,7 +66,7 @@ def test_an_installed_family_and_task_run_through_every_command(site, tmp_path):
     done = run(site, "score", "--run", str(out), "--input", str(texts), "--output", str(tmp_path / "sc.jsonl"))
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "sc.jsonl").read_text())["log_likelihood"] < 0
-    code = f"import insertgen; m = insertgen.load_run({str(out)!r}); print(m.model_id, m.task.name)"
+    code = f"import insertgen; r = insertgen.load_run({str(out)!r}); print(r.model.model_id, r.task.name)"
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(site)},
                           capture_output=True, text=True, timeout=300)
     assert done.stdout.split() == ["toy", "toy-copy"], done.stderr

@@ -3,6 +3,7 @@ use is in that subcommand's ``--help``; the demo leaves the repository's git sta
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -92,20 +93,30 @@ def test_the_demo_leaves_the_repository_clean(tmp_path, monkeypatch):
             shutil.move(kept, default_out)
 
 
-def test_the_readme_python_example_runs_and_samples_as_eval_does(capsys):
-    """The README's Python block, on the shipped star-easy FlexMDM instead of a demo directory: it prints a
-    path of the graph it parses, sampled with the run's own settings (the shipped model's greedy,
-    confidence-ordered sampler)."""
+def test_the_readme_python_examples_run(capsys, tmp_path, monkeypatch):
+    """The README's Python blocks: the first on the shipped star-easy FlexMDM instead of a demo directory
+    prints a path of the graph, sampled with the run's own settings (the shipped model's greedy,
+    confidence-ordered sampler) and the exact match of 50 test graphs; the second trains on a list of pairs
+    (here for 20 steps instead of 300) and writes a run directory the CLI reads."""
     from insertgen.apps.demo import pretrained_dir
 
-    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
-    assert 'load_run("insertgen-demo")' in block and "model.sampler_options" in block
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) == 2 and 'load_run("insertgen-demo")' in blocks[0] and "insertgen.train(" in blocks[1]
     namespace: dict = {}
-    exec(block.replace('"insertgen-demo"', repr(str(pretrained_dir("flexmdm", "star-easy")))), namespace)  # noqa: S102
-    model = namespace["model"]
-    assert model.sampler_options.top_k == 1 and model.sampler_options.confidence == "top_prob"
-    printed = capsys.readouterr().out.split()
-    assert len(printed) == 8 and all(token.isdigit() for token in printed)
+    shipped = repr(str(pretrained_dir("flexmdm", "star-easy")))
+    exec(blocks[0].replace('"insertgen-demo"', shipped), namespace)  # noqa: S102
+    run = namespace["run"]
+    assert run.sampler_options.top_k == 1 and run.sampler_options.confidence == "top_prob"
+    sample, exact = capsys.readouterr().out.splitlines()
+    path = eval(sample)[0].split()  # noqa: S307
+    assert len(path) == 8 and all(token.isdigit() for token in path) and 0.5 <= float(exact) <= 1.0
+    monkeypatch.chdir(tmp_path)
+    exec(blocks[1].replace("steps=300", "steps=20"), {})  # noqa: S102
+    printed = capsys.readouterr().out
+    assert printed.startswith("['") and float(printed.split()[-1]) > 0
+    config = json.loads((tmp_path / "runs" / "reverse" / "config.json").read_text())
+    assert config["task"] == "sequences" and config["train"]["steps"] == 20
+    assert (tmp_path / "runs" / "reverse" / "data" / "train.jsonl").is_file()
 
 
 def test_the_test_command_runs_both_tiers_and_fast_only_the_default_one():

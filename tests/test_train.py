@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from insertgen import load_run
+from insertgen.engine.run import load_run
 from insertgen.core.checkpoint import CHECKPOINT, load_checkpoint
 from insertgen.core.data import BatchOrder, collate, micro_batch_indices
 from insertgen.core.errors import InsertgenError

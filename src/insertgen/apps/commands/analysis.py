@@ -8,20 +8,10 @@ import click
 
 from insertgen.apps.commands.common import RUN_DIR, SPLIT, THREADS
 from insertgen.apps.sampler_flags import sampler_flags
-from insertgen.core.errors import InsertgenError
 from insertgen.core.io import to_json
 from insertgen.core.threads import use_threads
-from insertgen.engine.analysis import (
-    class_order_statistics,
-    insertion_time_profile,
-    order_statistics,
-    plot_class_order,
-    posterior_order_profile,
-    save_order_report,
-)
-from insertgen.engine.evaluate import evaluate_model
-from insertgen.engine.run import load_run
-from insertgen.engine.sampler_settings import resolve_sampler_options
+from insertgen.engine.analysis import plot_class_order, save_order_report
+from insertgen.engine.trained_run import TrainedRun
 
 
 @click.command(name="analysis")
@@ -39,25 +29,20 @@ def analysis(run_dir, split, limit, seed, sampler, threads):
     docs/formats.md#generation-order)."""
 
     use_threads(threads)
-    model = load_run(run_dir)
-    task = model.task
-    options = resolve_sampler_options(model.run_config, default_greedy=task.greedy_by_default, **sampler)
-    examples = task.examples(split)[:limit]
-    metrics, pairs = evaluate_model(model, task, examples, options, seed=seed, progress=True)
-    stats = order_statistics(task, examples, [o for o, _ in pairs], [r for _, r in pairs])
-    classes = class_order_statistics(task, [o for o, _ in pairs], [r for _, r in pairs])
-    if stats is None and classes is not None:
+    run = TrainedRun.open(run_dir)
+    task, title = run.task, f"{run.model.model_id} on {run.task.name}"
+    result = run.order_analysis(split, limit, seed, progress=True, **sampler)
+    if "classes" in result:
+        classes = result["classes"]
         (Path(run_dir) / "order.json").write_text(to_json(classes, indent=2) + "\n")
-        png = plot_class_order(classes, Path(run_dir) / "order.png", title=f"{model.model_id} on {task.name}")
+        png = plot_class_order(classes, Path(run_dir) / "order.png", title=title)
         for name, v in classes["classes"].items():
             click.echo(f"{name:>10}: mean step decided {v['unmask']:.3f}, inserted {v['insert']:.3f} "
                        f"({v['tokens']:,} tokens)")
         click.echo(f"wrote {Path(run_dir) / 'order.json'} and {png}")
         return
-    if stats is None:
-        raise InsertgenError(f"task {task.name!r} defines no reference order to analyse")
-    profile = insertion_time_profile(model, task, examples) or posterior_order_profile(model, task, examples[:200])
-    json_path, png_path = save_order_report(run_dir, stats, profile, title=f"{model.model_id} on {task.name}")
+    metrics, stats, profile = result["metrics"], result["order"], result["profile"]
+    json_path, png_path = save_order_report(run_dir, stats, profile, title=title)
     click.echo(f"exact_match {metrics['exact_match']:.4f}  order correlation (unmask) "
                f"{stats['order_corr_unmask']:.3f}  (insert) {stats['order_corr_insert']:.3f}  "
                f"over {stats['order_corr_examples']} examples")

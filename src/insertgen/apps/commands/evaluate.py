@@ -10,14 +10,8 @@ from insertgen.apps.commands.common import RUN_DIR, SPLIT, THREADS
 from insertgen.apps.sampler_flags import sampler_flags
 from insertgen.core.io import to_json
 from insertgen.core.threads import use_threads
-from insertgen.engine.evaluate import (
-    LIKELIHOOD_EXAMPLES,
-    LIKELIHOOD_SAMPLES,
-    evaluate_model,
-    held_out_likelihood,
-)
-from insertgen.engine.run import load_run
-from insertgen.engine.sampler_settings import resolve_sampler_options
+from insertgen.engine.evaluate import LIKELIHOOD_EXAMPLES, LIKELIHOOD_SAMPLES
+from insertgen.engine.trained_run import TrainedRun
 
 
 @click.command(name="eval")
@@ -40,15 +34,11 @@ def evaluate(run_dir, split, limit, as_json, seed, likelihood_samples, sampler, 
     the run's evaluation settings, else the sampler's own."""
 
     use_threads(threads)
-    model = load_run(run_dir)
-    options = resolve_sampler_options(model.run_config, default_greedy=model.task.greedy_by_default, **sampler)
-    examples = model.task.examples(split)[:limit or model.task.eval_size]
-    metrics, pairs = evaluate_model(model, model.task, examples, options, seed=seed, progress=not as_json)
-    if likelihood_samples:
-        metrics.update(held_out_likelihood(model, model.task, examples[:LIKELIHOOD_EXAMPLES], likelihood_samples, seed))
-    metrics.update(split=split, sampler=options.__dict__)
+    run = TrainedRun.open(run_dir)
+    metrics, examples, pairs = run.evaluate_with_outputs(split, limit, seed, likelihood_samples,
+                                                         progress=not as_json, **sampler)
     (Path(run_dir) / f"eval-{split}.json").write_text(to_json(metrics, indent=2) + "\n")
-    figure = model.task.save_figure(examples, [o for o, _ in pairs], Path(run_dir) / f"eval-{split}.png")
+    figure = run.task.save_figure(examples, [o for o, _ in pairs], Path(run_dir) / f"eval-{split}.png")
     if as_json:
         click.echo(to_json(metrics))
     else:

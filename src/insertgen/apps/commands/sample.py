@@ -11,9 +11,7 @@ from insertgen.apps.sampler_flags import sampler_flags
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import write_jsonl
 from insertgen.core.threads import use_threads
-from insertgen.engine.evaluate import generate
-from insertgen.engine.run import load_run
-from insertgen.engine.sampler_settings import resolve_sampler_options
+from insertgen.engine.trained_run import TrainedRun
 
 
 @click.command(name="sample")
@@ -37,9 +35,8 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, sam
     give others. Formats: docs/formats.md#prompts."""
 
     use_threads(threads)
-    model = load_run(run_dir)
-    task = model.task
-    options = resolve_sampler_options(model.run_config, default_greedy=False, **sampler)
+    run = TrainedRun.open(run_dir)
+    task = run.task
     if task.conditional:
         if input_path is None:
             raise InsertgenError(f"task {task.name} is conditional: give --input PROMPTS.jsonl")
@@ -49,7 +46,7 @@ def sample(run_dir, input_path, n, output, seed, trajectory, skip_bad_lines, sam
         if n is None:
             raise InsertgenError(f"task {task.name} is unconditional: give -n N")
         prompts = [[] for _ in range(n)]
-    outputs, records = generate(model, prompts, options, seed=seed, prompt_in_target=task.prompt_in_target)
+    outputs, records = run.sample_records(prompts, seed=seed, **sampler)
     out_rows = []
     sources = inputs if task.conditional else [None] * len(prompts)
     for source, out, rec in zip(sources, outputs, records):

@@ -7,12 +7,9 @@ from pathlib import Path
 import click
 
 from insertgen.apps.commands.common import RUN_DIR, SKIP_BAD_LINES, THREADS, read_inputs
-from insertgen.core.errors import InsertgenError
 from insertgen.core.io import write_jsonl
 from insertgen.core.threads import use_threads
-from insertgen.engine.evaluate import likelihood_record
-from insertgen.engine.run import load_run
-from insertgen.models.registry import family_of
+from insertgen.engine.trained_run import TrainedRun
 
 
 @click.command(name="score")
@@ -36,32 +33,15 @@ def score(run_dir, input_path, output, bound, samples, seed, skip_bad_lines, thr
     nats_per_token (default RUN_DIR/scores.jsonl). Formats: docs/formats.md#texts-to-score."""
 
     use_threads(threads)
-    model = load_run(run_dir)
-    supported = model.likelihood_bounds if family_of(model).can("score") else ()
-    if bound is None:
-        bound = "exact" if supported == ("exact",) else "elbo"
-    if bound not in supported:
-        what = ", ".join(supported) if supported else "none"
-        raise InsertgenError(
-            f"model {model.model_id!r} cannot give the log-likelihood bound {bound!r} (it supports: {what})")
-    task = model.task
-    if task.prompt_in_target:
-        raise InsertgenError(f"score does not support task {task.name} yet (its prompt is part of the target); "
-                             f"score the molecules with a model trained on the de novo task 'safe'")
-
-    def parse(obj: dict) -> tuple[list[int], list[int]]:
-        prompt = task.parse_prompt(obj["prompt"]) if task.conditional else []
-        target = task.parse_target(prompt, obj["text"])
-        if len(target) > task.target_block:
-            raise InsertgenError(f"the text has {len(target)} tokens, more than the {task.target_block} "
-                                 f"that {task.name} allows")
-        return prompt, target
-
-    inputs = read_inputs(input_path, ("prompt", "text") if task.conditional else ("text",), parse, skip_bad_lines)
+    run = TrainedRun.open(run_dir)
+    bound = run.likelihood_bound(bound)
+    conditional = run.task.conditional
+    inputs = read_inputs(input_path, ("prompt", "text") if conditional else ("text",),
+                         lambda obj: run.parse_scored(obj["text"], obj["prompt"] if conditional else None),
+                         skip_bad_lines)
     pairs = [pair for _, _, pair in inputs]
     rows = [({"line": lineno, **obj} if skip_bad_lines else obj) for lineno, obj, _ in inputs]
-    values = model.log_likelihood(pairs, bound=bound, samples=samples, seed=seed)
-    out_rows = [{**row, **likelihood_record(v, target, bound)} for row, v, (_, target) in zip(rows, values, pairs)]
+    out_rows = [{**row, **record} for row, record in zip(rows, run.score_pairs(pairs, bound, samples, seed))]
     output = output or Path(run_dir) / "scores.jsonl"
     write_jsonl(output, out_rows)
     click.echo(f"wrote {len(out_rows)} scores to {output}")
