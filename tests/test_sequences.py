@@ -209,3 +209,21 @@ def test_every_family_trains_and_samples_on_a_file(model, kind, tmp_path, capsys
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == (1 if kind == "pair" else 3)
     assert all(set(r["output"].split()) <= {str(d) for d in range(10)} for r in rows)
+
+
+def test_the_addition_example_data(tmp_path, capsys):
+    from insertgen.tasks.sequences.examples import addition
+
+    rows = addition(n=500, digits=2, seed=1)
+    assert len({r["prompt"] for r in rows}) == 500
+    for r in rows:
+        a, b = (int(x.replace(" ", "")) for x in r["prompt"].split(" + "))
+        assert int(r["target"].replace(" ", "")) == a + b and r["target"] == " ".join(str(a + b))
+    assert addition(n=500, digits=2, seed=1) == rows and addition(n=500, digits=2, seed=2) != rows
+    with pytest.raises(InsertgenError, match="only 100 problems of up to 1 digits"):
+        addition(n=101, digits=1)
+    out = tmp_path / "add.jsonl"
+    assert call_main(["example-data", "addition", "--out", out, "-n", "300", "--digits", "2"]) == 0
+    assert "wrote 300 addition problems" in capsys.readouterr().out
+    task = SequenceTask(train=str(out))
+    assert task.vocab.tokens[4:] == ["+", *map(str, range(10))] and len(task.examples("test")) == 30

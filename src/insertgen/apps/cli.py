@@ -24,6 +24,7 @@ COMMANDS = {
     "demo": ("demo", "Compare every shipped model of a task side by side on fresh graphs or sampled molecules, "
                      "or train them afresh with --train."),
     "eval": ("evaluate", "Sample for the split's prompts and print the task metrics."),
+    "example-data": ("example_data", "Write an example data set for `insertgen train --data`."),
     "fragment-prompts": ("fragment_prompts", "Build the fragment-constrained benchmark prompts."),
     "report": ("report", "A self-contained HTML page of a run or of a reproduce directory."),
     "reproduce": ("reproduce", "Train and evaluate the model x task grid under equal budgets, several seeds."),
