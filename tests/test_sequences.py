@@ -95,7 +95,7 @@ def test_the_stored_options_rebuild_the_task_without_its_files(tmp_path):
     rebuilt = get_task("sequences", stored)
     assert rebuilt.vocab == task.vocab and rebuilt.conditional and rebuilt.buffer_len == task.buffer_len
     assert rebuilt.parse_prompt("9 8") == task.parse_prompt("9 8")
-    with pytest.raises(InsertgenError, match="is not here: sample and score work without it"):
+    with pytest.raises(InsertgenError, match="is not here: sample, score and the held-out splits work without it"):
         rebuilt.examples("test")
 
 
@@ -144,6 +144,7 @@ def test_train_data_then_sample_score_and_eval_without_the_file(tmp_path, capsys
                       "--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2", "--quiet"]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["task"] == "sequences" and config["task_options"]["vocabulary"] == [str(d) for d in range(10)]
+    assert len((run / "held-out" / "test.jsonl").read_text().splitlines()) == 30
     prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "1 2 3"}, {"prompt": "9 9"}])
     first = tmp_path / "first.jsonl"
     assert call_main(["sample", "--run", str(run), "--input", str(prompts), "--output", str(first)]) == 0
@@ -157,8 +158,14 @@ def test_train_data_then_sample_score_and_eval_without_the_file(tmp_path, capsys
     assert call_main(["score", "--run", str(moved), "--input", str(texts), "--output", str(tmp_path / "s.jsonl")]) == 0
     assert json.loads((tmp_path / "s.jsonl").read_text())["log_likelihood"] < 0
     capsys.readouterr()
-    assert call_main(["eval", "--run", str(moved), "--limit", "5"]) == 2
-    assert "is not here" in capsys.readouterr().err
+    assert call_main(["eval", "--run", str(run), "--limit", "5", "--json"]) == 0  # the held-out copies in the run
+    before = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert call_main(["eval", "--run", str(moved), "--limit", "5", "--json"]) == 0
+    after = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    same = {k: v for k, v in before.items() if "seconds" not in k}
+    assert {k: v for k, v in after.items() if "seconds" not in k} == same
+    assert call_main(["eval", "--run", str(moved), "--split", "train", "--limit", "5"]) == 2
+    assert "the training split needs it" in capsys.readouterr().err
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "1 x"}])
     assert call_main(["sample", "--run", str(moved), "--input", str(bad), "--output", str(tmp_path / "b.jsonl")]) == 2
     assert "bad.jsonl:1" in capsys.readouterr().err and not (tmp_path / "b.jsonl").exists()
@@ -171,6 +178,10 @@ def test_train_data_options_are_checked(tmp_path, capsys):
     assert call_main(["train", "--data", str(data), "--task", "star-easy", "--model", "arm",
                       "--out", str(tmp_path / "r")]) == 2
     assert "drop --task" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "1 2", "target": "2 1"}\n{"prompt": "3"}\n')
+    assert call_main(["train", "--data", str(bad), "--model", "arm", "--out", str(tmp_path / "r")]) == 2
+    assert "bad.jsonl:2: missing key 'target'" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
 def test_the_documented_example_lines_make_a_task(tmp_path):

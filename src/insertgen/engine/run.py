@@ -38,6 +38,7 @@ def load_run(run_dir, weights: str = "ema", device: str | torch.device = "cpu"):
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     task, model = model_from_config(config)
+    task.run_dir = run_dir  # where a task that keeps its held-out examples in the run finds them
     tensors, state = load_checkpoint(run_dir / CHECKPOINT)
     check_checkpoint_identity(state, model, task.vocab, run_dir / CHECKPOINT)
     prefix = "ema" if weights == "ema" and any(k.startswith("ema.") for k in tensors) else "model"

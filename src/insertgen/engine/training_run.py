@@ -279,6 +279,7 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         config["sampler_defaults"] = dict(spec["sampler_defaults"])
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        task_obj.save_held_out(out)
         write_config(out, config)
     barrier(world)
     return out, trainer

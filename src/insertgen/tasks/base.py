@@ -121,6 +121,12 @@ class Task(ABC):
         path written, or None (the default: nothing to draw)."""
         return None
 
+    run_dir: Path | None = None  # the run directory the task was loaded from (engine.run.load_run), if any
+
+    def save_held_out(self, run_dir: Path) -> None:
+        """Keep what evaluating the run needs in its directory when the task's data may not stay at hand
+        (the sequences task: its validation and test examples); nothing by default."""
+
     def stored_options(self, given: dict) -> dict:
         """The task options a run's config.json keeps to rebuild this task (``given``: those it was built with;
         a task that derives more from its data, such as a vocabulary, adds them)."""

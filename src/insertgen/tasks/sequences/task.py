@@ -31,12 +31,13 @@ from pathlib import Path
 
 from insertgen.core.data import Example
 from insertgen.core.errors import InsertgenError
-from insertgen.core.io import iter_lines, parse_jsonl_line
+from insertgen.core.io import iter_lines, parse_jsonl_line, write_jsonl
 from insertgen.core.vocab import SPECIAL_TOKENS, Vocab
 from insertgen.tasks.base import SPLITS, Task, sequence_match
 from insertgen.tasks.sequences.tokenizers import tokenizer_of
 
 HELD_OUT = 1_000  # lines drawn from the training file for each of validation and test, when not given
+HELD_OUT_DIR = "held-out"  # RUN_DIR/held-out/{validation,test}.jsonl (save_held_out)
 MAX_FILE_BYTES = 4 * 2**30  # the examples are held in memory as token ids (about 8 bytes a token)
 
 
@@ -167,10 +168,36 @@ class SequenceTask(Task):
         if self._examples is None:
             missing = [f for f in self.files.values() if f is not None and not os.path.exists(f)]
             if self.files["train"] is None or missing:
+                kept = None if self.run_dir is None else Path(self.run_dir) / HELD_OUT_DIR / f"{split}.jsonl"
+                if kept is not None and kept.is_file():
+                    return self._read_held_out(kept)
                 raise InsertgenError(f"the run's data file {(missing or [None])[0] or '(none recorded)'} is not here: "
-                                     "sample and score work without it; evaluating a split needs it")
+                                     "sample, score and the held-out splits work without it; the training split "
+                                     "needs it")
             self._read()
         return self._examples[split]
+
+    def save_held_out(self, run_dir: Path) -> None:
+        """RUN_DIR/held-out/{validation,test}.jsonl: the held-out examples as token lists (any tokeniser reads
+        them back exactly), so that eval, analysis and report work on the run with its files gone."""
+        folder = Path(run_dir) / HELD_OUT_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        for split in ("validation", "test"):
+            tokens = self.vocab.tokens
+            write_jsonl(folder / f"{split}.jsonl", [
+                {"prompt": [tokens[i] for i in ex.prompt], "target": [tokens[i] for i in ex.target]}
+                for ex in self.examples(split)])
+
+    def _read_held_out(self, path: Path) -> list[Example]:
+        examples = []
+        for lineno, line in iter_lines(path):
+            try:
+                obj = parse_jsonl_line(line)
+                prompt, target = self.vocab.encode(obj["prompt"]), self.vocab.encode(obj["target"])
+                examples.append(Example(tuple(prompt), tuple(target)))
+            except (InsertgenError, KeyError, TypeError) as e:
+                raise InsertgenError(f"{path}:{lineno}: {e}") from None
+        return examples
 
     def fresh_examples(self, n: int, seed: int) -> list[Example]:
         raise InsertgenError("the sequences task has no generator of new examples (fresh_data does not apply)")
