@@ -238,3 +238,19 @@ def test_the_addition_example_data(tmp_path, capsys):
     assert "wrote 300 addition problems" in capsys.readouterr().out
     task = SequenceTask(train=str(out))
     assert task.vocab.tokens[4:] == ["+", *map(str, range(10))] and len(task.examples("test")) == 30
+
+
+def test_the_order_reference_is_the_position_so_a_left_to_right_writer_scores_plus_one(tmp_path):
+    from insertgen.engine.analysis import order_statistics
+
+    task = SequenceTask(train=str(write_jsonl(tmp_path / "t.jsonl", reversal_rows(60))))
+    ex = task.examples("test")[0]
+    out = list(ex.target)
+    n = len(out)
+    frame = lambda steps: {"canvas": [*ex.prompt, task.vocab.bos_id, *out, task.vocab.eos_id],  # noqa: E731
+                           "insert_step": [-1] * (len(ex.prompt) + 1) + steps + [-1],
+                           "unmask_step": [-1] * (len(ex.prompt) + 1) + steps + [-1]}
+    forward = order_statistics(task, [ex], [out], [frame(list(range(n)))])
+    backward = order_statistics(task, [ex], [out], [frame(list(range(n))[::-1])])
+    assert forward["order_corr_unmask"] == pytest.approx(1.0) and backward["order_corr_unmask"] == pytest.approx(-1.0)
+    assert task.order_reference([], out) == list(range(n))

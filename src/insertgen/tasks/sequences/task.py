@@ -236,6 +236,13 @@ class SequenceTask(Task):
         metrics["data_length"] = sum(len(ex.target) for ex in examples) / max(len(examples), 1)
         return metrics
 
+    order_reference_label = "position in the output (0 = first)"
+
+    def order_reference(self, prompt: list[int], output: list[int]) -> list[int]:
+        """Each output token's position, so that the order correlation says how a model writes: +1 left to
+        right, -1 right to left, 0 in no order tied to the position (`insertgen analysis`)."""
+        return list(range(len(output)))
+
     @property
     def headline_metrics(self) -> tuple[str, ...]:
         return ("exact_match", "token_accuracy") if self.conditional else ("novel_distinct", "distinct")
