@@ -15,6 +15,7 @@ from insertgen.core.checkpoint import (
     split_prefix,
 )
 from insertgen.core.distributed import World, barrier, check_same_on_every_rank
+from insertgen.core import run_lock
 from insertgen.core.errors import InsertgenError
 from insertgen.core.rundir import CONFIG, environment, read_config, write_config
 from insertgen.core.threads import govern, thread_report
@@ -198,7 +199,9 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         if out is None:
             raise InsertgenError("--resume needs --out RUN_DIR (the run to continue)")
         check_same_on_every_rank(str(Path(out).resolve()), "the run directory", world)
-        config = read_config(out)
+        config = read_config(out)  # a missing run is refused before its directory is locked (created)
+        if world.is_main:
+            run_lock.acquire(out)  # one writer per run directory, from here until training ends
         if steps is not None:
             config["train"]["steps"] = steps
         if time_budget is not None:
@@ -279,6 +282,10 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
         config["sampler_defaults"] = dict(spec["sampler_defaults"])
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        run_lock.acquire(out)  # one writer per run directory, from here until training ends
+        if (out / CONFIG).exists():  # another process made the run after the check above
+            run_lock.release(out)
+            raise InsertgenError(f"{out} already holds a run; use --resume to continue it or choose another --out")
         task_obj.save_held_out(out)
         write_config(out, config)
     barrier(world)
@@ -286,4 +293,9 @@ def prepare_run(task: str | None, model: str | None, preset: str | None, steps: 
 
 
 def run_training(trainer: Trainer, progress: bool = True) -> dict:
-    return trainer.train(progress=progress)
+    """Train, then give back the run directory's lock that prepare_run took."""
+    try:
+        return trainer.train(progress=progress)
+    finally:
+        if trainer.world.is_main:
+            run_lock.release(trainer.run_dir)

@@ -9,6 +9,7 @@ import click
 from insertgen.apps.commands.common import RUN_DIR, SPLIT, THREADS
 from insertgen.apps.sampler_flags import sampler_flags
 from insertgen.core.io import to_json
+from insertgen.core.run_lock import RunLock
 from insertgen.core.threads import use_threads
 from insertgen.engine.evaluate import LIKELIHOOD_EXAMPLES, LIKELIHOOD_SAMPLES
 from insertgen.engine.trained_run import TrainedRun
@@ -34,19 +35,20 @@ def evaluate(run_dir, split, limit, as_json, seed, likelihood_samples, sampler, 
     the run's evaluation settings, else the sampler's own."""
 
     use_threads(threads)
-    run = TrainedRun.open(run_dir)
-    metrics, examples, pairs = run.evaluate_with_outputs(split, limit, seed, likelihood_samples,
-                                                         progress=not as_json, **sampler)
-    (Path(run_dir) / f"eval-{split}.json").write_text(to_json(metrics, indent=2) + "\n")
-    figure = run.task.save_figure(examples, [o for o, _ in pairs], Path(run_dir) / f"eval-{split}.png")
-    if as_json:
-        click.echo(to_json(metrics))
-    else:
-        for key, value in metrics.items():
-            if key != "sampler":
-                click.echo(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
-        if figure is not None:
-            click.echo(f"wrote {figure}")
+    with RunLock(run_dir):  # eval / analysis write their results into the run (core/run_lock.py)
+        run = TrainedRun.open(run_dir)
+        metrics, examples, pairs = run.evaluate_with_outputs(split, limit, seed, likelihood_samples,
+                                                             progress=not as_json, **sampler)
+        (Path(run_dir) / f"eval-{split}.json").write_text(to_json(metrics, indent=2) + "\n")
+        figure = run.task.save_figure(examples, [o for o, _ in pairs], Path(run_dir) / f"eval-{split}.png")
+        if as_json:
+            click.echo(to_json(metrics))
+        else:
+            for key, value in metrics.items():
+                if key != "sampler":
+                    click.echo(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
+            if figure is not None:
+                click.echo(f"wrote {figure}")
 
 
 command = evaluate

@@ -56,6 +56,7 @@ from insertgen.engine.evaluate import (
     family_samplers,
     held_out_likelihood,
 )
+from insertgen.core import run_lock
 from insertgen.engine.presets import has_preset, preset_name
 from insertgen.engine.run import load_run
 from insertgen.engine.sampler_settings import with_drawing_defaults
@@ -248,6 +249,7 @@ def _train(spec: dict, device: str) -> dict:
                                    out=Path(tmp) / "probe",
                                    seed=spec["seed"], overrides=overrides, resume=False, device=device)
             flops_per_step = count_step_flops(probe)
+            run_lock.release(probe.run_dir)
     steps = {"seconds": 10**9, "preset": None,  # the step cap is out of reach / the preset's own
              "flops": max(1, int(budget.value // flops_per_step)) if budget.kind == "flops" else None}[budget.kind]
     time_budget = budget.value if budget.kind == "seconds" else None
@@ -261,7 +263,10 @@ def _train(spec: dict, device: str) -> dict:
                              out=run_dir, seed=spec["seed"], overrides={} if resume else overrides, resume=resume,
                              time_budget=time_budget, device=device)
     start = time.time()
-    trainer.train(progress=False)
+    try:
+        trainer.train(progress=False)
+    finally:
+        run_lock.release(run_dir)
     seconds = time.time() - start
     if flops_per_step is None:  # one more step, counted but not saved (the checkpoint is already written)
         flops_per_step = count_step_flops(trainer)
