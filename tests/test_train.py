@@ -266,3 +266,20 @@ def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
     curricula = {name: p["train"]["curriculum_task"] for name, p in PRESETS.items()
                  if p["train"].get("curriculum_task")}
     assert curricula == {"star-easy-ao-ip-cpu": "star-small"}
+
+
+def test_a_damaged_last_metrics_line_is_dropped_on_resume_with_a_warning(tmp_path, capsys):
+    """A process killed while it appends to metrics.jsonl leaves half a line: resume drops it, says so, and
+    carries on (it used to stop with a JSON traceback)."""
+    from conftest import call_main
+
+    run = tmp_path / "run"
+    args = ["--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=8",
+            "--set", "eval_every=0", "--set", "checkpoint_every=2", "--quiet"]
+    assert call_main(["train", "--task", "star-tiny", "--model", "arm", "--steps", "4", "--out", run, *args]) == 0
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "loss": 1.2')
+    assert call_main(["train", "--out", run, "--resume", "--steps", "6", "--quiet"]) == 0
+    assert "metrics.jsonl:" in (err := capsys.readouterr().err) and "a damaged metrics line, dropped" in err
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 6 and all("loss" in r for r in records if "step" in r and "split" not in r)

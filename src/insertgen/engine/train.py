@@ -25,6 +25,7 @@ optimiser and EMA are left as they were) until ``max_nonfinite_skips`` steps in 
 from __future__ import annotations
 
 import json
+import sys
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -248,12 +249,25 @@ class Trainer:
             self._truncate_metrics(0)
 
     def _truncate_metrics(self, step: int) -> None:
-        """Rewrite metrics.jsonl without the records of steps after ``step`` (atomically)."""
+        """Rewrite metrics.jsonl without the records of steps after ``step`` (atomically). A line that is not
+        a JSON object (the half-written last line of a process killed mid-write, or damage) is dropped with a
+        warning naming it."""
         path = self.run_dir / METRICS
         if not path.is_file():
             return
-        kept = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = []
+        for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError:
+                print(f"warning: {path}:{lineno}: a damaged metrics line, dropped: {line[:60]!r}", file=sys.stderr)
+                continue
+            if record.get("step", 0) <= step:
+                kept.append(line)
         write_text_atomic(path, "".join(line + "\n" for line in kept))
 
     # ----- loop -----
