@@ -283,3 +283,41 @@ def test_a_damaged_last_metrics_line_is_dropped_on_resume_with_a_warning(tmp_pat
     assert "metrics.jsonl:" in (err := capsys.readouterr().err) and "a damaged metrics line, dropped" in err
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["step"] == 6 and all("loss" in r for r in records if "step" in r and "split" not in r)
+
+
+def test_a_checkpoint_with_other_tensors_than_the_model_is_refused_naming_one(tmp_path):
+    """load_run checks every tensor's name, shape and dtype against the model before loading (loading would
+    convert another dtype silently), and says which in one line."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from conftest import call_main
+    from insertgen.core.errors import InsertgenError
+    from safetensors import safe_open
+
+    run = tmp_path / "run"
+    assert call_main(["train", "--task", "star-tiny", "--model", "arm", "--steps", "1", "--out", run, "--quiet",
+                      "--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=8",
+                      "--set", "eval_every=0"]) == 0
+    path = run / "checkpoint.safetensors"
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(path))
+    name = next(k for k in tensors if k.startswith("model.") and tensors[k].dim() == 2)
+    for change, message in [
+        (lambda t: t.__setitem__(name, t[name].to(torch.float16)),
+         rf"{name[6:]} is float16 \(\d+, \d+\), the model's float32"),
+        (lambda t: t.__setitem__(name, t[name][:-1]), rf"{name[6:]} is float32 \(\d+, \d+\), the model's float32"),
+        (lambda t: t.pop(name), rf"it lacks {name[6:]}"),
+        (lambda t: t.__setitem__("model.bogus.weight", torch.zeros(2)), "it has bogus.weight, which the model has not"),
+    ]:
+        broken = tmp_path / "broken"
+        shutil.rmtree(broken, ignore_errors=True)
+        shutil.copytree(run, broken)
+        changed = {k: v.clone() for k, v in tensors.items() if not k.startswith("ema.")}
+        change(changed)
+        save_file(changed, str(broken / "checkpoint.safetensors"), metadata=metadata)
+        with pytest.raises(InsertgenError, match=message):
+            load_run(broken)

@@ -43,6 +43,7 @@ import torch
 
 from insertgen.core.checkpoint import CHECKPOINT
 from insertgen.core.errors import InsertgenError
+from insertgen.core.run_lock import RunLock
 from insertgen.core.io import to_json, write_jsonl
 from insertgen.core.rundir import CONFIG, write_config
 from insertgen.engine.analysis import (
@@ -364,6 +365,13 @@ def run_demo(out: Path, task: str = DEMO_TASK, train: bool = False, n_graphs: in
 
     out = Path(out)
     models = _choose_models(task, train, models)
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):  # one writer per demo directory (core/run_lock.py)
+        return _run_demo(out, task, train, n_graphs, seed, train_seconds, models, sampler)
+
+
+def _run_demo(out: Path, task: str, train: bool, n_graphs: int | None, seed: int, train_seconds: float,
+              models: tuple[str, ...], sampler: dict | None) -> dict:
     n_graphs = n_graphs or default_demo_n(task)
     primary = models[0]
     budgets = {m: _prepare(out, task, m, primary, train, seed, train_seconds) for m in models}

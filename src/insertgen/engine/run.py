@@ -27,6 +27,22 @@ def model_from_config(config: dict):
     return task, model
 
 
+def check_tensors(found: dict, expected: dict, path: Path) -> None:
+    """Refuse a checkpoint whose tensors are not the model's: a missing or extra name, another shape, or another
+    dtype (which loading would otherwise convert silently), each named in one line."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        what = (f"lacks {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")) if missing else \
+            (f"has {extra[0]}, which the model has not" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+        raise InsertgenError(f"{path} does not match the run's config: it {what}")
+    for name, tensor in found.items():
+        want = expected[name]
+        if tuple(tensor.shape) != tuple(want.shape) or tensor.dtype != want.dtype:
+            raise InsertgenError(f"{path} does not match the run's config: {name} is {str(tensor.dtype)[6:]} "
+                                 f"{tuple(tensor.shape)}, the model's {str(want.dtype)[6:]} {tuple(want.shape)}")
+
+
 def load_run(run_dir, weights: str = "ema", device: str | torch.device = "cpu"):
     """The trained model of ``run_dir`` in eval mode with EMA weights (``weights="raw"`` for the raw ones).
 
@@ -45,10 +61,8 @@ def load_run(run_dir, weights: str = "ema", device: str | torch.device = "cpu"):
     params = split_prefix(tensors, prefix)
     if prefix == "ema":  # EMA holds trainable parameters; buffers come from the raw state
         params = {**split_prefix(tensors, "model"), **params}
-    try:
-        model.load_state_dict(params, strict=True)
-    except RuntimeError as e:
-        raise InsertgenError(f"checkpoint in {run_dir} does not match its config: {str(e).splitlines()[0]}") from None
+    check_tensors(params, model.state_dict(), run_dir / CHECKPOINT)
+    model.load_state_dict(params, strict=True)
     model.task = task
     model.run_dir = run_dir
     model.run_config = config

@@ -10,7 +10,6 @@ from insertgen.apps.commands.common import THREADS
 from insertgen.apps.demo import DEMO_TASKS, run_demo
 from insertgen.apps.sampler_flags import sampler_flags
 from insertgen.core.errors import InsertgenError
-from insertgen.core.run_lock import RunLock
 from insertgen.core.threads import use_threads
 from insertgen.models.registry import model_ids
 
@@ -51,10 +50,8 @@ def demo(out: Path, do_train: bool, n_graphs: int, seed: int, train_seconds: flo
         if not chosen or unknown or len(set(chosen)) != len(chosen):
             raise InsertgenError(f"--models: unknown or repeated model(s) {', '.join(unknown) or models!r}; "
                                  f"known models: {', '.join(model_ids())}")
-    Path(out).mkdir(parents=True, exist_ok=True)
-    with RunLock(out):  # one writer per demo directory (core/run_lock.py)
-        run_demo(out, task=task, train=do_train, n_graphs=n_graphs, seed=seed, train_seconds=train_seconds,
-                 models=chosen, sampler=sampler)
+    run_demo(out, task=task, train=do_train, n_graphs=n_graphs, seed=seed, train_seconds=train_seconds, models=chosen,
+             sampler=sampler)
 
 
 command = demo
