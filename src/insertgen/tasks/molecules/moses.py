@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from insertgen.core.cache import cache_dir  # noqa: F401  (moses.cache_dir: the molecule caches' directory)
+from insertgen.core.cache import cache_dir, read_cache_text, write_cache_text
 from insertgen.core.errors import InsertgenError
-from insertgen.core.io import write_text_atomic
 from insertgen.tasks.molecules.requirements import DEV_INSTALL
 from insertgen.tasks.molecules.tokens import TOKEN_PATTERN, is_tokenizable, tokenize
 
@@ -58,11 +57,12 @@ def cached_lines(name: str, compute, what: str) -> list[str]:
     """Lines of cache file ``name`` in :func:`cache_dir`, computed by ``compute()`` (a list of strings) and
     written atomically when absent, after saying so (``what`` it builds: :func:`announce_build`)."""
     path = cache_dir() / name
-    if path.is_file():
-        return path.read_text(encoding="utf-8").split("\n")
+    cached = read_cache_text(path)
+    if cached is not None:
+        return cached.split("\n")
     announce_build(what, path)
     lines = compute()
-    write_text_atomic(path, "\n".join(lines))
+    write_cache_text(path, "\n".join(lines))
     return lines
 
 
@@ -124,9 +124,10 @@ def _parse_file(path: Path) -> MosesSplit:
     accepted SMILES and the malformed lines, as JSON; then one accepted SMILES per line), later reads load it
     (well under a second); a cache file that is damaged or holds fewer lines than its header says is rebuilt."""
     cache = checked_split_cache(path)
-    if cache.is_file():
+    cached = read_cache_text(cache)
+    if cached is not None:
         try:
-            header, _, body = cache.read_text(encoding="utf-8").partition("\n")
+            header, _, body = cached.partition("\n")
             kept = json.loads(header)
             strings = body.split("\n") if body else []
             if len(strings) == kept["accepted"]:
@@ -137,7 +138,7 @@ def _parse_file(path: Path) -> MosesSplit:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         split = parse_lines(f, str(path))
     header = json.dumps({"accepted": len(split.strings), "malformed": split.malformed})
-    write_text_atomic(cache, "\n".join([header, *split.strings]))
+    write_cache_text(cache, "\n".join([header, *split.strings]))
     return split
 
 

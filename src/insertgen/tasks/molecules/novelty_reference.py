@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from insertgen.core.cache import read_cache_text
 from insertgen.core.io import write_text_atomic
 from insertgen.tasks.molecules import metrics, moses
 
@@ -77,11 +78,13 @@ def canonical_training_set() -> frozenset[str]:
 
 
 def _canonical_training_set() -> frozenset[str]:
-    if not (moses.cache_dir() / CACHE_NAME).is_file():
-        stored = moses.read_split("train").strings
-        rewritten = shipped_rewrites(stored)
-        if rewritten is not None:
-            return from_rewrites(stored, rewritten)
+    cached = read_cache_text(moses.cache_dir() / CACHE_NAME)
+    if cached is not None:
+        return frozenset(cached.split("\n")) - {""}
+    stored = moses.read_split("train").strings
+    rewritten = shipped_rewrites(stored)
+    if rewritten is not None:
+        return from_rewrites(stored, rewritten)
     what = (f"the canonical SMILES of the MOSES training set (novelty; RDKit {rdkit_version()} is not the "
             "version the package's list of rewrites was made with)")
     lines = moses.cached_lines(CACHE_NAME, lambda: [c or "" for c in canonicalise_all(stored)], what)
@@ -92,8 +95,8 @@ def write_shipped_rewrites(path: Path = REWRITES) -> dict:
     """Canonicalise the training set (or read the cache made by this RDKit) and write the rewrites file."""
     stored = moses.read_split("train").strings
     cache = moses.cache_dir() / CACHE_NAME
-    canonical = ([c or None for c in cache.read_text(encoding="utf-8").split("\n")] if cache.is_file()
-                 else canonicalise_all(stored))
+    cached = read_cache_text(cache)
+    canonical = [c or None for c in cached.split("\n")] if cached is not None else canonicalise_all(stored)
     if len(canonical) != len(stored):
         raise ValueError(f"{cache} has {len(canonical):,} lines for {len(stored):,} training strings: delete it")
     data = {"rdkit": rdkit_version(), "train_digest": moses.strings_digest(stored), "train_size": len(stored),

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from insertgen.core.cache import load_arrays, save_arrays
 from insertgen.core.errors import InsertgenError
 from insertgen.core.vocab import Vocab
 from insertgen.tasks.base import SPLITS, Example, Task
@@ -218,15 +219,14 @@ class MoleculeTask(Task):
         if self.kl_reference_size == 0:
             return None
         path = moses.cache_dir() / f"kl-reference-moses-test-{self.kl_reference_size}.npz"
-        if not path.is_file():
+        stats = load_arrays(path)
+        if stats is None:
             moses.announce_build(f"the KL-score reference of {self.kl_reference_size:,} MOSES test molecules", path)
             metrics.quiet_rdkit()
             smiles = moses.subsample(moses.read_split("test").strings, self.kl_reference_size, 0)
-            stats = metrics.reference_stats(smiles)
-            np.savez(path.with_suffix(".tmp.npz"), **stats)
-            path.with_suffix(".tmp.npz").replace(path)
-        data = np.load(path, allow_pickle=False)
-        return {k: data[k] for k in data.files}
+            stats = {k: np.asarray(v) for k, v in metrics.reference_stats(smiles).items()}
+            save_arrays(path, stats)
+        return stats
 
     def evaluate(self, examples: list[Example], outputs: list[list[int]]) -> dict[str, float]:
         """The metrics of :mod:`metrics` for ``outputs`` (one per sample; ``examples`` give only the

@@ -53,12 +53,11 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from insertgen.core.cache import cache_dir, save_arrays
+from insertgen.core.cache import cache_dir, load_arrays, save_arrays
 from insertgen.core.errors import InsertgenError
 from insertgen.core.vocab import Vocab
 from insertgen.tasks.base import SPLITS, Example, Task, sequence_match
@@ -104,21 +103,23 @@ def pack_splits(splits: dict[str, list[Example]]) -> dict[str, np.ndarray]:
 
 
 def read_splits(path: Path) -> dict[str, list[Example]] | None:
-    """The splits kept in ``path`` by :func:`pack_splits`, or None when it is missing, damaged or of
-    other sizes (then they are generated again)."""
+    """The splits kept in ``path`` by :func:`pack_splits`, or None when it is missing, fails its digest check
+    (core/cache.py), or holds other sizes (then they are generated again)."""
+    data = load_arrays(path)
+    if data is None:
+        return None
     try:
-        with np.load(path) as data:
-            splits = {}
-            for name in SPLITS:
-                parts = []
-                for part in ("prompt", "target"):
-                    flat, offsets = data[f"{name}_{part}"].tolist(), data[f"{name}_{part}_offsets"].tolist()
-                    parts.append([tuple(flat[a:b]) for a, b in zip(offsets, offsets[1:])])
-                if not len(parts[0]) == len(parts[1]) == SPLIT_SIZES[name]:
-                    return None
-                splits[name] = [Example(p, t) for p, t in zip(*parts)]
-            return splits
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        splits = {}
+        for name in SPLITS:
+            parts = []
+            for part in ("prompt", "target"):
+                flat, offsets = data[f"{name}_{part}"].tolist(), data[f"{name}_{part}_offsets"].tolist()
+                parts.append([tuple(flat[a:b]) for a, b in zip(offsets, offsets[1:])])
+            if not len(parts[0]) == len(parts[1]) == SPLIT_SIZES[name]:
+                return None
+            splits[name] = [Example(p, t) for p, t in zip(*parts)]
+        return splits
+    except (ValueError, KeyError):
         return None
 
 
