@@ -205,6 +205,8 @@ SLOW_TESTS = (
     "test_plugins.py::test_reproduce_workers_and_torchrun_ranks_find_the_plugin",
     "test_plugins.py::test_a_plugin_that_cannot_be_imported_is_named",
     "test_api.py::test_train_takes_a_task_object_a_file_an_unconditional_list_and_resumes",
+    "test_fuzz.py::test_run_config_reader",
+    "test_fuzz.py::test_metrics_reader_on_resume",
 )
 
 

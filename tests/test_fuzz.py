@@ -166,3 +166,59 @@ def test_special_token_names_in_molecule_text_are_refused(text):
     as the EOS id."""
     with pytest.raises(InsertgenError, match="special token"):
         get_task("smiles").parse_target([], text)
+
+
+RUN_KEYS = ["task", "model", "model_config", "task_options", "train", "sampler_defaults", "seed", "preset", "other"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_run(tmp_path_factory):
+    """A tiny trained run whose config.json and metrics.jsonl the two tests below replace."""
+    from conftest import call_main
+
+    run = tmp_path_factory.mktemp("fuzz-run") / "run"
+    assert call_main(["train", "--task", "star-tiny", "--model", "arm", "--steps", "2", "--out", run, "--quiet",
+                      "--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=8",
+                      "--set", "eval_every=0", "--set", "checkpoint_every=1"]) == 0
+    return run
+
+
+@FUZZ
+@given(changes=st.dictionaries(st.sampled_from(RUN_KEYS), json_values(40) | st.dictionaries(
+    st.sampled_from(["d_model", "n_layers", "steps", "lr", "temperature", "top_k", "train_size", "bogus"]),
+    json_values(40), max_size=3), max_size=3), drop=st.sampled_from([None, "task", "model", "model_config"]))
+def test_run_config_reader(fuzz_run, tmp_path_factory, changes, drop):
+    """A config.json from someone else: load_run either loads the run or refuses it with a one-line
+    InsertgenError; nothing else escapes."""
+    import shutil
+
+    from insertgen.engine.run import load_run
+
+    run = tmp_path_factory.mktemp("cfg") / "run"
+    shutil.copytree(fuzz_run, run)
+    config = json.loads((run / "config.json").read_text())
+    if drop:
+        config.pop(drop)
+    config.update(changes)
+    (run / "config.json").write_text(json.dumps(config))
+    attempt("load_run(config.json)", load_run, run)  # anything but InsertgenError fails the test
+    shutil.rmtree(run)
+
+
+@FUZZ
+@given(tail=st.binary(max_size=80))
+def test_metrics_reader_on_resume(fuzz_run, tmp_path_factory, tail):
+    """A damaged end of metrics.jsonl (any bytes) does not stop a resume: damaged lines are dropped with a
+    warning, the rest kept."""
+    import shutil
+
+    from conftest import call_main
+
+    run = tmp_path_factory.mktemp("metrics") / "run"
+    shutil.copytree(fuzz_run, run)
+    with open(run / "metrics.jsonl", "ab") as f:
+        f.write(tail)
+    TRIED["resume(metrics.jsonl)"] += 1
+    assert call_main(["train", "--out", run, "--resume", "--steps", "3", "--quiet"]) == 0
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3
+    shutil.rmtree(run)

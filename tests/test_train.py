@@ -321,3 +321,29 @@ def test_a_checkpoint_with_other_tensors_than_the_model_is_refused_naming_one(tm
         save_file(changed, str(broken / "checkpoint.safetensors"), metadata=metadata)
         with pytest.raises(InsertgenError, match=message):
             load_run(broken)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: [1, 2], "a JSON object is expected, not list"),
+    (lambda c: {**c, "task": ["star-tiny"]}, r"'task' must be a string, not \[\"star-tiny\"\]"),
+    (lambda c: {**c, "train": "fast"}, "'train' must be an object, not \"fast\""),
+    (lambda c: {**c, "model_config": "big"}, "'model_config' must be an object"),
+    (lambda c: {**c, "seed": True}, "'seed' must be an integer, not true"),
+    (lambda c: {k: v for k, v in c.items() if k != "model"}, "lacks the key 'model'"),
+])
+def test_a_config_of_the_wrong_shape_is_refused_in_one_line(tmp_path, change, message):
+    import shutil
+
+    from conftest import call_main
+    from insertgen.core.errors import InsertgenError
+
+    run = tmp_path / "run"
+    assert call_main(["train", "--task", "star-tiny", "--model", "arm", "--steps", "1", "--out", run, "--quiet",
+                      "--set", "d_model=32", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=8",
+                      "--set", "eval_every=0"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(change(config)))
+    with pytest.raises(InsertgenError, match=message) as refused:
+        load_run(run)
+    assert "\n" not in str(refused.value)
+    shutil.rmtree(run)

@@ -52,12 +52,32 @@ def read_config(run_dir: Path) -> dict:
         raise InsertgenError(f"{run_dir} is not a run directory: it has no {CONFIG}")
     try:
         config = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InsertgenError(f"{path} is not valid JSON: {e}") from None
-    for key in ("task", "model", "model_config"):
+    check_config(config, path)
+    return config
+
+
+# the keys of config.json and the JSON type each must have (the rest are records: environment, threads, ...)
+CONFIG_TYPES = {"task": str, "model": str, "model_config": dict, "task_options": dict, "train": dict,
+                "sampler_defaults": dict, "seed": int, "preset": (str, type(None))}
+REQUIRED = ("task", "model", "model_config")
+
+
+def check_config(config, path: Path) -> None:
+    """A run's config.json, from wherever it came: a JSON object with the required keys, each key of
+    :data:`CONFIG_TYPES` of its type; the values inside are checked where they are used (the model's,
+    task's, training and sampler options, each with its own one-line error)."""
+    if not isinstance(config, dict):
+        raise InsertgenError(f"{path} is not a run's config: a JSON object is expected, not {type(config).__name__}")
+    for key in REQUIRED:
         if key not in config:
             raise InsertgenError(f"{path} lacks the key {key!r}")
-    return config
+    names = {str: "a string", dict: "an object", int: "an integer"}
+    for key, kind in CONFIG_TYPES.items():
+        if key in config and (not isinstance(config[key], kind) or (kind is int and isinstance(config[key], bool))):
+            want = "a string or null" if isinstance(kind, tuple) else names[kind]
+            raise InsertgenError(f"{path}: {key!r} must be {want}, not {json.dumps(config[key])[:40]}")
 
 
 def write_config(run_dir: Path, config: dict) -> None:
