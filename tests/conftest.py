@@ -207,6 +207,8 @@ SLOW_TESTS = (
     "test_api.py::test_train_takes_a_task_object_a_file_an_unconditional_list_and_resumes",
     "test_fuzz.py::test_run_config_reader",
     "test_fuzz.py::test_metrics_reader_on_resume",
+    "test_readonly.py::test_the_commands_work_as_another_user_from_a_checkout_it_cannot_write",
+    "test_readonly.py::test_a_molecule_task_without_a_writable_cache_names_the_variable",
 )
 
 

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from insertgen.apps.report_grid import build_grid_report
 from insertgen.apps.report_page import (
+    ORDER_FIGURES,
     embedded_image,
     ensure_order_figures,
     html_table,
@@ -63,9 +67,15 @@ def build_run_report(run_dir, out: Path | None = None, examples: int = 3, seed: 
                                      "task options": config.get("task_options"),
                                      "training options": config.get("train")})]
     parts.append("<h2>Training</h2>")
-    curves = run_dir / "training.png"
+    figures_dir = run_dir
+    if not os.access(run_dir, os.W_OK):  # a read-only run (a shared install): what it lacks is drawn elsewhere
+        figures_dir = Path(tempfile.mkdtemp(prefix="insertgen-report-"))
+        for name in ("metrics.jsonl", "training.png", *ORDER_FIGURES):
+            if (run_dir / name).is_file():
+                shutil.copyfile(run_dir / name, figures_dir / name)
+    curves = figures_dir / "training.png"
     if not curves.is_file() and records:
-        plot_training(run_dir)
+        plot_training(figures_dir)
     parts.append(embedded_image(curves) if curves.is_file() else "<p>No training curves (no metrics logged).</p>")
     evals = sorted(run_dir.glob("eval-*.json"))
     parts.append("<h2>Evaluation</h2>")
@@ -80,7 +90,7 @@ def build_run_report(run_dir, out: Path | None = None, examples: int = 3, seed: 
         picture = path.with_suffix(".png")
         if picture.is_file():
             parts.append(embedded_image(picture))
-    figures = ensure_order_figures(model, run_dir, seed=seed)
+    figures = ensure_order_figures(model, figures_dir, seed=seed)
     if figures:
         parts.append("<h2>Learned order</h2>" + "".join(embedded_image(f) for f in figures))
     parts.append("<h2>Generation, step by step</h2><p>Validation prompts sampled with the run's evaluation "

@@ -20,15 +20,27 @@ from pathlib import Path
 
 import numpy as np
 
+from insertgen.core.errors import InsertgenError
 from insertgen.core.version import __version__
 
 SIDECAR = ".sha256"
 
 
 def cache_dir() -> Path:
-    """The cache directory, created when missing."""
-    path = Path(os.environ.get("INSERTGEN_CACHE", Path.home() / ".cache" / "insertgen"))
-    path.mkdir(parents=True, exist_ok=True)
+    """The cache directory, created when missing; one that cannot be made or written (a read-only home) is an
+    InsertgenError naming INSERTGEN_CACHE, the variable that puts it elsewhere."""
+    given = os.environ.get("INSERTGEN_CACHE")
+    path = Path(given) if given else Path.home() / ".cache" / "insertgen"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        writable = os.access(path, os.W_OK)
+    except OSError as e:
+        writable, reason = False, e.strerror
+    else:
+        reason = "not writable"
+    if not writable:
+        where = "INSERTGEN_CACHE" if given else "the default cache directory (set INSERTGEN_CACHE to a writable one)"
+        raise InsertgenError(f"cannot use {path} as the cache ({reason}): {where}")
     return path
 
 

@@ -30,6 +30,7 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict) -
     tmp = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
+    os.chmod(tmp, 0o644)  # safetensors creates it for its owner alone; a run is read by other users too
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     if path.exists():

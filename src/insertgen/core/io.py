@@ -14,9 +14,13 @@ def iter_lines(path: str | Path):
     """``(line number, text)`` of each line of a UTF-8 file, read as a stream (the file is never held in
     memory whole); a missing file or a line that is not UTF-8 raises InsertgenError naming ``path:line``."""
     path = Path(path)
-    if not path.is_file():
-        raise InsertgenError(f"input file {path} does not exist")
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise InsertgenError(f"input file {path} does not exist") from None
+    except OSError as e:  # a folder, no permission to read it
+        raise InsertgenError(f"cannot read input file {path} ({e.strerror})") from None
+    with f:
         for lineno, raw in enumerate(f, start=1):
             try:
                 yield lineno, raw.decode("utf-8").rstrip("\r\n")

@@ -64,7 +64,9 @@ def acquire(run_dir) -> Path:
     for _ in range(3):  # a stale lock is removed and the creation tried again
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+        except OSError as e:
+            if not isinstance(e, FileExistsError):  # a read-only run (a shared install): no one writes it here
+                return path
             owner = _read(path)
             if owner is None:
                 continue  # released meanwhile

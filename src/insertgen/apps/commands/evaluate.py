@@ -39,8 +39,12 @@ def evaluate(run_dir, split, limit, as_json, seed, likelihood_samples, sampler, 
         run = TrainedRun.open(run_dir)
         metrics, examples, pairs = run.evaluate_with_outputs(split, limit, seed, likelihood_samples,
                                                              progress=not as_json, **sampler)
-        (Path(run_dir) / f"eval-{split}.json").write_text(to_json(metrics, indent=2) + "\n")
-        figure = run.task.save_figure(examples, [o for o, _ in pairs], Path(run_dir) / f"eval-{split}.png")
+        try:
+            (Path(run_dir) / f"eval-{split}.json").write_text(to_json(metrics, indent=2) + "\n")
+            figure = run.task.save_figure(examples, [o for o, _ in pairs], Path(run_dir) / f"eval-{split}.png")
+        except OSError as e:  # a read-only run (a shared install): the metrics are printed all the same
+            click.echo(f"note: eval-{split}.json not written into {run_dir} ({e.strerror})", err=True)
+            figure = None
         if as_json:
             click.echo(to_json(metrics))
         else:

@@ -207,7 +207,7 @@ class StarTask(Task):
         if key not in _SPLIT_CACHE:
             try:
                 path = self.splits_cache_path()
-            except OSError:  # no cache directory can be made here: generate every time
+            except InsertgenError:  # no cache directory can be used here: generate every time
                 path = None
             splits = read_splits(path) if path is not None else None
             if splits is None:
