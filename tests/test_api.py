@@ -76,8 +76,13 @@ def test_train_takes_a_task_object_a_file_an_unconditional_list_and_resumes(tmp_
     sys.path.insert(0, str(PLUGINS))
     from insertgen_toy import CopyTask
 
-    run = insertgen.train("ip", task=CopyTask(size=64), out=tmp_path / "copy", steps=2,
-                          posterior_d_model=16, posterior_n_layers=1, posterior_n_heads=2, **TINY)
+    from insertgen.tasks import unregister_task
+
+    try:
+        run = insertgen.train("ip", task=CopyTask(size=64), out=tmp_path / "copy", steps=2,
+                              posterior_d_model=16, posterior_n_layers=1, posterior_n_heads=2, **TINY)
+    finally:
+        unregister_task("toy-copy")  # registered for this process by train(task=<a Task object>)
     assert run.task.name == "toy-copy" and len(run.sample(["1 2"])) == 1
     with pytest.raises(InsertgenError, match="task 'toy-copy' defines no reference order"):
         run.order_analysis("test", limit=4)

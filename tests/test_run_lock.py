@@ -99,3 +99,18 @@ def test_train_resume_and_eval_refuse_a_run_another_writer_holds_and_readers_do_
         proc.wait()
     assert call_main(["train", "--out", run, "--resume", "--steps", "4", "--quiet"]) == 0  # dead holder: taken over
     assert "which is gone" in capsys.readouterr().err
+
+
+def test_a_lock_copied_along_with_a_run_is_not_the_copys(tmp_path):
+    import shutil
+
+    (tmp_path / "run").mkdir()
+    run_lock.acquire(tmp_path / "run")
+    try:
+        shutil.copytree(tmp_path / "run", tmp_path / "copy")  # its lock file comes along, naming "run"
+        run_lock.acquire(tmp_path / "copy")  # not refused: the copy's lock is its own
+        owner = json.loads((tmp_path / "copy" / run_lock.LOCK_NAME).read_text())
+        assert owner["dir"] == str((tmp_path / "copy").resolve())
+        run_lock.release(tmp_path / "copy")
+    finally:
+        run_lock.release(tmp_path / "run")

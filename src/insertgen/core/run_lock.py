@@ -4,7 +4,8 @@ Every command that writes a run directory (train and resume, reproduce's cells, 
 analysis, which write their results into it) takes the lock before it writes anything and keeps it until it is
 done; a second writer is refused with ``error: RUN_DIR is in use by process PID on HOST since TIME``. Readers
 (sample, score, load_run) never look at it. A lock whose process is gone (same host, no such PID: a run killed
-with kill -9) is taken over with a warning. Under torchrun only rank 0 takes it.
+with kill -9) is taken over with a warning; a lock copied along with a run directory (it names another
+directory) is not this one's. Under torchrun only rank 0 takes it.
 
 Taking it is atomic: the lock file is created with O_CREAT | O_EXCL, so of two processes that start at once one
 creates it and the other finds it. A process takes a lock it already holds again without waiting (counted, so
@@ -27,9 +28,10 @@ LOCK_NAME = ".insertgen.lock"
 _held: dict[Path, int] = {}  # lock path -> how many times this process took it
 
 
-def _owner() -> dict:
+def _owner(run_dir: Path) -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname(),
-            "since": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+            "since": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "dir": str(run_dir.resolve())}
 
 
 def _alive(pid: int) -> bool:
@@ -71,6 +73,9 @@ def acquire(run_dir) -> Path:
             if owner is None:
                 continue  # released meanwhile
             pid, host = owner.get("pid"), owner.get("host")
+            if owner.get("dir") not in (None, str(run_dir.resolve())):  # copied along with a run (cp -r): not ours
+                path.unlink(missing_ok=True)
+                continue
             if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
                 print(f"warning: {run_dir} was locked by process {pid}, which is gone (killed?); taking the lock over",
                       file=sys.stderr)
@@ -80,7 +85,7 @@ def acquire(run_dir) -> Path:
                                  f"{host or '?'} since {owner.get('since', '?')} (one writer per run directory; "
                                  f"if that process is gone for good, remove {path})") from None
         with os.fdopen(fd, "w") as f:
-            json.dump(_owner(), f)
+            json.dump(_owner(run_dir), f)
         _held[path] = 1
         return path
     raise InsertgenError(f"could not take the lock {path}: it keeps changing hands")
