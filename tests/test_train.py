@@ -347,3 +347,12 @@ def test_a_config_of_the_wrong_shape_is_refused_in_one_line(tmp_path, change, me
         load_run(run)
     assert "\n" not in str(refused.value)
     shutil.rmtree(run)
+
+
+def test_the_metrics_readers_leave_a_damaged_line_out(tmp_path, capsys):
+    from insertgen.engine.plots import read_metrics
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n[1, 2]\n{"step": 2, "lo\n{"step": 3, "loss": 1.0}\n')
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 3]
+    err = capsys.readouterr().err
+    assert "metrics.jsonl:2: a damaged metrics line" in err and "metrics.jsonl:3:" in err

@@ -33,7 +33,7 @@ from insertgen.apps.report_page import (
 from insertgen.apps.reproduce.cells import SETTINGS
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import write_text_atomic
-from insertgen.engine.plots import plot_training
+from insertgen.engine.plots import plot_training, read_metrics
 from insertgen.engine.run import load_run
 
 
@@ -57,8 +57,7 @@ def build_run_report(run_dir, out: Path | None = None, examples: int = 3, seed: 
     model = load_run(run_dir)
     config = model.run_config
     out = Path(out) if out else run_dir / "report.html"
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()] \
-        if (run_dir / "metrics.jsonl").is_file() else []
+    records = read_metrics(run_dir)
     steps = max((r.get("step", 0) for r in records), default=0)
     parts = ["<h2>Run</h2>", html_table({"run directory": str(run_dir.resolve()), "task": config["task"],
                                      "model": config["model"], "preset": config.get("preset"),

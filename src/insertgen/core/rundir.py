@@ -84,3 +84,23 @@ def write_config(run_dir: Path, config: dict) -> None:
     write_text_atomic(Path(run_dir) / CONFIG, to_json(config, indent=2) + "\n")
 
 
+def metrics_records(path: Path) -> list[tuple[str, dict]]:
+    """``(line, record)`` of each line of a metrics.jsonl file that is a JSON object; a damaged line (the
+    half-written last line of a process killed mid-append, or an edit) is left out with a warning naming it."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    kept = []
+    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError:
+            print(f"warning: {path}:{lineno}: a damaged metrics line, dropped: {line[:60]!r}", file=sys.stderr)
+            continue
+        kept.append((line, record))
+    return kept
+

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from insertgen.core.figures import pyplot
+from insertgen.core.rundir import metrics_records
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The records of RUN_DIR/metrics.jsonl (damaged lines left out with a warning: core.rundir.metrics_records)."""
+    return [record for _, record in metrics_records(Path(run_dir) / "metrics.jsonl")]
 
 
 def plot_training(run_dir: Path) -> Path | None:

@@ -24,8 +24,6 @@ optimiser and EMA are left as they were) until ``max_nonfinite_skips`` steps in 
 
 from __future__ import annotations
 
-import json
-import sys
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -52,7 +50,7 @@ from insertgen.core.ema import EMA
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import to_json, write_text_atomic
 from insertgen.core.options import from_dict
-from insertgen.core.rundir import METRICS
+from insertgen.core.rundir import METRICS, metrics_records
 from insertgen.engine.evaluate import evaluate_model
 from insertgen.engine.plots import plot_training
 from insertgen.engine.sampler_settings import EVAL_SAMPLER, LEGACY_EVAL_KEYS, check_sampler_choices, eval_sampler_of
@@ -255,19 +253,7 @@ class Trainer:
         path = self.run_dir / METRICS
         if not path.is_file():
             return
-        kept = []
-        for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError:
-                print(f"warning: {path}:{lineno}: a damaged metrics line, dropped: {line[:60]!r}", file=sys.stderr)
-                continue
-            if record.get("step", 0) <= step:
-                kept.append(line)
+        kept = [line for line, record in metrics_records(path) if record.get("step", 0) <= step]
         write_text_atomic(path, "".join(line + "\n" for line in kept))
 
     # ----- loop -----
