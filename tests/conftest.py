@@ -209,6 +209,13 @@ SLOW_TESTS = (
     "test_fuzz.py::test_metrics_reader_on_resume",
     "test_readonly.py::test_the_commands_work_as_another_user_from_a_checkout_it_cannot_write",
     "test_readonly.py::test_a_molecule_task_without_a_writable_cache_names_the_variable",
+    "test_disk_faults.py::test_a_failed_write_stops_the_run_naming_it_and_a_resume_loses_nothing[28-metrics-metrics.jsonl]",
+    "test_disk_faults.py::test_a_failed_write_stops_the_run_naming_it_and_a_resume_loses_nothing[28-text-metrics.jsonl]",
+    "test_disk_faults.py::test_a_failed_write_stops_the_run_naming_it_and_a_resume_loses_nothing[28-plot-training.png]",
+    "test_disk_faults.py::test_a_failed_write_stops_the_run_naming_it_and_a_resume_loses_nothing[5-checkpoint-checkpoint.safetensors]",
+    "test_disk_faults.py::test_a_failed_write_stops_the_run_naming_it_and_a_resume_loses_nothing[5-metrics-metrics.jsonl]",
+    "test_disk_faults.py::test_a_failed_write_stops_the_run_naming_it_and_a_resume_loses_nothing[5-text-metrics.jsonl]",
+    "test_disk_faults.py::test_a_failed_write_stops_the_run_naming_it_and_a_resume_loses_nothing[5-plot-training.png]",
 )
 
 

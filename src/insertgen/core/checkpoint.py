@@ -17,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from insertgen.core.errors import InsertgenError
+from insertgen.core.io import writing
 from insertgen.core.quantized_weights import FORMAT as INT8_ROWS
 from insertgen.core.quantized_weights import dequantize
 
@@ -29,10 +30,11 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict) -
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
-    os.chmod(tmp, 0o644)  # safetensors creates it for its owner alone; a run is read by other users too
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
+    with writing(path, "checkpoint", leftovers=(tmp,)):  # a full disk: the previous checkpoint stays
+        save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
+        os.chmod(tmp, 0o644)  # safetensors creates it for its owner alone; a run is read by other users too
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
     if path.exists():
         os.replace(path, path.with_name(PREVIOUS) if path.name == CHECKPOINT else path.with_name(path.name + ".prev"))
     os.replace(tmp, path)

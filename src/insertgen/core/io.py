@@ -3,8 +3,10 @@ strict JSON (no ``NaN``)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 from insertgen.core.errors import InsertgenError
@@ -92,13 +94,41 @@ def to_json(value, **options) -> str:
     return json.dumps(strict(value), allow_nan=False, **options)
 
 
+# Fault injection for the tests of full disks and I/O errors (tests/test_disk_faults.py): an OSError put here
+# under a write site's name ("checkpoint", "metrics", "text", "plot") is raised by that site's next write.
+FAULTS: dict[str, OSError] = {}
+
+
+@contextmanager
+def writing(path, site: str, leftovers=()):
+    """Around one write of ``path`` (of kind ``site``): an OSError (a full disk, an I/O error, no permission)
+    becomes one InsertgenError naming the file and the errno, after the temporary ``leftovers`` are removed;
+    whatever the write replaces atomically is left as it was."""
+    try:
+        fault = FAULTS.pop(site, None)
+        if fault is not None:
+            raise fault
+        yield
+    except OSError as e:
+        for leftover in leftovers:
+            try:
+                Path(leftover).unlink(missing_ok=True)
+            except OSError:
+                pass
+        name = errno.errorcode.get(e.errno, "?") if e.errno is not None else "?"
+        raise InsertgenError(f"cannot write {path}: {e.strerror or e} ({name}); what was written before it is "
+                             "intact") from None
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file renamed into place, so a failure never leaves
-    half a file (and readers see the old or the new content, never a mix)."""
+    half a file (and readers see the old or the new content, never a mix); a failure is one InsertgenError
+    (:func:`writing`)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    with writing(path, "text", leftovers=(tmp,)):
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
 
 
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:

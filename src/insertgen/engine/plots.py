@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from insertgen.core.figures import pyplot
+from insertgen.core.io import writing
 from insertgen.core.rundir import metrics_records
 
 
@@ -47,6 +48,11 @@ def plot_training(run_dir: Path) -> Path | None:
         ax.legend()
     fig.tight_layout()
     out = Path(run_dir) / "training.png"
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    tmp = out.with_name(out.name + ".tmp.png")
+    try:
+        with writing(out, "plot", leftovers=(tmp,)):  # a full disk: the previous picture stays
+            fig.savefig(tmp, dpi=100)
+            tmp.replace(out)
+    finally:
+        plt.close(fig)
     return out

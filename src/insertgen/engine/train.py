@@ -48,7 +48,7 @@ from insertgen.core.distributed import (
 )
 from insertgen.core.ema import EMA
 from insertgen.core.errors import InsertgenError
-from insertgen.core.io import to_json, write_text_atomic
+from insertgen.core.io import to_json, write_text_atomic, writing
 from insertgen.core.options import from_dict
 from insertgen.core.rundir import METRICS, metrics_records
 from insertgen.engine.evaluate import evaluate_model
@@ -259,8 +259,9 @@ class Trainer:
     # ----- loop -----
     def _log(self, record: dict) -> None:
         if self.world.is_main:
-            with open(self.run_dir / METRICS, "a") as f:
-                f.write(to_json(record) + "\n")
+            with writing(self.run_dir / METRICS, "metrics"):  # half a line at worst: resume drops it
+                with open(self.run_dir / METRICS, "a") as f:
+                    f.write(to_json(record) + "\n")
 
     def validate(self) -> dict:
         examples = self.task.examples("validation")[: self.cfg.eval_examples]
