@@ -48,3 +48,21 @@ def test_a_failed_write_stops_the_run_naming_it_and_a_resume_loses_nothing(run, 
     assert load_checkpoint(run / CHECKPOINT)[1]["step"] == 8
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and len(steps) == len(set(steps))  # no step logged twice, none out of order
+
+
+def test_safetensors_own_error_on_a_full_disk_is_named_as_one(tmp_path, monkeypatch):
+    """safetensors reports a full disk as its own SafetensorError, not an OSError: it is named ENOSPC all the
+    same, and the temporary file goes (the first attempt of benchmarks/disk_full.py found this)."""
+    import torch
+
+    from insertgen.core import checkpoint
+    from insertgen.core.errors import InsertgenError
+
+    def full(tensors, filename, metadata=None):
+        open(filename, "wb").write(b"partial")
+        raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    with pytest.raises(InsertgenError, match=r"cannot write .*safetensors: No space left on device \(ENOSPC\)"):
+        checkpoint.save_checkpoint(tmp_path / CHECKPOINT, {"w": torch.zeros(2)}, {"step": 1})
+    assert not list(tmp_path.iterdir())

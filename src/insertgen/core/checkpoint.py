@@ -7,6 +7,7 @@ complete checkpoint or the new one. The previous checkpoint is kept as ``checkpo
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -31,7 +32,13 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict) -
     tmp = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with writing(path, "checkpoint", leftovers=(tmp,)):  # a full disk: the previous checkpoint stays
-        save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
+        try:
+            save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
+        except Exception as e:  # safetensors reports a full disk or an I/O error as its own SafetensorError
+            if isinstance(e, OSError):
+                raise
+            code = errno.ENOSPC if "No space left" in str(e) else errno.EIO
+            raise OSError(code, os.strerror(code)) from None
         os.chmod(tmp, 0o644)  # safetensors creates it for its owner alone; a run is read by other users too
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
