@@ -66,9 +66,7 @@ def acquire(run_dir) -> Path:
     for _ in range(3):  # a stale lock is removed and the creation tried again
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except OSError as e:
-            if not isinstance(e, FileExistsError):  # a read-only run (a shared install): no one writes it here
-                return path
+        except FileExistsError:
             owner = _read(path)
             if owner is None:
                 continue  # released meanwhile
@@ -84,6 +82,8 @@ def acquire(run_dir) -> Path:
             raise InsertgenError(f"{run_dir} is in use by process {pid if pid is not None else '?'} on "
                                  f"{host or '?'} since {owner.get('since', '?')} (one writer per run directory; "
                                  f"if that process is gone for good, remove {path})") from None
+        except OSError:  # a read-only run (a shared install): no one writes it here
+            return path
         with os.fdopen(fd, "w") as f:
             json.dump(_owner(run_dir), f)
         _held[path] = 1
@@ -99,9 +99,13 @@ def release(run_dir) -> None:
     _held[path] -= 1
     if _held[path] == 0:
         del _held[path]
-        owner = _read(path)
-        if owner and owner.get("pid") == os.getpid():
-            path.unlink(missing_ok=True)
+        _remove_if_ours(path)
+
+
+def _remove_if_ours(path: Path) -> None:
+    owner = _read(path)
+    if owner and owner.get("pid") == os.getpid():
+        path.unlink(missing_ok=True)
 
 
 class RunLock:
@@ -121,7 +125,5 @@ class RunLock:
 @atexit.register
 def _release_all() -> None:
     for path in list(_held):
-        _held.pop(path, None)
-        owner = _read(path)
-        if owner and owner.get("pid") == os.getpid():
-            path.unlink(missing_ok=True)
+        del _held[path]
+        _remove_if_ours(path)
