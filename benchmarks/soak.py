@@ -1,0 +1,273 @@
+"""Long training runs watched for memory growth and slowing steps (issue 39, item 6).
+
+    # start a training command and watch it (everything after -- is the command)
+    python benchmarks/soak.py --label mdm --run-dir RUN_DIR --out benchmarks/results/soak-mdm.json -- \\
+        taskset -c 0 insertgen train --task smiles --model mdm --time-budget 3900 --threads 1 --out RUN_DIR
+
+    # or watch a run that is already going (a reproduce cell, a resumed study run)
+    python benchmarks/soak.py --label mdm --pid PID --run-dir RUN_DIR --out benchmarks/results/soak-mdm.json
+
+    # the table and the figure of every watched run
+    python benchmarks/soak.py --table benchmarks/results/soak-*.json --docs docs/results.md \\
+        --figure docs/figures/soak.png
+
+Every ``--interval`` seconds (60) it records the process's age (seconds since it started, so a run watched from
+its start and one watched from later share one clock), the resident memory of the process and its children (VmRSS from
+/proc, summed) and the training step the run has logged (the last training record of RUN_DIR/metrics.jsonl),
+and rewrites ``--out`` with every sample so far, so a watch cut short still leaves its figures. A sample whose
+step moved on since the one before is a training sample; its step time is the seconds between the two samples
+over the steps between them.
+
+The figures, over the training samples after ``--warmup`` minutes (10): the growth of RSS, the least-squares
+slope of RSS against time as a percentage of the RSS at the window's start per hour (the issue's target: under
+5% per hour), and the drift of the step time, the slope of step time against time as a percentage of the median
+step time per hour. Memory that grows with the run (a list of every loss kept, a cache that never evicts, a
+graph held from step to step) shows as a positive slope that stays; the first minutes (allocator pools, the
+data cache, compiled kernels) are the warm-up the window leaves out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from insertgen.core.io import to_json, write_text_atomic
+
+DOCS_BEGIN, DOCS_END = "<!-- soak:begin -->", "<!-- soak:end -->"
+
+
+# --- what is watched -------------------------------------------------------------------------------------------
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc/PID/task/*/children)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                pass
+    return found
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of ``pid`` and its children in MiB (None when ``pid`` is gone)."""
+    total, alive = 0, False
+    for p in descendants(pid):
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        if match:
+            total, alive = total + int(match.group(1)), True
+    return total / 1024 if alive else None
+
+
+def logged_step(run_dir: Path) -> int | None:
+    """The step of the last training record in RUN_DIR/metrics.jsonl (validation records and damaged lines
+    skipped; None before the first)."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "split" not in record and "skipped" not in record and "step" in record:
+            return int(record["step"])
+    return None
+
+
+def age_s(pid: int) -> float:
+    """Seconds since ``pid`` started (from /proc/PID/stat and /proc/uptime), so that a run watched from its
+    start and one watched from later share one clock."""
+    start_ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def alive(pid: int, child: subprocess.Popen | None) -> bool:
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    return state != "Z"
+
+
+def watch(label: str, pid: int, run_dir: Path, out: Path, interval: float, command: list[str] | None,
+          child: subprocess.Popen | None) -> dict:
+    record = {"label": label, "run_dir": str(run_dir), "pid": pid, "command": command, "interval_s": interval,
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": os.uname().nodename,
+              "samples": []}
+    while alive(pid, child):
+        try:
+            age, rss, step = age_s(pid), rss_mb(pid), logged_step(run_dir)
+        except OSError:  # gone between the check and the reads
+            break
+        if rss is not None:
+            record["samples"].append({"t_s": round(age, 1), "rss_mb": round(rss, 1), "step": step})
+            write_text_atomic(out, to_json(record, indent=1) + "\n")
+            print(f"{label}: {age / 60:6.1f} min  RSS {rss:8.1f} MiB  step {step}", flush=True)
+        deadline = time.time() + interval
+        while time.time() < deadline and alive(pid, child):
+            time.sleep(min(1.0, interval))
+    record["exit"] = child.returncode if child is not None else None
+    record["summary"] = summarise(record["samples"], interval)
+    write_text_atomic(out, to_json(record, indent=1) + "\n")
+    return record
+
+
+# --- the figures ------------------------------------------------------------------------------------------------
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ys against xs."""
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
+
+
+def training_samples(samples: list[dict]) -> list[dict]:
+    """The samples whose logged step moved on since the sample before, each with its ``step_time_s``."""
+    out = []
+    for before, now in zip(samples, samples[1:]):
+        if before["step"] is not None and now["step"] is not None and now["step"] > before["step"]:
+            out.append({**now, "step_time_s": (now["t_s"] - before["t_s"]) / (now["step"] - before["step"])})
+    return out
+
+
+def summarise(samples: list[dict], interval: float, warmup_min: float = 10.0) -> dict:
+    """RSS growth and step-time drift (% per hour) over the training samples after ``warmup_min`` minutes."""
+    train = training_samples(samples)
+    window = [s for s in train if s["t_s"] >= warmup_min * 60]
+    summary = {"samples": len(samples), "training_samples": len(train), "window_samples": len(window),
+               "warmup_min": warmup_min,
+               "watched_min": round(samples[-1]["t_s"] / 60, 1) if samples else 0.0,
+               "training_min": round((train[-1]["t_s"] - train[0]["t_s"]) / 60, 1) if train else 0.0,
+               "peak_rss_mb": max((s["rss_mb"] for s in samples), default=None)}
+    if len(window) < 3:
+        return {**summary, "note": "fewer than 3 training samples after the warm-up: no figures"}
+    hours = [s["t_s"] / 3600 for s in window]
+    rss = [s["rss_mb"] for s in window]
+    times = [s["step_time_s"] for s in window]
+    median_time = statistics.median(times)
+    return {**summary, "window_min": round((window[-1]["t_s"] - window[0]["t_s"]) / 60, 1),
+            "steps": [window[0]["step"], window[-1]["step"]],
+            "rss_start_mb": rss[0], "rss_end_mb": rss[-1],
+            "rss_growth_pct_per_h": 100 * slope(hours, rss) / rss[0],
+            "median_step_time_s": median_time,
+            "step_time_drift_pct_per_h": 100 * slope(hours, times) / median_time}
+
+
+# --- the table and the figure -----------------------------------------------------------------------------------
+
+def table(records: list[dict]) -> str:
+    rows = ["| run | watched | training after warm-up | RSS at its start -> end | RSS growth | "
+            "step time (median) | step-time drift |", "|---|---|---|---|---|---|---|"]
+    for r in records:
+        s = r["summary"]
+        if "rss_growth_pct_per_h" not in s:
+            rows.append(f"| {r['label']} | {s['watched_min']:.0f} min | {s.get('note', '')} | | | | |")
+            continue
+        rows.append(f"| {r['label']} | {s['watched_min']:.0f} min | {s['window_min']:.0f} min (steps "
+                    f"{s['steps'][0]:,}-{s['steps'][1]:,}) | {s['rss_start_mb']:,.0f} -> {s['rss_end_mb']:,.0f} MiB | "
+                    f"{s['rss_growth_pct_per_h']:+.2f}% / h | {1000 * s['median_step_time_s']:.0f} ms | "
+                    f"{s['step_time_drift_pct_per_h']:+.1f}% / h |")
+    return "\n".join(rows)
+
+
+def figure(records: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for r in records:
+        samples = r["samples"]
+        top.plot([s["t_s"] / 60 for s in samples], [s["rss_mb"] for s in samples], label=r["label"])
+        train = training_samples(samples)
+        bottom.plot([s["t_s"] / 60 for s in train], [1000 * s["step_time_s"] for s in train], label=r["label"])
+    warmup = records[0]["summary"]["warmup_min"] if records else 10
+    for ax in (top, bottom):
+        ax.axvline(warmup, color="grey", lw=0.8, ls=":")
+        ax.grid(alpha=0.3)
+    top.set_ylabel("resident memory (MiB)")
+    bottom.set_ylabel("step time (ms)")
+    bottom.set_xlabel("minutes (dotted: end of the warm-up)")
+    top.legend(fontsize=8)
+    top.set_title("Long training runs, one core each: memory and step time every minute")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_docs(docs: Path, text: str) -> None:
+    page = docs.read_text()
+    if DOCS_BEGIN not in page or DOCS_END not in page:
+        raise SystemExit(f"error: {docs} has no {DOCS_BEGIN} ... {DOCS_END} section to fill")
+    head, rest = page.split(DOCS_BEGIN, 1)
+    write_text_atomic(docs, head + DOCS_BEGIN + "\n" + text + "\n" + DOCS_END + rest.split(DOCS_END, 1)[1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = None
+    if "--" in argv:
+        command, argv = argv[argv.index("--") + 1:], argv[:argv.index("--")]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--label", help="the run's name in the table (a model family)")
+    parser.add_argument("--run-dir", type=Path, help="the run directory whose metrics.jsonl gives the step")
+    parser.add_argument("--pid", type=int, help="watch this running process instead of starting a command")
+    parser.add_argument("--out", type=Path, help="the JSON file the samples go to")
+    parser.add_argument("--interval", type=float, default=60.0, help="seconds between samples (60)")
+    parser.add_argument("--warmup", type=float, default=10.0, help="minutes left out of the figures (10)")
+    parser.add_argument("--table", type=Path, nargs="+", help="summarise these watch files instead of watching")
+    parser.add_argument("--docs", type=Path, help="with --table: fill this page's soak section")
+    parser.add_argument("--figure", type=Path, help="with --table: draw memory and step time to this picture")
+    args = parser.parse_args(argv)
+    if args.table:
+        records = [json.loads(p.read_text()) for p in args.table]
+        for r in records:  # recomputed, so a watch cut short and a changed --warmup are summarised alike
+            r["summary"] = summarise(r["samples"], r["interval_s"], args.warmup)
+        text = table(records)
+        print(text)
+        if args.docs:
+            write_docs(args.docs, text)
+        if args.figure:
+            figure(records, args.figure)
+        return
+    if not (args.label and args.run_dir and args.out) or (args.pid is None) == (command is None):
+        parser.error("watching needs --label, --run-dir, --out and either --pid or a command after --")
+    if args.interval <= 0 or args.warmup < 0:
+        parser.error("--interval must be positive and --warmup not negative")
+    child = subprocess.Popen(command) if command else None
+    pid = child.pid if child else args.pid
+    if not alive(pid, child):
+        parser.error(f"no running process {pid}")
+    record = watch(args.label, pid, args.run_dir, args.out, args.interval, command, child)
+    print(json.dumps(record["summary"], indent=1))
+    if child is not None and child.returncode:
+        sys.exit(child.returncode)
+
+
+if __name__ == "__main__":
+    main()
