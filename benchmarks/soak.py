@@ -21,7 +21,8 @@ over the steps between them.
 The figures, over the training samples after ``--warmup`` minutes (10): the growth of RSS, the least-squares
 slope of RSS against time as a percentage of the RSS at the window's start per hour (the issue's target: under
 5% per hour), and the drift of the step time, the slope of step time against time as a percentage of the median
-step time per hour. Memory that grows with the run (a list of every loss kept, a cache that never evicts, a
+step time per hour, in wall seconds and in the process's CPU seconds (which other work on the machine and a paused
+process leave alone). Memory that grows with the run (a list of every loss kept, a cache that never evicts, a
 graph held from step to step) shows as a positive slope that stays; the first minutes (allocator pools, the
 data cache, compiled kernels) are the warm-up the window leaves out.
 """
@@ -91,12 +92,13 @@ def logged_step(run_dir: Path) -> int | None:
     return None
 
 
-def age_s(pid: int) -> float:
-    """Seconds since ``pid`` started (from /proc/PID/stat and /proc/uptime), so that a run watched from its
-    start and one watched from later share one clock."""
-    start_ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19])
+def age_and_cpu_s(pid: int) -> tuple[float, float]:
+    """Seconds since ``pid`` started (so that a run watched from its start and one watched from later share one
+    clock) and the CPU seconds it has used (user + system, its own threads; from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    tick = os.sysconf("SC_CLK_TCK")
     uptime = float(Path("/proc/uptime").read_text().split()[0])
-    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    return uptime - int(fields[19]) / tick, (int(fields[11]) + int(fields[12])) / tick
 
 
 def alive(pid: int, child: subprocess.Popen | None) -> bool:
@@ -119,11 +121,12 @@ def watch(label: str, pid: int, run_dir: Path, out: Path, interval: float, comma
               "samples": []}
     while alive(pid, child):
         try:
-            age, rss, step = age_s(pid), rss_mb(pid), logged_step(run_dir)
+            (age, cpu), rss, step = age_and_cpu_s(pid), rss_mb(pid), logged_step(run_dir)
         except OSError:  # gone between the check and the reads
             break
         if rss is not None:
-            record["samples"].append({"t_s": round(age, 1), "rss_mb": round(rss, 1), "step": step})
+            record["samples"].append({"t_s": round(age, 1), "cpu_s": round(cpu, 2), "rss_mb": round(rss, 1),
+                                      "step": step})
             write_text_atomic(out, to_json(record, indent=1) + "\n")
             print(f"{label}: {age / 60:6.1f} min  RSS {rss:8.1f} MiB  step {step}", flush=True)
         deadline = time.time() + interval
@@ -145,11 +148,17 @@ def slope(xs: list[float], ys: list[float]) -> float:
 
 
 def training_samples(samples: list[dict]) -> list[dict]:
-    """The samples whose logged step moved on since the sample before, each with its ``step_time_s``."""
+    """The samples whose logged step moved on since the sample before, each with its ``step_time_s`` (wall
+    seconds per step since that sample) and, where CPU time was recorded, ``step_cpu_s`` (CPU seconds per
+    step: what the run's own arithmetic costs, unmoved by other work on the machine or a paused process)."""
     out = []
     for before, now in zip(samples, samples[1:]):
         if before["step"] is not None and now["step"] is not None and now["step"] > before["step"]:
-            out.append({**now, "step_time_s": (now["t_s"] - before["t_s"]) / (now["step"] - before["step"])})
+            steps = now["step"] - before["step"]
+            record = {**now, "step_time_s": (now["t_s"] - before["t_s"]) / steps}
+            if "cpu_s" in now and "cpu_s" in before:
+                record["step_cpu_s"] = (now["cpu_s"] - before["cpu_s"]) / steps
+            out.append(record)
     return out
 
 
@@ -166,30 +175,35 @@ def summarise(samples: list[dict], interval: float, warmup_min: float = 10.0) ->
         return {**summary, "note": "fewer than 3 training samples after the warm-up: no figures"}
     hours = [s["t_s"] / 3600 for s in window]
     rss = [s["rss_mb"] for s in window]
-    times = [s["step_time_s"] for s in window]
-    median_time = statistics.median(times)
-    return {**summary, "window_min": round((window[-1]["t_s"] - window[0]["t_s"]) / 60, 1),
-            "steps": [window[0]["step"], window[-1]["step"]],
-            "rss_start_mb": rss[0], "rss_end_mb": rss[-1],
-            "rss_growth_pct_per_h": 100 * slope(hours, rss) / rss[0],
-            "median_step_time_s": median_time,
-            "step_time_drift_pct_per_h": 100 * slope(hours, times) / median_time}
+    figures = {"window_min": round((window[-1]["t_s"] - window[0]["t_s"]) / 60, 1),
+               "steps": [window[0]["step"], window[-1]["step"]], "rss_start_mb": rss[0], "rss_end_mb": rss[-1],
+               "rss_growth_pct_per_h": 100 * slope(hours, rss) / rss[0]}
+    for key, name in (("step_time_s", "step_time"), ("step_cpu_s", "step_cpu")):
+        if all(key in s for s in window):
+            values = [s[key] for s in window]
+            median = statistics.median(values)
+            figures[f"median_{name}_s"] = median
+            figures[f"{name}_drift_pct_per_h"] = 100 * slope(hours, values) / median
+    return {**summary, **figures}
 
 
 # --- the table and the figure -----------------------------------------------------------------------------------
 
 def table(records: list[dict]) -> str:
     rows = ["| run | watched | training after warm-up | RSS at its start -> end | RSS growth | "
-            "step time (median) | step-time drift |", "|---|---|---|---|---|---|---|"]
+            "step time (median) | step-time drift | CPU per step (median) | its drift |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         s = r["summary"]
         if "rss_growth_pct_per_h" not in s:
-            rows.append(f"| {r['label']} | {s['watched_min']:.0f} min | {s.get('note', '')} | | | | |")
+            rows.append(f"| {r['label']} | {s['watched_min']:.0f} min | {s.get('note', '')} | | | | | | |")
             continue
+        cpu = (f"{1000 * s['median_step_cpu_s']:.0f} ms | {s['step_cpu_drift_pct_per_h']:+.1f}% / h"
+               if "median_step_cpu_s" in s else "| ")
         rows.append(f"| {r['label']} | {s['watched_min']:.0f} min | {s['window_min']:.0f} min (steps "
                     f"{s['steps'][0]:,}-{s['steps'][1]:,}) | {s['rss_start_mb']:,.0f} -> {s['rss_end_mb']:,.0f} MiB | "
                     f"{s['rss_growth_pct_per_h']:+.2f}% / h | {1000 * s['median_step_time_s']:.0f} ms | "
-                    f"{s['step_time_drift_pct_per_h']:+.1f}% / h |")
+                    f"{s['step_time_drift_pct_per_h']:+.1f}% / h | {cpu} |")
     return "\n".join(rows)
 
 
@@ -203,13 +217,16 @@ def figure(records: list[dict], path: Path) -> None:
         samples = r["samples"]
         top.plot([s["t_s"] / 60 for s in samples], [s["rss_mb"] for s in samples], label=r["label"])
         train = training_samples(samples)
-        bottom.plot([s["t_s"] / 60 for s in train], [1000 * s["step_time_s"] for s in train], label=r["label"])
+        line, = bottom.plot([s["t_s"] / 60 for s in train], [1000 * s["step_time_s"] for s in train], label=r["label"])
+        cpu = [s for s in train if "step_cpu_s" in s]
+        bottom.plot([s["t_s"] / 60 for s in cpu], [1000 * s["step_cpu_s"] for s in cpu], ls="--", lw=0.8,
+                    color=line.get_color())
     warmup = records[0]["summary"]["warmup_min"] if records else 10
     for ax in (top, bottom):
         ax.axvline(warmup, color="grey", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
     top.set_ylabel("resident memory (MiB)")
-    bottom.set_ylabel("step time (ms)")
+    bottom.set_ylabel("ms per step (dashed: CPU)")
     bottom.set_xlabel("minutes (dotted: end of the warm-up)")
     top.legend(fontsize=8)
     top.set_title("Long training runs, one core each: memory and step time every minute")

@@ -15,8 +15,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import soak  # noqa: E402
 
 
-def _samples(minutes: int, rss_at, step_at) -> list[dict]:
-    return [{"t_s": 60.0 * m, "rss_mb": rss_at(m), "step": step_at(m)} for m in range(minutes + 1)]
+def _samples(minutes: int, rss_at, step_at, cpu_share: float = 1.0) -> list[dict]:
+    return [{"t_s": 60.0 * m, "cpu_s": 60.0 * m * cpu_share, "rss_mb": rss_at(m), "step": step_at(m)}
+            for m in range(minutes + 1)]
 
 
 def test_growth_and_drift_are_the_slopes_after_the_warm_up():
@@ -37,12 +38,15 @@ def test_slowing_steps_show_as_drift_and_samples_without_progress_are_not_traini
         step += 120 if m <= 10 else round(120 / (1 + (m - 10) / 60))
         steps.append(step)
     steps += [step] * 10
-    samples = _samples(80, lambda m: 1000.0, lambda m: steps[m])
+    samples = _samples(80, lambda m: 1000.0, lambda m: steps[m], cpu_share=0.5)
     train = soak.training_samples(samples)
     assert len(train) == 70 and all(t["t_s"] <= 70 * 60 for t in train)
+    assert train[0]["step_cpu_s"] == pytest.approx(train[0]["step_time_s"] / 2)
     s = soak.summarise(samples, 60.0, warmup_min=10)
     assert s["rss_growth_pct_per_h"] == 0.0
     assert s["step_time_drift_pct_per_h"] > 50  # 0.5 s -> 1 s over the hour
+    assert s["step_cpu_drift_pct_per_h"] == pytest.approx(s["step_time_drift_pct_per_h"])
+    assert s["median_step_cpu_s"] == pytest.approx(s["median_step_time_s"] / 2)
     assert s["watched_min"] == 80.0 and s["training_min"] == 69.0
 
 
@@ -75,6 +79,7 @@ def test_a_watched_command_that_grows_is_recorded_sample_by_sample(tmp_path):
     samples = record["samples"]
     assert record["exit"] == 0 and len(samples) >= 3
     assert [s["t_s"] for s in samples] == sorted(s["t_s"] for s in samples)
+    assert [s["cpu_s"] for s in samples] == sorted(s["cpu_s"] for s in samples)
     assert samples[-1]["rss_mb"] - samples[0]["rss_mb"] > 12  # at least three more 4 MiB blocks held
     logged = [s["step"] for s in samples if s["step"] is not None]
     assert logged == sorted(logged) and logged[-1] > logged[0] >= 1
