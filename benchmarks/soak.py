@@ -166,7 +166,7 @@ def training_samples(samples: list[dict]) -> list[dict]:
 def summarise(samples: list[dict], interval: float, warmup_min: float = 10.0) -> dict:
     """RSS growth and step-time drift (% per hour) over the training samples after ``warmup_min`` minutes."""
     train = training_samples(samples)
-    if train and train[-1]["t_s"] != samples[-1]["t_s"]:  # training ended inside that minute: what followed is not training
+    if train and train[-1]["t_s"] != samples[-1]["t_s"]:  # training ended within that minute; what followed isn't
         train = train[:-1]
     window = [s for s in train if s["t_s"] >= warmup_min * 60]
     summary = {"samples": len(samples), "training_samples": len(train), "window_samples": len(window),
