@@ -16,8 +16,8 @@ its start and one watched from later share one clock), the resident memory of th
 /proc, summed) and the training step the run has logged (the last training record of RUN_DIR/metrics.jsonl),
 and rewrites ``--out`` with every sample so far, so a watch cut short still leaves its figures. A sample whose
 step moved on since the one before is a training sample; its step time is the seconds between the two samples
-over the steps between them; the last one is left out when the process went on after it (training ended within
-that minute, and what came next, an evaluation, is not training).
+over the steps between them. The last training sample is left out: training ended within its minute, and what
+came after (an evaluation, saving) is not training.
 
 The figures, over the training samples after ``--warmup`` minutes (10): the growth of RSS, the least-squares
 slope of RSS against time as a percentage of the RSS at the window's start per hour (the issue's target: under
@@ -166,8 +166,7 @@ def training_samples(samples: list[dict]) -> list[dict]:
 def summarise(samples: list[dict], interval: float, warmup_min: float = 10.0) -> dict:
     """RSS growth and step-time drift (% per hour) over the training samples after ``warmup_min`` minutes."""
     train = training_samples(samples)
-    if train and train[-1]["t_s"] != samples[-1]["t_s"]:  # training ended within that minute; what followed isn't
-        train = train[:-1]
+    train = train[:-1]  # the minute in which training ended: what followed it (an evaluation) is not training
     window = [s for s in train if s["t_s"] >= warmup_min * 60]
     summary = {"samples": len(samples), "training_samples": len(train), "window_samples": len(window),
                "warmup_min": warmup_min,

@@ -28,7 +28,8 @@ def test_growth_and_drift_are_the_slopes_after_the_warm_up():
     assert s["rss_growth_pct_per_h"] == pytest.approx(5.0, rel=1e-6)
     assert s["median_step_time_s"] == pytest.approx(0.5)
     assert s["step_time_drift_pct_per_h"] == pytest.approx(0.0, abs=1e-9)
-    assert s["rss_start_mb"] == 1000.0 and s["steps"] == [1200, 8400] and s["window_min"] == 60.0
+    # the last minute (70) is left out: training ends within it
+    assert s["rss_start_mb"] == 1000.0 and s["steps"] == [1200, 8280] and s["window_min"] == 59.0
 
 
 def test_slowing_steps_show_as_drift_and_samples_without_progress_are_not_training():
@@ -47,7 +48,7 @@ def test_slowing_steps_show_as_drift_and_samples_without_progress_are_not_traini
     assert s["step_time_drift_pct_per_h"] > 50  # 0.5 s -> 1 s over the hour
     assert s["step_cpu_drift_pct_per_h"] == pytest.approx(s["step_time_drift_pct_per_h"])
     assert s["median_step_cpu_s"] == pytest.approx(s["median_step_time_s"] / 2)
-    # the minute in which training ended (70) is left out: the process went on (evaluating) after it
+    # the minute in which training ended (70) is left out, and the ten minutes of evaluation after it
     assert s["watched_min"] == 80.0 and s["training_min"] == 68.0 and s["steps"][1] == steps[69]
 
 
