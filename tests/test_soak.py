@@ -26,6 +26,7 @@ def test_growth_and_drift_are_the_slopes_after_the_warm_up():
     samples = _samples(70, lambda m: 400.0 + 60 * m if m < 10 else 1000.0 + 50 * (m - 10) / 60, lambda m: 120 * m)
     s = soak.summarise(samples, 60.0, warmup_min=10)
     assert s["rss_growth_pct_per_h"] == pytest.approx(5.0, rel=1e-6)
+    assert s["rss_growth_second_half_pct_per_h"] == pytest.approx(5.0, rel=1e-6)  # a leak: to the end
     assert s["median_step_time_s"] == pytest.approx(0.5)
     assert s["step_time_drift_pct_per_h"] == pytest.approx(0.0, abs=1e-9)
     # the last minute (70) is left out: training ends within it
@@ -50,6 +51,14 @@ def test_slowing_steps_show_as_drift_and_samples_without_progress_are_not_traini
     assert s["median_step_cpu_s"] == pytest.approx(s["median_step_time_s"] / 2)
     # the minute in which training ended (70) is left out, and the ten minutes of evaluation after it
     assert s["watched_min"] == 80.0 and s["training_min"] == 68.0 and s["steps"][1] == steps[69]
+
+
+def test_memory_that_settles_after_the_warm_up_grows_in_the_first_half_only():
+    # +60 MiB over the 20 minutes after the warm-up, then flat for 40: not a leak
+    samples = _samples(71, lambda m: 1000.0 + 3 * min(max(m - 10, 0), 20), lambda m: 100 * m)
+    s = soak.summarise(samples, 60.0, warmup_min=10)
+    assert s["rss_growth_pct_per_h"] > 2  # the fit over the whole window sees the ramp
+    assert s["rss_growth_second_half_pct_per_h"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_too_short_a_run_gives_no_figures():
