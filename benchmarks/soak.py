@@ -15,9 +15,10 @@ Every ``--interval`` seconds (60) it records the process's age (seconds since it
 its start and one watched from later share one clock), the resident memory of the process and its children (VmRSS from
 /proc, summed) and the training step the run has logged (the last training record of RUN_DIR/metrics.jsonl),
 and rewrites ``--out`` with every sample so far, so a watch cut short still leaves its figures. A sample whose
-step moved on since the one before is a training sample; its step time is the seconds between the two samples
-over the steps between them. The last training sample is left out: training ended within its minute, and what
-came after (an evaluation, saving) is not training.
+step moved on since the one before is a training sample; its step time is the seconds over the steps since the
+sample five before it (one minute's count of logged steps is coarse: a run that logs every 50 steps shows 50 or
+100). The last training sample is left out: training ended within its minute, and what came after (an
+evaluation, saving) is not training.
 
 The figures, over the training samples after ``--warmup`` minutes (10): the growth of RSS, the least-squares
 slope of RSS against time as a percentage of the RSS at the window's start per hour (the issue's target: under
@@ -46,6 +47,7 @@ from pathlib import Path
 from insertgen.core.io import to_json, write_text_atomic
 
 DOCS_BEGIN, DOCS_END = "<!-- soak:begin -->", "<!-- soak:end -->"
+SPAN = 5  # samples a step time is measured over
 
 
 # --- what is watched -------------------------------------------------------------------------------------------
@@ -150,18 +152,24 @@ def slope(xs: list[float], ys: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
 
 
-def training_samples(samples: list[dict]) -> list[dict]:
+def training_samples(samples: list[dict], span: int = SPAN) -> list[dict]:
     """The samples whose logged step moved on since the sample before, each with its ``step_time_s`` (wall
-    seconds per step since that sample) and, where CPU time was recorded, ``step_cpu_s`` (CPU seconds per
-    step: what the run's own arithmetic costs, unmoved by other work on the machine or a paused process)."""
+    seconds per step over the last ``span`` samples, fewer at the start: the step is read from a log written
+    every few dozen steps, so one minute's count is coarse) and, where CPU time was recorded, ``step_cpu_s``
+    (CPU seconds per step: what the run's own arithmetic costs, unmoved by other work on the machine or a
+    paused process)."""
     out = []
-    for before, now in zip(samples, samples[1:]):
-        if before["step"] is not None and now["step"] is not None and now["step"] > before["step"]:
-            steps = now["step"] - before["step"]
-            record = {**now, "step_time_s": (now["t_s"] - before["t_s"]) / steps}
-            if "cpu_s" in now and "cpu_s" in before:
-                record["step_cpu_s"] = (now["cpu_s"] - before["cpu_s"]) / steps
-            out.append(record)
+    for i in range(1, len(samples)):
+        before, now = samples[i - 1], samples[i]
+        if before["step"] is None or now["step"] is None or now["step"] <= before["step"]:
+            continue
+        first = next(j for j in range(max(0, i - span), i) if samples[j]["step"] is not None)
+        start = samples[first]
+        steps = now["step"] - start["step"]
+        record = {**now, "step_time_s": (now["t_s"] - start["t_s"]) / steps}
+        if "cpu_s" in now and "cpu_s" in start:
+            record["step_cpu_s"] = (now["cpu_s"] - start["cpu_s"]) / steps
+        out.append(record)
     return out
 
 

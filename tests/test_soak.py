@@ -61,6 +61,15 @@ def test_memory_that_settles_after_the_warm_up_grows_in_the_first_half_only():
     assert s["rss_growth_second_half_pct_per_h"] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_a_coarse_step_log_is_read_over_several_samples():
+    # 75 steps a minute logged every 50 steps: one minute shows 50 or 100 steps (0.6 or 1.2 s), five ~0.8 s
+    samples = _samples(40, lambda m: 1000.0, lambda m: 50 * (75 * m // 50))
+    one = [t["step_time_s"] for t in soak.training_samples(samples, span=1)]
+    five = [t["step_time_s"] for t in soak.training_samples(samples)[5:]]
+    assert min(one) == pytest.approx(0.6) and max(one) == pytest.approx(1.2)
+    assert all(abs(t - 0.8) < 0.1 for t in five)
+
+
 def test_too_short_a_run_gives_no_figures():
     s = soak.summarise(_samples(11, lambda m: 1.0, lambda m: m), 60.0, warmup_min=10)
     assert "rss_growth_pct_per_h" not in s and "fewer than 3" in s["note"]
