@@ -242,6 +242,10 @@ def figure(records: list[dict], path: Path) -> None:
     for ax in (top, bottom):
         ax.axvline(warmup, color="grey", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
+    typical = [statistics.median(s["step_time_s"] for s in training_samples(r["samples"]))
+               for r in records if training_samples(r["samples"])]
+    if typical:  # a run's first minutes (data built, nothing trained yet) would squash the rest
+        bottom.set_ylim(0, 2500 * max(typical))
     top.set_ylabel("resident memory (MiB)")
     bottom.set_ylabel("ms per step (dashed: CPU)")
     bottom.set_xlabel("minutes (dotted: end of the warm-up)")
