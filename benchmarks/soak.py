@@ -45,8 +45,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from insertgen.core.io import to_json, write_text_atomic
+from insertgen.core.rundir import metrics_records
 
-DOCS_BEGIN, DOCS_END = "<!-- soak:begin -->", "<!-- soak:end -->"
+try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.soak
+    from study_table import splice
+except ImportError:
+    from benchmarks.study_table import splice
+
 SPAN = 5  # samples a step time is measured over
 
 
@@ -83,16 +88,8 @@ def rss_mb(pid: int) -> float | None:
 def logged_step(run_dir: Path) -> int | None:
     """The step of the last training record in RUN_DIR/metrics.jsonl (validation records and damaged lines
     skipped; None before the first)."""
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "split" not in record and "skipped" not in record and "step" in record:
+    for _, record in reversed(metrics_records(run_dir / "metrics.jsonl")):
+        if "split" not in record and "skipped" not in record and "step" in record:
             return int(record["step"])
     return None
 
@@ -138,7 +135,7 @@ def watch(label: str, pid: int, run_dir: Path, out: Path, interval: float, comma
         while time.time() < deadline and alive(pid, child):
             time.sleep(min(1.0, interval))
     record["exit"] = child.returncode if child is not None else None
-    record["summary"] = summarise(record["samples"], interval)
+    record["summary"] = summarise(record["samples"])
     write_text_atomic(out, to_json(record, indent=1) + "\n")
     return record
 
@@ -173,7 +170,7 @@ def training_samples(samples: list[dict], span: int = SPAN) -> list[dict]:
     return out
 
 
-def summarise(samples: list[dict], interval: float, warmup_min: float = 10.0) -> dict:
+def summarise(samples: list[dict], warmup_min: float = 10.0) -> dict:
     """RSS growth and step-time drift (% per hour) over the training samples after ``warmup_min`` minutes."""
     train = training_samples(samples)
     train = train[:-1]  # the minute in which training ended: what followed it (an evaluation) is not training
@@ -230,10 +227,13 @@ def figure(records: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    typical = []
     for r in records:
         samples = r["samples"]
         top.plot([s["t_s"] / 60 for s in samples], [s["rss_mb"] for s in samples], label=r["label"])
         train = training_samples(samples)
+        if train:
+            typical.append(statistics.median(s["step_time_s"] for s in train))
         line, = bottom.plot([s["t_s"] / 60 for s in train], [1000 * s["step_time_s"] for s in train], label=r["label"])
         cpu = [s for s in train if "step_cpu_s" in s]
         bottom.plot([s["t_s"] / 60 for s in cpu], [1000 * s["step_cpu_s"] for s in cpu], ls="--", lw=0.8,
@@ -242,8 +242,6 @@ def figure(records: list[dict], path: Path) -> None:
     for ax in (top, bottom):
         ax.axvline(warmup, color="grey", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
-    typical = [statistics.median(s["step_time_s"] for s in training_samples(r["samples"]))
-               for r in records if training_samples(r["samples"])]
     if typical:  # a run's first minutes (data built, nothing trained yet) would squash the rest
         bottom.set_ylim(0, 2500 * max(typical))
     top.set_ylabel("resident memory (MiB)")
@@ -255,14 +253,6 @@ def figure(records: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def write_docs(docs: Path, text: str) -> None:
-    page = docs.read_text()
-    if DOCS_BEGIN not in page or DOCS_END not in page:
-        raise SystemExit(f"error: {docs} has no {DOCS_BEGIN} ... {DOCS_END} section to fill")
-    head, rest = page.split(DOCS_BEGIN, 1)
-    write_text_atomic(docs, head + DOCS_BEGIN + "\n" + text + "\n" + DOCS_END + rest.split(DOCS_END, 1)[1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -285,11 +275,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.table:
         records = [json.loads(p.read_text()) for p in args.table]
         for r in records:  # recomputed, so a watch cut short and a changed --warmup are summarised alike
-            r["summary"] = summarise(r["samples"], r["interval_s"], args.warmup)
+            r["summary"] = summarise(r["samples"], args.warmup)
         text = table(records)
         print(text)
         if args.docs:
-            write_docs(args.docs, text)
+            splice(args.docs, {"soak": text})
         if args.figure:
             figure(records, args.figure)
         return

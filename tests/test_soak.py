@@ -24,7 +24,7 @@ def test_growth_and_drift_are_the_slopes_after_the_warm_up():
     # 1,000 MiB after the warm-up, +50 MiB per hour (5% of 1,000); during the warm-up a jump that must not count.
     # Steps: 120 a minute throughout, so the step time is 0.5 s and its drift 0.
     samples = _samples(70, lambda m: 400.0 + 60 * m if m < 10 else 1000.0 + 50 * (m - 10) / 60, lambda m: 120 * m)
-    s = soak.summarise(samples, 60.0, warmup_min=10)
+    s = soak.summarise(samples, warmup_min=10)
     assert s["rss_growth_pct_per_h"] == pytest.approx(5.0, rel=1e-6)
     assert s["rss_growth_second_half_pct_per_h"] == pytest.approx(5.0, rel=1e-6)  # a leak: to the end
     assert s["median_step_time_s"] == pytest.approx(0.5)
@@ -44,7 +44,7 @@ def test_slowing_steps_show_as_drift_and_samples_without_progress_are_not_traini
     train = soak.training_samples(samples)
     assert len(train) == 70 and all(t["t_s"] <= 70 * 60 for t in train)
     assert train[0]["step_cpu_s"] == pytest.approx(train[0]["step_time_s"] / 2)
-    s = soak.summarise(samples, 60.0, warmup_min=10)
+    s = soak.summarise(samples, warmup_min=10)
     assert s["rss_growth_pct_per_h"] == 0.0
     assert s["step_time_drift_pct_per_h"] > 50  # 0.5 s -> 1 s over the hour
     assert s["step_cpu_drift_pct_per_h"] == pytest.approx(s["step_time_drift_pct_per_h"])
@@ -56,7 +56,7 @@ def test_slowing_steps_show_as_drift_and_samples_without_progress_are_not_traini
 def test_memory_that_settles_after_the_warm_up_grows_in_the_first_half_only():
     # +60 MiB over the 20 minutes after the warm-up, then flat for 40: not a leak
     samples = _samples(71, lambda m: 1000.0 + 3 * min(max(m - 10, 0), 20), lambda m: 100 * m)
-    s = soak.summarise(samples, 60.0, warmup_min=10)
+    s = soak.summarise(samples, warmup_min=10)
     assert s["rss_growth_pct_per_h"] > 2  # the fit over the whole window sees the ramp
     assert s["rss_growth_second_half_pct_per_h"] == pytest.approx(0.0, abs=1e-9)
 
@@ -71,7 +71,7 @@ def test_a_coarse_step_log_is_read_over_several_samples():
 
 
 def test_too_short_a_run_gives_no_figures():
-    s = soak.summarise(_samples(11, lambda m: 1.0, lambda m: m), 60.0, warmup_min=10)
+    s = soak.summarise(_samples(11, lambda m: 1.0, lambda m: m), warmup_min=10)
     assert "rss_growth_pct_per_h" not in s and "fewer than 3" in s["note"]
 
 
