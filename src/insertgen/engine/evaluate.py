@@ -9,6 +9,7 @@ import torch
 from tqdm import tqdm
 
 from insertgen.core.estimates import Estimate
+from insertgen.core.memory import release_freed_memory
 from insertgen.core.sampling import SamplerOptions
 from insertgen.engine.analysis import class_order_statistics, order_statistics, skeleton_minus_atom
 from insertgen.models.registry import family_of, get_family
@@ -66,10 +67,13 @@ def generate(model, prompts: list[list[int]], options, seed: int = 0, batch_size
 
 def evaluate_model(model, task, examples: list[Example], options, seed: int = 0, batch_size: int = 500,
                    progress: bool = False) -> tuple[dict, list]:
-    """Task metrics plus ``model_evals_per_seq`` and ``sample_seconds``; also returns the outputs."""
+    """Task metrics plus ``model_evals_per_seq`` and ``sample_seconds``; also returns the outputs. The
+    memory the sampled batch freed goes back to the system (core.memory), so periodic evaluations do not
+    raise a training run's resident size for good."""
     start = time.time()
     outputs, records = generate(model, [list(ex.prompt) for ex in examples], options, seed, batch_size, progress,
                                 prompt_in_target=task.prompt_in_target)
+    release_freed_memory()
     metrics = task.evaluate(examples, outputs)
     metrics["model_evals_per_seq"] = sum(r["model_evals"] for r in records) / max(1, len(records))
     if records and records[0]["terminated"] is not None:
