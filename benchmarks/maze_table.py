@@ -14,7 +14,9 @@ network evaluations per plan.
 The frontier (target Z3 of issue 36), one row per model family: the largest maze (side length, then the most
 subgoal cells) on which one of its runs planned at least 90% of the test problems within two hours of its
 training clock (one core), the run and when, how many runs of that setting on that maze got there, and the
-largest maze the family was tried on with the best success it reached there within the two hours.
+largest maze the family was tried on with the best success it reached there within the two hours. Runs
+warm-started from another run (``init_from``) are left out of it: their clock does not count the training
+their weights came from.
 
 With ``--docs`` the tables replace the text between ``<!-- maze-table:begin -->`` and ``<!-- maze-table:end -->``
 and between ``<!-- maze-frontier:begin -->`` and ``<!-- maze-frontier:end -->``; ``--figure`` draws success
@@ -99,7 +101,7 @@ def best_within(record: dict) -> dict | None:
 def frontier(root: Path) -> str:
     """The Z3 table (module docstring): per model family, the largest maze planned at 90% within two hours."""
     lines = [FRONTIER_HEADER, "|" + "---|" * FRONTIER_HEADER.count(" | ") + "---|"]
-    runs = all_records(root)
+    runs = [r for r in all_records(root) if "init_from" not in r["settings"]["overrides"]]
     for model in sorted({r["settings"]["model"] for r in runs}):
         mine = [r for r in runs if r["settings"]["model"] == model]
         tried = max(mine, key=lambda r: extent(r["settings"]["task"]))

@@ -226,7 +226,7 @@ def figure(records: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6 + 0.17 * len(records)), sharex=True)
     typical = []
     for r in records:
         samples = r["samples"]
@@ -247,9 +247,12 @@ def figure(records: list[dict], path: Path) -> None:
     top.set_ylabel("resident memory (MiB)")
     bottom.set_ylabel("ms per step (dashed: CPU)")
     bottom.set_xlabel("minutes (dotted: end of the warm-up)")
-    top.legend(fontsize=8)
     top.set_title("Long training runs, one core each: memory and step time every minute")
     fig.tight_layout()
+    # below the plots: with many runs a legend inside the axes hides their lines
+    legend_height = (0.17 * len(records) + 0.3) / fig.get_figheight()
+    fig.subplots_adjust(bottom=0.08 + legend_height)
+    fig.legend(*top.get_legend_handles_labels(), loc="lower center", ncol=1, fontsize=8, frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

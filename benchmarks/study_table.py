@@ -11,10 +11,19 @@ EVALUATION_KEYS = {"eval_every", "log_every", "checkpoint_every"}
 
 
 def change(settings: dict) -> str:
-    """The run's ``--set`` options without the benchmark's own logging and evaluation ones, "(preset)" if
-    none (the preset itself is named by its task and model)."""
+    """The run's ``--set`` options without the benchmark's own logging and evaluation ones, led by
+    ``preset=NAME`` when the run was given another preset than its task's own (``--preset``); "(preset)"
+    if neither (the preset is then named by its task and model)."""
+    try:
+        from learning_speed import default_preset
+    except ImportError:
+        from benchmarks.learning_speed import default_preset
     sets = {k: v for k, v in settings["overrides"].items() if k not in EVALUATION_KEYS}
-    return ", ".join(f"{k}={v}" for k, v in sorted(sets.items())) or "(preset)"
+    parts = [f"{k}={v}" for k, v in sorted(sets.items())]
+    preset = settings.get("preset")
+    if preset and preset != default_preset(settings["task"], settings["model"]):
+        parts.insert(0, f"preset={preset}")
+    return ", ".join(parts) or "(preset)"
 
 
 def first_at(points: list[dict], threshold: float, value) -> dict | None:

@@ -74,7 +74,8 @@ def _fake_run(root: Path, name: str, task: str, model: str, seed: int, curve: li
 
 def test_the_frontier_names_the_largest_maze_planned_at_90_percent_within_two_hours(tmp_path):
     """Z3's table: a maze reached only after two hours does not count, the largest of the rest does (size first,
-    then subgoal cells), and a family that never reaches 90% says so beside the largest maze it was tried on."""
+    then subgoal cells), a family that never reaches 90% says so beside the largest maze it was tried on, and a
+    warm-started run (whose clock leaves out its source's training) does not count."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from maze_table import frontier
 
@@ -83,12 +84,29 @@ def test_the_frontier_names_the_largest_maze_planned_at_90_percent_within_two_ho
     _fake_run(tmp_path, "c", "maze-perfect-7x7-k5", "ip", 0, [(300, 0.99)])
     _fake_run(tmp_path, "d", "maze-braided-medium", "ip", 0, [(3600, 0.6), (7000, 0.7), (7300, 0.95)])
     _fake_run(tmp_path, "e", "maze-perfect-easy", "flexmdm", 0, [(900, 0.3), (1800, 0.61)])
+    _fake_run(tmp_path, "f", "maze-braided-medium", "flexmdm", 0, [(0, 0.95)], init_from="e/run")  # warm start
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in frontier(tmp_path).splitlines()[2:]}
     assert rows["ip"][1].startswith("maze-perfect-easy (9 x 9, <= 4 subgoal cells)")
     assert rows["ip"][2] == "a (seed 0, token_shift=True)" and rows["ip"][3] == "93.0%"
     assert rows["ip"][4] == "2,000 steps, 20 min" and rows["ip"][5] == "1 of 2"
     assert rows["ip"][6] == "maze-braided-medium (13 x 13, <= 5 subgoal cells): 70.0% |"  # 95% came after 2 h
     assert rows["flexmdm"][1:6] == ["none", "-", "-", "-", "-"] and rows["flexmdm"][6].endswith(": 61.0% |")
+
+
+def test_a_run_given_another_preset_than_its_tasks_names_it_in_its_change():
+    """The study tables' change column: a run trained with ``--preset`` other than its task's own says so (a
+    hard-tier maze run with the medium tier's preset is not the hard tier's preset)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from study_table import change
+
+    own = {"task": "maze-braided-hard", "model": "arm", "preset": "maze-braided-hard-arm-cpu",
+           "overrides": {"log_every": 50}}
+    assert change(own) == "(preset)"
+    other = {**own, "preset": "maze-braided-medium-arm-cpu", "overrides": {"log_every": 50, "token_shift": True}}
+    assert change(other) == "preset=maze-braided-medium-arm-cpu, token_shift=True"
+    rung = {"task": "maze-braided-21x21-k7", "model": "arm", "preset": "maze-braided-21x21-k7-arm-cpu",
+            "overrides": {}}
+    assert change(rung) == "(preset)" and change({**rung, "preset": "maze-braided-medium-arm-cpu"}) != "(preset)"
 
 
 def _table(args, cwd, check=True):
