@@ -1,18 +1,20 @@
 """core.memory: freed heap pages go back to the system after an evaluation."""
 
+import os
 import platform
+import sys
+from pathlib import Path
 
 import pytest
 
 from insertgen.core import memory
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from soak import rss_mb  # noqa: E402  (the soak benchmark's reading of resident memory)
+
 
 def resident_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
+    return rss_mb(os.getpid())
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
@@ -53,3 +55,19 @@ def test_an_evaluation_releases_the_memory_its_batch_freed(monkeypatch):
     options = evaluate.family_samplers("arm", 4)["left_to_right"]
     metrics, pairs = evaluate.evaluate_model(model, task, task.examples("test")[:3], options)
     assert calls == [1] and len(pairs) == 3 and "exact_match" in metrics
+
+
+def test_the_evaluation_memory_benchmark_writes_its_readings(tmp_path):
+    """benchmarks/evaluation_memory.py on a shipped model: one reading per repeat, each way."""
+    import json
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "m.json"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "evaluation_memory.py"), "--run",
+                    str(root / "src" / "insertgen" / "pretrained" / "star-easy-arm"), "-n", "4", "--repeats", "2",
+                    "--out", str(out)], check=True, capture_output=True, timeout=300)
+    record = json.loads(out.read_text())
+    assert record["settings"]["n"] == 4 and record["loaded_mib"] > 0
+    assert [set(r) for r in record["without_release"]] == [{"after_evaluation_mib", "after_trim_by_hand_mib"}] * 2
+    assert len(record["with_release"]) == 2 and all(r["after_evaluation_mib"] > 0 for r in record["with_release"])

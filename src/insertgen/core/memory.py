@@ -7,13 +7,14 @@ the top of its heap (and for blocks it mapped on their own, above its dynamic mm
 freed between blocks still in use stay resident. So a training run's resident set (RSS) rose in steps
 at each evaluation with a larger peak than any before it and never came down, which the soak benchmark
 (benchmarks/soak.py) cannot tell from a leak. Measured on FlexMDM's braided-medium maze weights, one
-process evaluating 300 plans three times: 908 / 899 / 899 MiB resident after each evaluation, 286 MiB
-after each ``malloc_trim(0)`` (docs/results.md, "long runs that hold steady").
+process evaluating 300 plans twice (``benchmarks/evaluation_memory.py``): 959 / 948 MiB resident after each
+evaluation, 287 MiB after each ``malloc_trim(0)`` and after each evaluation that releases (docs/results.md,
+"long runs that hold steady").
 
 :func:`release_freed_memory` calls ``malloc_trim(0)``, which hands every wholly free page of the heap
 back (``madvise(MADV_DONTNEED)``), where the C library is glibc; elsewhere (musl, macOS, Windows) it does
-nothing. It walks the heap and returns pages: measured here 21 ms to hand back 120 MiB and 0.07 ms with
-nothing to return, so it belongs after large transient work (an evaluation), not in every training step.
+nothing. It walks the whole heap, so it belongs after large transient work (an evaluation), not in every
+training step.
 """
 
 from __future__ import annotations
