@@ -250,6 +250,10 @@ def test_star_cpu_presets_carry_the_recipe_and_paper_presets_stay_plain():
         <= set(PRESETS)
     assert PRESETS["star-easy-ao-ip-cpu"]["model_config"]["position_period"] == 2
     assert PRESETS["maze-braided-medium-ip-cpu"]["model_config"]["token_shift"] is True
+    # AO-IP's policy is IP's network: the same inputs, so that IP against AO-IP compares the orders alone
+    for tier in ("perfect-easy", "braided-medium"):
+        ip, ao_ip = (PRESETS[f"maze-{tier}-{m}-cpu"]["model_config"] for m in ("ip", "ao-ip"))
+        assert {k: ao_ip.get(k) for k in inputs} == {k: ip.get(k) for k in inputs}, tier
     assert get_preset("maze-perfect-11x11-k3-ip-cpu")["model_config"]["token_shift"] is True  # a ladder rung's too
     assert not PRESETS["maze-perfect-paper-ip-gpu"]["model_config"].get("token_shift")
     # the maze CPU trunks of FlexMDM, LoFlexMDM and MDM get at least MAZE_CPU_MIN_HEADS heads; IP, AO-IP, ARM keep 2

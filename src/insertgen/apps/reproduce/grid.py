@@ -88,25 +88,28 @@ class Scale:
 SMALL_MOLECULES = {"train_size": 20_000}  # "small data" on a CPU: the first 20,000 MOSES training molecules
 
 # Model FLOPs per cell at CPU scale: equal for every model of a task, so that the tables do not depend on
-# how busy the machine was. Mazes and molecules: sized from the training rates measured here with two cells
-# at a time, one thread each (about 18 GFLOP/s at d_model 64, more at 128), about two minutes of training
-# for the maze presets and four for the molecule ones. Star graphs: from the learning-speed study
-# (docs/lab/learning.md): star-tiny 8e12 is about 1.3x what IP (2,000 steps) and 3x what AO-IP, ARM and MDM
-# needed to reach 95% there; star-easy 4.5e13 is about 20% more than IP (5,000 steps) and AO-IP (6,000)
-# needed on seed 0, about 25 minutes of one core. star-medium is learned by no model at any CPU budget
-# measured, so the CPU grid leaves it out (its budget stays for --tasks star-medium). smiles: 1.6e14, where IP and
+# how busy the machine was; each sized from the learning-speed studies to where the insertion models learn.
+# Star graphs (docs/lab/learning.md): star-tiny 8e12 is about 1.3x what IP (2,000 steps) and 3x what AO-IP, ARM and
+# MDM needed to reach 95% there; star-easy 4.5e13 is about 20% more than IP (5,000 steps) and AO-IP (6,000) needed
+# on seed 0, about 25 minutes of one core. star-medium is learned by no model at any CPU budget measured, so the CPU
+# grid leaves it out (its budget stays for --tasks star-medium). Mazes (docs/lab/learning-mazes.md): maze-perfect-easy
+# 6e13, where IP plans 97-99% (95% at 4.6-5.0e13 on two seeds), AO-IP 87-93%, MDM 90% and FlexMDM about 60%, 25-35
+# minutes of one core per cell; maze-braided-medium 4e14 (the IP paper's loops; the medium tiers share it), where
+# IP (3.8e14) and FlexMDM (3.7e14) first plan half the test problems and the ARM has planned 95% since 7.9e13, about
+# two hours of one core per cell. smiles: 1.6e14, where IP and
 # AO-IP write more than half valid molecules at their preset's temperature 0.5 (docs/lab/learning-molecules.md: at
 # 1.4e14 IP 67-70% valid at T = 0.4 on two seeds, AO-IP 57% at 1.1e14), about 45 minutes of one core per cell,
 # on the preset's 100,000 training molecules as the study; safe keeps the small budget and data until the
 # study finds a budget at which FlexMDM and LoFlexMDM learn SAFE (issue 35).
 CPU_FLOPS = {"star-tiny": "8e12flop", "star-easy": "4.5e13flop", "star-medium": "5e12flop",
-             "maze-perfect-easy": "2e12flop", "maze-perfect-medium": "5e12flop", "smiles": "1.6e14flop",
+             "maze-perfect-easy": "6e13flop", "maze-perfect-medium": "4e14flop", "maze-braided-medium": "4e14flop",
+             "smiles": "1.6e14flop",
              "safe": "1.2e13flop"}
 
 SCALES = {
-    # fits a 2-core CPU: 6 tasks x 6 models x 2 seeds in about 10 hours with --jobs 2 (star-easy and smiles are most
-    # of it: about 4.5 hours each)
-    "cpu": Scale("cpu", tasks=("star-tiny", "star-easy", "maze-perfect-easy", "maze-perfect-medium", "smiles", "safe"),
+    # a 2-core CPU: 6 tasks x 6 models x 2 seeds in about 25 hours with --jobs 2 (the braided medium mazes are half
+    # of it, about 13 hours; star-easy and smiles about 4.5 each, the easy mazes about 3)
+    "cpu": Scale("cpu", tasks=("star-tiny", "star-easy", "maze-perfect-easy", "maze-braided-medium", "smiles", "safe"),
                  seeds=(0, 1), budget=CPU_FLOPS, eval_n=500, sampler_steps=64,
                  task_options={"safe": SMALL_MOLECULES}),
     # the papers' model sizes and step counts (presets *-paper-*-gpu): for GPU clusters
