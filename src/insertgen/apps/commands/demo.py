@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from insertgen.apps.commands.common import THREADS
-from insertgen.apps.demo import DEMO_TASKS, run_demo
+from insertgen.apps.demo import DEMO_TASKS, MAZE_DEMO_N, MOLECULE_DEMO_N, MOLECULE_DEMO_N_BY_TASK, run_demo
 from insertgen.apps.sampler_flags import sampler_flags
 from insertgen.core.errors import InsertgenError
 from insertgen.core.threads import use_threads
@@ -20,8 +20,9 @@ from insertgen.models.registry import model_ids
 @click.option("--train", "do_train", is_flag=True,
               help="Train fresh models on this CPU (same budget each) instead of loading the shipped ones.")
 @click.option("-n", "n_graphs", type=click.IntRange(min=1), default=None,
-              help="Fresh test graphs (default 1,000), maze problems (500), or molecules sampled per model "
-                   "(500; smiles 120: its FlexMDM and LoFlexMDM take 256 steps a molecule).")
+              help=f"Fresh test graphs (default 1,000), maze problems ({MAZE_DEMO_N:,}), or molecules sampled per "
+                   f"model ({MOLECULE_DEMO_N:,}; " + ", ".join(f"{t} {n:,}" for t, n in MOLECULE_DEMO_N_BY_TASK.items())
+                   + ": its FlexMDM and LoFlexMDM take 256 steps a molecule).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--train-seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
               help="Training budget of --train, per model.")
