@@ -227,9 +227,9 @@ STAR_CPU_CURRICULUM = {("star-easy", "ao-ip"): ("star-small", 3_000)}
 # 34.8% at 5,000); MDM (4 heads) plans 47.2 / 41.6% at 2,000 steps against 19.6 / 24.2% plain. LoFlexMDM's
 # generator follows FlexMDM's (the two differ only in the schedules). AO-IP's policy is IP's network, so it reads
 # plans as IP does and IP against AO-IP compares the orders alone (the reproduce grid's maze cells); with the shift
-# AO-IP plans 92.6 / 87.4% after 10,000 steps on two seeds (rows 11 and 13; its control without the shift is not
-# run). Applied to those models' CPU presets of every maze family and tier (it changes how a plan is read, not the
-# maze); the paper presets keep the plain trunk.
+# AO-IP plans 92.6 / 87.4% after 10,000 steps on two seeds (rows 11 and 13; without it, row 26: behind at 1,000-4,000
+# steps, level at 5,000). Applied to those models' CPU presets of every maze family and tier (it changes how a
+# plan is read, not the maze); the paper presets keep the plain trunk.
 MAZE_CPU_INPUTS = {"ip": {"token_shift": True}, "ao-ip": {"token_shift": True}, "flexmdm": {"token_shift": True},
                    "loflexmdm": {"token_shift": True}, "mdm": {"token_shift": True}}
 MAZE_CPU_MIN_HEADS = {"flexmdm": 4, "loflexmdm": 4, "mdm": 4}  # at the easy tier's d_model 64 (medium has 4 already)
