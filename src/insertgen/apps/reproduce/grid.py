@@ -103,8 +103,7 @@ SMALL_MOLECULES = {"train_size": 20_000}  # "small data" on a CPU: the first 20,
 # study finds a budget at which FlexMDM and LoFlexMDM learn SAFE (issue 35).
 CPU_FLOPS = {"star-tiny": "8e12flop", "star-easy": "4.5e13flop", "star-medium": "5e12flop",
              "maze-perfect-easy": "6e13flop", "maze-perfect-medium": "4e14flop", "maze-braided-medium": "4e14flop",
-             "smiles": "1.6e14flop",
-             "safe": "1.2e13flop"}
+             "smiles": "1.6e14flop", "safe": "1.2e13flop"}
 
 SCALES = {
     # a 2-core CPU: 6 tasks x 6 models x 2 seeds in about 25 hours with --jobs 2 (the braided medium mazes are half
