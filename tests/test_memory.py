@@ -57,6 +57,24 @@ def test_an_evaluation_releases_the_memory_its_batch_freed(monkeypatch):
     assert calls == [1] and len(pairs) == 3 and "exact_match" in metrics
 
 
+@pytest.mark.parametrize("every_s,expected", [(0.0, 6), (3600.0, 0)])
+def test_training_releases_the_heap_once_per_interval_at_a_logging_step(tmp_path, monkeypatch, every_s, expected):
+    """Trainer.train gives the heap's free pages back at a logging step once RELEASE_EVERY_S seconds have
+    passed since the last release: at every one of the six logging steps when the interval is 0, at none of
+    them when it is an hour (a short run never pays for a walk of the heap)."""
+    from conftest import call_main
+    from insertgen.engine import train
+
+    calls = []
+    monkeypatch.setattr(train, "release_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(train, "RELEASE_EVERY_S", every_s)
+    argv = ["train", "--task", "star-tiny", "--model", "arm", "--steps", "6", "--out", tmp_path / "run",
+            "--set", "d_model=16", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=4",
+            "--set", "eval_every=0", "--set", "log_every=1", "--quiet"]
+    assert call_main(argv) == 0
+    assert len(calls) == expected
+
+
 def test_the_evaluation_memory_benchmark_writes_its_readings(tmp_path):
     """benchmarks/evaluation_memory.py on a shipped model: one reading per repeat, each way."""
     import json

@@ -20,6 +20,11 @@ it (up to float summation order).
 A non-finite loss or gradient norm stops the run with the last good checkpoint untouched
 (``on_nonfinite="stop"``), or skips that step's update (``"skip"``: the batch is consumed, parameters,
 optimiser and EMA are left as they were) until ``max_nonfinite_skips`` steps in a row have failed.
+
+Memory: batches of varying length leave the allocator's heap with free pages between the blocks still in
+use, which stay resident; every ``RELEASE_EVERY_S`` seconds of training (at a logging step) and after every
+evaluation those pages go back to the system (core/memory.py), so a long run's resident size follows what
+it holds rather than the largest batch it has met (the soak benchmark, docs/results.md).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from insertgen.core.distributed import (
 from insertgen.core.ema import EMA
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import to_json, write_text_atomic, writing
+from insertgen.core.memory import release_freed_memory
 from insertgen.core.options import from_dict
 from insertgen.core.rundir import METRICS, metrics_records
 from insertgen.engine.evaluate import evaluate_model
@@ -57,6 +63,8 @@ from insertgen.engine.sampler_settings import EVAL_SAMPLER, LEGACY_EVAL_KEYS, ch
 from insertgen.engine.training_state import load_training_state, save_training_state
 from insertgen.models.registry import family_of
 from insertgen.nn.transformer import Transformer
+
+RELEASE_EVERY_S = 60.0  # seconds of training between two releases of the heap's free pages
 
 
 @dataclass
@@ -350,6 +358,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress or not self.world.is_main,
                    desc="train", dynamic_ncols=True)
         window_tokens, window_start = 0.0, time.time()
+        released_at = time.time()
         last: dict = {}
         self._consecutive_skips = 0
         while self.step < cfg.steps:
@@ -372,6 +381,9 @@ class Trainer:
                 self._log(last)
                 bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}")
                 window_tokens, window_start = 0.0, time.time()
+                if time.time() - released_at >= RELEASE_EVERY_S:
+                    release_freed_memory()
+                    released_at = time.time()
             bar.update(1)
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.world.is_main:
                 metrics = self.validate()
