@@ -44,6 +44,7 @@ import torch
 
 from insertgen.apps.benchmarking import POSTERIOR_EXAMPLES, POSTERIOR_SAMPLES, machine
 from insertgen.core.io import to_json, write_text_atomic
+from insertgen.core.memory import blocks_mapped_apart
 from insertgen.core.options import parse_assignments
 from insertgen.core.threads import use_threads
 
@@ -177,8 +178,10 @@ def learn(task: str, model: str, steps: int, every: int, out: Path, preset: str 
         steps = min(steps, max(1, int(max_flops // record["flops_per_step"])))
 
     def point(loss, seconds: float, **extra) -> dict:
+        with blocks_mapped_apart():  # the evaluation does not grow the heap of the steps after it (core/memory.py)
+            measured = curve.evaluate(trainer, eval_n, model)
         return {"step": trainer.step, "flops": trainer.step * record["flops_per_step"], "loss": loss,
-                "seconds": seconds, **extra, **curve.evaluate(trainer, eval_n, model)}
+                "seconds": seconds, **extra, **measured}
 
     if not record["points"]:  # the first point: step 0, or the step of a run directory continued here
         record["points"].append(point(None, 0.0))

@@ -155,6 +155,7 @@ SLOW_TESTS = (
     "test_maze.py::test_every_model_trains_samples_and_evaluates_on_a_maze[mdm]",
     "test_maze_learning.py::test_smallest_maze_ladder_reports_time_to_success",
     "test_memory.py::test_the_evaluation_memory_benchmark_writes_its_readings",
+    "test_memory.py::test_the_evaluation_heap_benchmark_writes_its_readings",
     "test_maze_learning.py::test_smallest_maze_run_writes_its_documented_keys_and_continues",
     "test_maze_learning.py::test_the_decoding_sweep_measures_each_distinct_sampler_once",
     "test_maze_learning.py::test_the_maze_benchmark_refuses_other_tasks_and_bad_budgets",

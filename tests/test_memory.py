@@ -34,11 +34,11 @@ def test_freed_pages_between_live_blocks_are_returned():
 
 def test_release_is_a_no_op_without_glibc(monkeypatch):
     monkeypatch.setattr(memory.platform, "libc_ver", lambda: ("", ""))
-    memory._glibc_malloc_trim.cache_clear()
+    memory._glibc.cache_clear()
     try:
         assert memory.release_freed_memory() is False
     finally:
-        memory._glibc_malloc_trim.cache_clear()
+        memory._glibc.cache_clear()
 
 
 def test_an_evaluation_releases_the_memory_its_batch_freed(monkeypatch):
@@ -75,6 +75,55 @@ def test_training_releases_the_heap_once_per_interval_at_a_logging_step(tmp_path
     assert len(calls) == expected
 
 
+def mapped_apart_mib() -> float:
+    """Bytes glibc has mapped on their own, outside the heap (mallinfo2's hblkhd), in MiB."""
+    import ctypes
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from evaluation_heap import MallInfo2
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    return libc.mallinfo2().hblkhd / 2 ** 20
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_inside_the_context_large_blocks_are_mapped_apart_and_after_it_they_share_the_heap():
+    """An 8 MiB block made inside blocks_mapped_apart is mapped on its own (mapped bytes rise by 8 MiB while
+    it lives); made after it (threshold back at glibc's 32 MiB ceiling) it comes from the heap."""
+    with memory.blocks_mapped_apart():
+        before = mapped_apart_mib()
+        block = bytearray(8 * 2 ** 20)
+        assert mapped_apart_mib() - before >= 8
+        del block
+    before = mapped_apart_mib()
+    block = bytearray(8 * 2 ** 20)
+    assert mapped_apart_mib() - before < 1
+    del block
+
+
+def test_training_evaluates_with_its_blocks_mapped_apart(tmp_path, monkeypatch):
+    """Trainer.validate opens blocks_mapped_apart around the evaluation (one per periodic evaluation)."""
+    import contextlib
+
+    from conftest import call_main
+    from insertgen.engine import train
+
+    opened = []
+
+    @contextlib.contextmanager
+    def recording():
+        opened.append(1)
+        yield
+
+    monkeypatch.setattr(train, "blocks_mapped_apart", recording)
+    argv = ["train", "--task", "star-tiny", "--model", "arm", "--steps", "4", "--out", tmp_path / "run",
+            "--set", "d_model=16", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=4",
+            "--set", "eval_every=2", "--set", "eval_examples=2", "--quiet"]
+    assert call_main(argv) == 0
+    assert len(opened) == 2
+
+
 def test_the_evaluation_memory_benchmark_writes_its_readings(tmp_path):
     """benchmarks/evaluation_memory.py on a shipped model: one reading per repeat, each way."""
     import json
@@ -89,3 +138,31 @@ def test_the_evaluation_memory_benchmark_writes_its_readings(tmp_path):
     assert record["settings"]["n"] == 4 and record["loaded_mib"] > 0
     assert [set(r) for r in record["without_release"]] == [{"after_evaluation_mib", "after_trim_by_hand_mib"}] * 2
     assert len(record["with_release"]) == 2 and all(r["after_evaluation_mib"] > 0 for r in record["with_release"])
+
+
+def test_the_evaluation_heap_benchmark_writes_its_readings(tmp_path):
+    """benchmarks/evaluation_heap.py on a tiny run: each mode in its own process, a reading every 5 steps and
+    after each evaluation (steps 2 -> 12 with an evaluation every 5), the evaluations' seconds; the run it
+    reads is left as it was."""
+    import json
+    import subprocess
+
+    from conftest import call_main
+
+    run = tmp_path / "run"
+    assert call_main(["train", "--task", "star-tiny", "--model", "arm", "--steps", "2", "--out", run, "--set",
+                      "d_model=16", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "batch_size=4",
+                      "--set", "eval_every=0", "--quiet"]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "h.json"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "evaluation_heap.py"), "--run", str(run), "--steps",
+                    "10", "--every", "5", "-n", "3", "--out", str(out)], check=True, capture_output=True, timeout=300)
+    record = json.loads(out.read_text())
+    assert [m["mode"] for m in record["modes"]] == ["heap", "apart"]
+    for mode in record["modes"]:
+        assert mode["from_step"] == 2 and len(mode["evaluation_seconds"]) == 2
+        assert [(r["at"], r["step"]) for r in mode["readings"]] == [
+            ("training", 5), ("after evaluation", 5), ("training", 10), ("after evaluation", 10), ("training", 12)]
+        assert all(r["rss_mib"] > 0 and r["heap_mib"] >= r["heap_in_use_mib"] for r in mode["readings"])
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

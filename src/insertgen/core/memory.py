@@ -13,8 +13,23 @@ evaluation, 287 MiB after each ``malloc_trim(0)`` and after each evaluation that
 
 :func:`release_freed_memory` calls ``malloc_trim(0)``, which hands every wholly free page of the heap
 back (``madvise(MADV_DONTNEED)``), where the C library is glibc; elsewhere (musl, macOS, Windows) it does
-nothing. It walks the whole heap, so it belongs after large transient work (an evaluation), not in every
-training step.
+nothing. It walks the whole heap, so it belongs after large transient work (an evaluation), or once a minute
+of training, not in every training step.
+
+:func:`blocks_mapped_apart` is for an evaluation made inside a training process. The training step's
+tensors live on the heap (glibc's mmap threshold rises with the blocks freed, up to 32 MiB), and its
+resident size is the part of the heap a step touches. An evaluation of a whole batch (500 maze plans) at once
+needs more than a step: it grew the heap by its peak (932 -> 1,534 MiB, LoFlexMDM on maze-braided-medium),
+and the training steps after it spread over the larger heap, so the run's resident size rose for good at its
+first evaluation (1,208 -> 1,577 MiB at the next logged step; 1,650 -> 2,400 MiB over the soak's minutes),
+though the evaluation gave every page back. While the context is open, blocks of ``min_bytes`` (4 MiB) or
+more are mapped on their own, so the evaluation's large blocks go back to the system when freed and the
+heap keeps the size training gave it (911 -> 895 MiB). Mapping costs page faults: that evaluation took about
+a fifth longer (198 against 166 s, each beside another process on its core), which is why training steps
+keep the heap (a threshold of 1 MiB for the whole run made its steps about 40% slower). On leaving, the
+threshold is set to glibc's ceiling (32 MiB, where the dynamic threshold of a training process already sits)
+and the freed pages are released. Measured by ``benchmarks/evaluation_heap.py`` (docs/results.md, "long runs
+that hold steady").
 """
 
 from __future__ import annotations
@@ -23,21 +38,32 @@ import ctypes
 import ctypes.util
 import functools
 import platform
+from contextlib import contextmanager
+
+
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+GLIBC_MMAP_THRESHOLD_MAX = 32 * 2**20  # the ceiling of glibc's dynamic mmap threshold on 64-bit systems
+EVALUATION_MMAP_THRESHOLD = 4 * 2**20
 
 
 @functools.cache
-def _glibc_malloc_trim():
-    """glibc's ``malloc_trim`` (int malloc_trim(size_t pad)), or None where the C library is not glibc."""
+def _glibc():
+    """The C library where it is glibc (with ``malloc_trim`` and ``mallopt``), else None."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+        libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    return libc
+
+
+def _glibc_malloc_trim():
+    """glibc's ``malloc_trim`` (int malloc_trim(size_t pad)), or None where the C library is not glibc."""
+    libc = _glibc()
+    return None if libc is None else libc.malloc_trim
 
 
 def release_freed_memory() -> bool:
@@ -48,3 +74,20 @@ def release_freed_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+@contextmanager
+def blocks_mapped_apart(min_bytes: int = EVALUATION_MMAP_THRESHOLD):
+    """Inside, glibc maps every block of ``min_bytes`` or more on its own (``mallopt(M_MMAP_THRESHOLD)``), so
+    transient work does not grow the heap that training steps share; on leaving, the threshold goes to
+    glibc's ceiling and the free pages are released (module docstring). Does nothing without glibc."""
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, min_bytes)
+    try:
+        yield
+    finally:
+        libc.mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
+        libc.malloc_trim(0)

@@ -23,8 +23,9 @@ optimiser and EMA are left as they were) until ``max_nonfinite_skips`` steps in 
 
 Memory: batches of varying length leave the allocator's heap with free pages between the blocks still in
 use, which stay resident; every ``RELEASE_EVERY_S`` seconds of training (at a logging step) and after every
-evaluation those pages go back to the system (core/memory.py), so a long run's resident size follows what
-it holds rather than the largest batch it has met (the soak benchmark, docs/results.md).
+evaluation those pages go back to the system, and an evaluation's large blocks are mapped apart from that
+heap so that it does not grow it (core/memory.py); so a long run's resident size follows what it holds rather
+than the largest batch it has met (the soak benchmark, docs/results.md).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from insertgen.core.distributed import (
 from insertgen.core.ema import EMA
 from insertgen.core.errors import InsertgenError
 from insertgen.core.io import to_json, write_text_atomic, writing
-from insertgen.core.memory import release_freed_memory
+from insertgen.core.memory import blocks_mapped_apart, release_freed_memory
 from insertgen.core.options import from_dict
 from insertgen.core.rundir import METRICS, metrics_records
 from insertgen.engine.evaluate import evaluate_model
@@ -274,7 +275,7 @@ class Trainer:
     def validate(self) -> dict:
         examples = self.task.examples("validation")[: self.cfg.eval_examples]
         self.model.eval()
-        with self.ema.applied(self.model):
+        with self.ema.applied(self.model), blocks_mapped_apart():  # not growing the steps' heap (core/memory.py)
             metrics, _ = evaluate_model(self.model, self.task, examples,
                                         family_of(self.model).sampler_options(dict(
                                             self.cfg.eval_sampler, top_k=1 if self.task.greedy_by_default else None)),
