@@ -21,9 +21,10 @@ tensors live on the heap (glibc's mmap threshold rises with the blocks freed, up
 resident size is the part of the heap a step touches. An evaluation of a whole batch (500 maze plans) at once
 needs more than a step, and it grew the heap by its peak at each evaluation; the training steps after it
 spread over the larger heap, so the run's resident size rose for good at its evaluations though each gave
-every page back. While the context is open, blocks of ``min_bytes`` (4 MiB) or more are mapped on their own:
-the evaluation's large blocks go back to the system when freed and the heap keeps the size training gave
-it. On leaving, the threshold is set to glibc's ceiling (32 MiB, where the dynamic threshold of a training
+every page back. While the context is open, blocks of ``min_bytes`` (4 MiB) or more that the heap's free
+memory cannot hold are mapped on their own instead of growing the heap (glibc's threshold decides only how the
+heap grows): the evaluation's large blocks go back to the system when freed and the heap keeps the size
+training gave it. On leaving, the threshold is set to glibc's ceiling (32 MiB, where the dynamic threshold of a training
 process sits) and the freed pages are released. Mapping costs page faults, so the evaluation is slower;
 training steps keep the heap, which they reuse from step to step. Measured by
 ``benchmarks/evaluation_heap.py`` on the braided-medium LoFlexMDM (docs/results.md, "long runs that hold
