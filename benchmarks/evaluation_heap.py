@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import shutil
@@ -42,12 +43,18 @@ class MallInfo2(ctypes.Structure):
                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
+@functools.cache
+def mallinfo2():
+    """glibc's ``mallinfo2`` (struct mallinfo2 mallinfo2(void))."""
+    function = ctypes.CDLL("libc.so.6").mallinfo2
+    function.restype = MallInfo2
+    return function
+
+
 def heap_reading(label: str, step: int) -> dict:
     from soak import rss_mb
 
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = MallInfo2
-    info, mib = libc.mallinfo2(), 2.0 ** 20
+    info, mib = mallinfo2()(), 2.0 ** 20
     return {"at": label, "step": step, "rss_mib": rss_mb(os.getpid()), "heap_mib": info.arena / mib,
             "heap_in_use_mib": info.uordblks / mib, "heap_free_mib": info.fordblks / mib,
             "mapped_apart_mib": info.hblkhd / mib}
@@ -57,9 +64,7 @@ def one_mode(run: Path, mode: str, steps: int, every: int, n: int, sampler_steps
     """Continue a copy of ``run`` under ``mode`` (module docstring); the readings."""
     from insertgen.core.memory import blocks_mapped_apart
     from insertgen.engine import train as train_module
-    from insertgen.engine.evaluate import evaluate_model
     from insertgen.engine.training_run import prepare_run
-    from insertgen.models.registry import family_of
 
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "run"
@@ -70,26 +75,21 @@ def one_mode(run: Path, mode: str, steps: int, every: int, n: int, sampler_steps
                                  resume=True)
         start = trainer.step
         trainer.cfg.steps, trainer.cfg.eval_every, trainer.cfg.log_every = start + steps, every, 5
-        trainer.cfg.checkpoint_every = 10 ** 9
+        trainer.cfg.checkpoint_every, trainer.cfg.eval_examples = 10 ** 9, n
         readings, seconds = [], []
         model_id = json.loads((copy / "config.json").read_text())["model"]
+        validate = trainer.validate  # the trainer's own evaluation; its context is this benchmark's to choose
+        train_module.blocks_mapped_apart = contextlib.nullcontext
 
         def evaluate() -> dict:
-            context = blocks_mapped_apart() if mode == "apart" else contextlib.nullcontext()
             began = time.time()
-            with context:
+            with blocks_mapped_apart() if mode == "apart" else contextlib.nullcontext():
                 if trainer.task.name.startswith("maze"):
                     from maze_learning import MazeCurve
 
                     metrics = MazeCurve(sampler_steps).evaluate(trainer, n, model_id)
                 else:
-                    trainer.model.eval()
-                    with trainer.ema.applied(trainer.model):
-                        options = family_of(trainer.model).sampler_options(dict(
-                            trainer.cfg.eval_sampler, top_k=1 if trainer.task.greedy_by_default else None))
-                        metrics, _ = evaluate_model(trainer.model, trainer.task,
-                                                    trainer.task.examples("validation")[:n], options, seed=0)
-                    trainer.model.train()
+                    metrics = validate()
             seconds.append(time.time() - began)
             return metrics
 

@@ -76,13 +76,11 @@ def test_training_releases_the_heap_once_per_interval_at_a_logging_step(tmp_path
 
 
 MAPPED_APART_PROBE = """
-import ctypes, sys
+import sys
 sys.path.insert(0, sys.argv[1])
-from evaluation_heap import MallInfo2
+from evaluation_heap import mallinfo2
 from insertgen.core import memory
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
-mapped = lambda: libc.mallinfo2().hblkhd / 2 ** 20
+mapped = lambda: mallinfo2()().hblkhd / 2 ** 20
 with memory.blocks_mapped_apart():
     before = mapped()
     block = bytearray(8 * 2 ** 20)

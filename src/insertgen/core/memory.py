@@ -62,27 +62,22 @@ def _glibc():
     return libc
 
 
-def _glibc_malloc_trim():
-    """glibc's ``malloc_trim`` (int malloc_trim(size_t pad)), or None where the C library is not glibc."""
-    libc = _glibc()
-    return None if libc is None else libc.malloc_trim
-
-
 def release_freed_memory() -> bool:
     """Return the heap's free pages to the system (glibc's ``malloc_trim(0)``); True when it was called,
     False where the C library has no such call (nothing is done there)."""
-    trim = _glibc_malloc_trim()
-    if trim is None:
+    libc = _glibc()
+    if libc is None:
         return False
-    trim(0)
+    libc.malloc_trim(0)
     return True
 
 
 @contextmanager
 def blocks_mapped_apart(min_bytes: int = EVALUATION_MMAP_THRESHOLD):
-    """Inside, glibc maps every block of ``min_bytes`` or more on its own (``mallopt(M_MMAP_THRESHOLD)``), so
-    transient work does not grow the heap that training steps share; on leaving, the threshold goes to
-    glibc's ceiling and the free pages are released (module docstring). Does nothing without glibc."""
+    """Inside, glibc maps a block of ``min_bytes`` or more on its own where the heap's free memory cannot hold it
+    (``mallopt(M_MMAP_THRESHOLD)``), so transient work does not grow the heap that training steps share; on
+    leaving, the threshold goes to glibc's ceiling and the free pages are released (module docstring). Does
+    nothing without glibc."""
     libc = _glibc()
     if libc is None:
         yield
@@ -92,4 +87,4 @@ def blocks_mapped_apart(min_bytes: int = EVALUATION_MMAP_THRESHOLD):
         yield
     finally:
         libc.mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
-        libc.malloc_trim(0)
+        release_freed_memory()
